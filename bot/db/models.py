@@ -1,0 +1,106 @@
+"""Tables of the callback core: inbox receipts, outbox calls, shared access tokens, customers.
+
+Business features add their own modules of models (``bot/db/<feature>.py``) on the same ``Base``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.db.types import UTCDateTime
+
+# BigInteger on PostgreSQL, INTEGER (rowid alias, autoincrement) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Receipt(Base):
+    """One callback as received: claimed (committed) before WeChat gets its 200."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(48))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    # pending → done | failed; a pending row whose lease ran out is re-dispatched by the sweeper.
+    status: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_receipts_status_lease", "status", "lease_until"),
+        Index("ix_receipts_received_at", "received_at"),
+    )
+
+
+class OutboxCall(Base):
+    """One platform call to make: pending → sending → sent | failed | expired."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    receipt_id: Mapped[int | None] = mapped_column(BigId)
+    platform: Mapped[str] = mapped_column(String(8))
+    api: Mapped[str] = mapped_column(String(96))
+    payload: Mapped[dict[str, Any]]
+    priority: Mapped[int] = mapped_column(Integer, default=100)  # lower runs first
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    deadline_at: Mapped[datetime | None]  # e.g. welcome_code + 20 s: past it the call is expired
+    lease_until: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at", "priority"),)
+
+
+class AccessToken(Base):
+    """Platform access tokens shared by every replica; ``refresh_lease_until`` makes refresh single-flight."""
+
+    __tablename__ = "access_tokens"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime]
+    refresh_lease_until: Mapped[datetime | None]
+    refresh_owner: Mapped[str | None] = mapped_column(String(64))
+
+
+class Customer(Base):
+    """One person however many doors they came through (WeCom external contact, OA follower)."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    external_userid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    unionid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    wecom_friend: Mapped[bool] = mapped_column(default=False)
+    mp_follower: Mapped[bool] = mapped_column(default=False)
