@@ -47,7 +47,13 @@ class _ContactEvent(Event):
 
     def key_parts(self) -> tuple[Any, ...]:
         r = self.raw
-        return (r.get("ChangeType"), self.user_id, self.external_userid, self.create_time, r.get("WelcomeCode"))
+        return (
+            r.get("ChangeType"),
+            self.user_id,
+            self.external_userid,
+            self.create_time,
+            r.get("WelcomeCode"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,13 @@ class _GroupEvent(Event):
 
     def key_parts(self) -> tuple[Any, ...]:
         r = self.raw
-        return (self.chat_id, r.get("ChangeType"), r.get("UpdateDetail"), self.create_time, r.get("CurMemVer"))
+        return (
+            self.chat_id,
+            r.get("ChangeType"),
+            r.get("UpdateDetail"),
+            self.create_time,
+            r.get("CurMemVer"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,33 @@
+"""Read-only operator queries behind the CLI (``siyu-bot events``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.db.engine import make_engine
+from bot.db.models import Receipt
+
+
+async def print_recent_events(settings: Settings, limit: int, status: str | None, kind: str | None) -> int:
+    engine = make_engine(settings.database)
+    try:
+        query = select(Receipt).order_by(Receipt.id.desc()).limit(limit)
+        if status:
+            query = query.where(Receipt.status == status)
+        if kind:
+            query = query.where(Receipt.kind == kind)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    finally:
+        await engine.dispose()
+    tz = settings.tz
+    print(
+        f"{'id':>7}  {'received (' + settings.timezone + ')':<27}{'platform':<9}{'kind':<24}{'status':<8}tries  error"
+    )
+    for r in rows:
+        when = r.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{r.id:>7}  {when:<27}{r.platform:<9}{r.kind:<24}{r.status:<8}{r.attempts:>5}  {r.error or ''}")
+    if not rows:
+        print("(no events yet)")
+    return 0

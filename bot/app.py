@@ -1,0 +1,173 @@
+"""Application factory: one owner per resource, torn down in the agreed order.
+
+``cleanup_ctx`` entries are set up in order and torn down in reverse, so the order below gives
+shutdown = stop intake (aiohttp closes the listener first) → background workers (sweeper,
+dispatcher drain, inbox writer) → outbox → platform HTTP client → database engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.db.engine import make_engine, sessionmaker
+from bot.dispatcher import Dispatcher, Router
+from bot.inbox import ReceiptWriter, Sweeper
+from bot.metrics import Metrics
+from bot.ops import add_ops_routes
+from bot.outbox import OutboxWorker, PlatformCaller
+from bot.platform.mp import MpClient
+from bot.platform.tokens import DbTokenStore, RedisTokenStore, TokenStore
+from bot.platform.wecom import WeComClient
+from bot.transport import MpEndpoint, WeComEndpoint, add_callback_routes
+from bot.wechat import EnvelopeCrypto
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the running app owns, reachable from handlers as ``ctx.services``."""
+
+    settings: Settings
+    clock: Clock
+    rng: random.Random
+    metrics: Metrics = field(default_factory=Metrics)
+    engine: AsyncEngine | None = None
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    http: aiohttp.ClientSession | None = None
+    clients: dict[str, PlatformCaller] = field(default_factory=dict)
+    outbox: OutboxWorker | None = None
+    writer: ReceiptWriter | None = None
+    dispatcher: Dispatcher | None = None
+    sweeper: Sweeper | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def default_routers() -> list[Router]:
+    from handlers import all_routers
+
+    return all_routers()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    routers: Iterable[Router] | None = None,
+) -> web.Application:
+    services = Services(
+        settings=settings,
+        clock=clock or SystemClock(),
+        rng=rng or random.Random(secrets.randbits(64)),
+    )
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[SERVICES] = services
+    chosen = list(routers) if routers is not None else default_routers()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_platform_clients)
+    app.cleanup_ctx.append(_outbox)
+    app.cleanup_ctx.append(lambda a: _intake(a, chosen))
+    common: dict[str, Any] = {"intake": services, "max_body": settings.server.max_body_bytes}
+    wecom, mp = _wecom_endpoint(settings, common), _mp_endpoint(settings, common)
+    add_callback_routes(app, settings.server.wecom_path, settings.server.mp_path, wecom, mp)
+    add_ops_routes(app, services)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    s = app[SERVICES]
+    s.engine = make_engine(s.settings.database)
+    s.sessions = sessionmaker(s.engine)
+    yield
+    await s.engine.dispose()
+
+
+async def _token_store(s: Services) -> tuple[TokenStore, Any]:
+    url = s.settings.redis.url.get()
+    if url:
+        import redis.asyncio as redis
+
+        client = redis.from_url(url)
+        return RedisTokenStore(client, s.clock), client
+    assert s.sessions is not None
+    return DbTokenStore(s.sessions, s.clock), None
+
+
+async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
+    s = app[SERVICES]
+    s.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    store, redis_client = await _token_store(s)
+    if s.settings.wecom.corp_id:
+        s.clients["wecom"] = WeComClient(s.http, s.settings.wecom, store, s.clock)
+    if s.settings.official_account.app_id:
+        s.clients["mp"] = MpClient(s.http, s.settings.official_account, store, s.clock)
+    yield
+    await s.http.close()
+    if redis_client is not None:
+        await redis_client.aclose()
+
+
+async def _outbox(app: web.Application) -> AsyncIterator[None]:
+    s = app[SERVICES]
+    assert s.engine is not None
+    s.outbox = OutboxWorker(s.engine, s.clients, s.clock, s.settings.outbox, s.metrics)
+    s.outbox.start()
+    yield
+    await s.outbox.stop(s.settings.server.shutdown_grace_seconds)
+
+
+async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[None]:
+    s = app[SERVICES]
+    assert s.engine is not None and s.sessions is not None and s.outbox is not None
+    cfg = s.settings
+    s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
+    s.writer = ReceiptWriter(s.engine, s.clock, cfg.inbox.lease_seconds, cfg.inbox.batch_max)
+    s.writer.start()
+    s.sweeper = Sweeper(
+        s.engine, s.clock, cfg.inbox.lease_seconds, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit
+    )
+    s.sweeper.start()
+    yield
+    await s.sweeper.stop()
+    await s.writer.stop()
+    await s.dispatcher.drain(cfg.server.shutdown_grace_seconds)
+    s.writer = None
+
+
+def _wecom_endpoint(cfg: Settings, common: dict[str, Any]) -> WeComEndpoint | None:
+    w = cfg.wecom
+    if not w.callback_enabled:
+        return None
+    crypto = EnvelopeCrypto(w.token.get(), w.encoding_aes_key.get(), w.corp_id, work=True)
+    return WeComEndpoint(crypto, **common)
+
+
+def _mp_endpoint(cfg: Settings, common: dict[str, Any]) -> MpEndpoint | None:
+    oa = cfg.official_account
+    if not oa.callback_enabled:
+        return None
+    crypto = None
+    if oa.encoding_aes_key:
+        crypto = EnvelopeCrypto(oa.token.get(), oa.encoding_aes_key.get(), oa.app_id, work=False)
+    return MpEndpoint(
+        token=oa.token.get(),
+        crypto=crypto,
+        allow_plain=oa.allow_plain,
+        reply_budget=cfg.server.reply_budget_seconds,
+        **common,
+    )

@@ -1,0 +1,124 @@
+"""``siyu-bot`` command line: serve, migrate, demo, events, content."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings, redact_url, secret_values
+from bot.logs import configure_logging
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = args.config
+    if path is None and Path("config.toml").exists():
+        path = "config.toml"
+    return load_settings(path)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bot.db.migrate import upgrade
+
+    settings = _settings(args)
+    upgrade(settings.database.url.get())
+    print(f"database at head: {redact_url(settings.database.url.get())}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import build_app
+    from bot.db.migrate import pending_migrations, upgrade
+
+    settings = _settings(args)
+    configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
+    url = settings.database.url.get()
+    if url.startswith("sqlite"):
+        upgrade(url)  # the embedded default migrates itself; PostgreSQL is migrated explicitly
+    elif asyncio.run(pending_migrations(url)):
+        print("error: database is not at the newest migration; run `siyu-bot migrate` first", file=sys.stderr)
+        return 2
+    app = build_app(settings)
+    web.run_app(
+        app,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        shutdown_timeout=settings.server.shutdown_grace_seconds,
+        access_log=None,
+        print=lambda msg: print(msg, file=sys.stderr),
+    )
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from bot.admin_queries import print_recent_events
+
+    settings = _settings(args)
+    return asyncio.run(print_recent_events(settings, args.limit, args.status, args.kind))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    code: int = asyncio.run(run_demo(speed=args.speed, keep=args.keep))
+    return code
+
+
+def cmd_content_check(args: argparse.Namespace) -> int:
+    from bot.content import check_command
+
+    return check_command(args.dir or _content_dir(args))
+
+
+def _content_dir(args: argparse.Namespace) -> str:
+    try:
+        return _settings(args).content_dir
+    except ConfigError:
+        return "content"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="siyu-bot", description=__doc__)
+    p.add_argument("-c", "--config", default=os.environ.get("SIYU_CONFIG"), help="TOML config (default ./config.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the callback server")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="upgrade the database to the newest migration").set_defaults(func=cmd_migrate)
+    d = sub.add_parser("demo", help="server + simulated WeChat on SQLite, a scripted customer journey")
+    d.add_argument("--speed", type=float, default=1.0, help="simulated clock speed-up")
+    d.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
+    d.set_defaults(func=cmd_demo)
+    e = sub.add_parser("events", help="recent callbacks with their status")
+    e.add_argument("--limit", type=int, default=20)
+    e.add_argument("--status", choices=["pending", "done", "failed"])
+    e.add_argument("--kind")
+    e.set_defaults(func=cmd_events)
+    c = sub.add_parser("content", help="operator content in content/")
+    csub = c.add_subparsers(dest="content_command", required=True)
+    chk = csub.add_parser("check", help="validate content files (file, key, reason)")
+    chk.add_argument("dir", nargs="?")
+    chk.set_defaults(func=cmd_content_check)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""What a handler gets besides its event: the open transaction, clock, rng, settings, services.
+
+Handlers never see HTTP, XML or wechatpy. Platform calls are requested with
+:meth:`Context.call_platform`, which writes an outbox row in the handler's own transaction, so
+the call happens if and only if the business change commits.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db.models import OutboxCall
+
+# Priorities: lower runs first. Welcome sends jump the queue (20-second welcome_code).
+PRIORITY_WELCOME = 0
+PRIORITY_REPLY = 10
+PRIORITY_DEFAULT = 100
+PRIORITY_BULK = 500
+
+
+@dataclass
+class Context:
+    session: AsyncSession
+    settings: Settings
+    clock: Clock
+    rng: random.Random
+    receipt_id: int | None
+    services: Any = None
+    _calls: list[OutboxCall] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def call_platform(
+        self,
+        platform: str,
+        api: str,
+        payload: dict[str, Any],
+        *,
+        key: str,
+        priority: int = PRIORITY_DEFAULT,
+        deadline: datetime | None = None,
+        not_before: datetime | None = None,
+    ) -> OutboxCall:
+        """Queue one platform call. ``key`` makes it idempotent within this receipt (or globally
+        when the handler passes a globally unique key such as ``welcome:<welcome_code>``)."""
+        now = self.clock.now()
+        scope = f"r{self.receipt_id}" if self.receipt_id is not None else "adhoc"
+        call = OutboxCall(
+            idempotency_key=key if ":" in key and key.split(":", 1)[0] in _GLOBAL_SCOPES else f"{scope}:{key}",
+            receipt_id=self.receipt_id,
+            platform=platform,
+            api=api,
+            payload=payload,
+            priority=priority,
+            state="pending",
+            attempts=0,
+            created_at=now,
+            next_attempt_at=not_before or now,
+            deadline_at=deadline,
+        )
+        self.session.add(call)
+        self._calls.append(call)
+        return call
+
+    async def flush_outbox(self) -> list[int]:
+        """Flush queued calls (assigning ids) so the outbox worker can be poked after commit."""
+        if not self._calls:
+            return []
+        await self.session.flush()
+        return [c.id for c in self._calls]
+
+
+# Keys with these prefixes are unique across receipts (a welcome_code can be used only once).
+_GLOBAL_SCOPES = {"welcome", "global"}

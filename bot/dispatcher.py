@@ -1,0 +1,173 @@
+"""Routes typed events to handler functions and runs them exactly once per receipt.
+
+One receipt = one database transaction: the receipt is flipped ``pending → done`` first (a
+conditional UPDATE, so a second runner of the same receipt — a sweeper on another replica — finds
+nothing to do and rolls back), then the handlers run and write business state and outbox rows in
+the same transaction. Platform calls happen only after the commit, from the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.context import Context
+from bot.db.models import Receipt
+from bot.events import Event
+from bot.metrics import Metrics
+from bot.replies import Reply
+from bot.reply_slot import ReplySlot
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Context], Awaitable[Reply | None]]
+
+
+class Router:
+    """A feature's handlers: ``@router.on(FriendAdded)`` registers a function for that event type."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handlers: list[tuple[tuple[type[Event], ...], Handler]] = []
+
+    def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self._handlers.append((event_types, fn))
+            return fn
+
+        return register
+
+    def handlers_for(self, event: Event) -> list[Handler]:
+        return [fn for types, fn in self._handlers if isinstance(event, types)]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        routers: Iterable[Router],
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Clock,
+        rng: random.Random,
+        metrics: Metrics,
+        on_outbox: Callable[[list[int]], None],
+        services: Any = None,
+    ) -> None:
+        self._routers = list(routers)
+        self._sessions = sessions
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng
+        self._metrics = metrics
+        self._on_outbox = on_outbox
+        self._services = services
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(max(2, settings.database.pool_size))
+
+    def handlers_for(self, event: Event) -> list[Handler]:
+        return [h for r in self._routers for h in r.handlers_for(event)]
+
+    def submit(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
+        """Run the event's handlers in a tracked background task."""
+        task = asyncio.create_task(self.run(receipt_id, event, slot), name=f"dispatch-{receipt_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for running handlers (shutdown); whatever is cut off stays pending for the sweeper."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def run(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
+        started = time.perf_counter()
+        outcome = "done"
+        try:
+            async with self._limit:
+                outcome = await self._run_once(receipt_id, event, slot)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            outcome = "error"
+            log.exception("handlers failed", extra={"receipt_id": receipt_id, "event_kind": event.kind})
+            await self._record_failure(receipt_id, exc)
+        finally:
+            if slot is not None:
+                slot.deliver(None)  # no-op when a reply was already delivered
+            self._metrics.observe("siyu_handler_seconds", time.perf_counter() - started, kind=event.kind)
+            self._metrics.inc("siyu_handler_runs_total", kind=event.kind, outcome=outcome)
+
+    async def _run_once(self, receipt_id: int, event: Event, slot: ReplySlot | None) -> str:
+        now = self._clock.now()
+        inline: Reply | None = None
+        async with self._sessions() as session, session.begin():
+            claimed = await session.execute(
+                update(Receipt)
+                .where(Receipt.id == receipt_id, Receipt.status == "pending")
+                .values(status="done", finished_at=now, attempts=Receipt.attempts + 1, error=None)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return "already_done"
+            ctx = Context(session, self._settings, self._clock, self._rng, receipt_id, self._services)
+            reply = await self._call_handlers(event, ctx)
+            if reply is not None:
+                inline = self._place_reply(reply, event, ctx, slot)
+            new_calls = await ctx.flush_outbox()
+        if inline is not None and slot is not None:
+            slot.deliver(inline)
+            self._metrics.inc("siyu_passive_replies_total", outcome="inline")
+        if new_calls:
+            self._on_outbox(new_calls)
+        return "done"
+
+    async def _call_handlers(self, event: Event, ctx: Context) -> Reply | None:
+        reply: Reply | None = None
+        for handler in self.handlers_for(event):
+            result = await handler(event, ctx)
+            if reply is None and result is not None:
+                reply = result
+        return reply
+
+    def _place_reply(self, reply: Reply, event: Event, ctx: Context, slot: ReplySlot | None) -> Reply | None:
+        """Inline when the HTTP request still waits; otherwise a customer-service message (§8.4)."""
+        if slot is not None and slot.try_take():
+            return reply
+        openid = getattr(event, "openid", None)
+        if event.platform == "mp" and openid:
+            ctx.call_platform("mp", "message/custom/send", reply.custom_message(openid), key="late-reply", priority=10)
+            self._metrics.inc("siyu_passive_replies_total", outcome="late")
+        return None
+
+    async def _record_failure(self, receipt_id: int, exc: BaseException) -> None:
+        inbox = self._settings.inbox
+        now = self._clock.now()
+        try:
+            async with self._sessions() as session, session.begin():
+                receipt = await session.get(Receipt, receipt_id)
+                if receipt is None or receipt.status != "pending":
+                    return
+                receipt.attempts += 1
+                receipt.error = f"{type(exc).__name__}: {exc}"[:2000]
+                if receipt.attempts >= inbox.max_attempts:
+                    receipt.status, receipt.finished_at = "failed", now
+                else:  # back off: the sweeper retries after the lease runs out
+                    receipt.lease_until = now + timedelta(seconds=inbox.lease_seconds * 2 ** (receipt.attempts - 1))
+        except Exception:
+            log.exception("could not record handler failure", extra={"receipt_id": receipt_id})

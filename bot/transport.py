@@ -1,0 +1,234 @@
+"""HTTP transport for callbacks: verify → decrypt → parse → durable receipt → ack.
+
+WeCom (reference §1.2–1.3): GET answers the decrypted ``echostr`` within 1 s; POST is always
+encrypted (``msg_signature`` over ``Encrypt``). Official Account (§1.4): GET checks the plain
+``signature`` and echoes ``echostr``; POST is safe mode (``encrypt_type=aes``, ``msg_signature``)
+unless ``official_account.allow_plain`` is set. A forged or malformed callback gets a 4xx and
+nothing is stored; a callback is answered 200 only after its receipt is committed (503 if the
+database fails, so WeChat retries). Official Account events may get a passive reply inside the
+reply budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from bot.dispatcher import Dispatcher
+from bot.event_parser import from_fields
+from bot.events import Event, Followed, MenuClicked, Platform, Scanned, TextReceived
+from bot.inbox import ReceiptWriter
+from bot.metrics import Metrics
+from bot.reply_slot import ReplySlot
+from bot.wechat import CallbackRejected, EnvelopeCrypto, extract_encrypt, parse_xml, render_xml, signature
+
+log = logging.getLogger(__name__)
+
+# Events the Official Account lets us answer in the HTTP response itself (reference §8.3/§8.6).
+REPLYABLE = (TextReceived, MenuClicked, Followed, Scanned)
+_REPLY_GRACE = 1.2  # a reply already taken before the budget ran out may still finish (< 5 s total)
+
+
+def query_params(request: web.Request) -> dict[str, str]:
+    """Parse the query with ``unquote`` (not ``unquote_plus``): a literal ``+`` in echostr stays ``+``."""
+    out: dict[str, str] = {}
+    for pair in request.query_string.split("&"):
+        if pair:
+            key, _, value = pair.partition("=")
+            out.setdefault(unquote(key), unquote(value))
+    return out
+
+
+def _required(params: dict[str, str], *names: str) -> list[str]:
+    missing = [n for n in names if not params.get(n)]
+    if missing:
+        raise CallbackRejected(400, f"missing query parameter(s): {', '.join(missing)}")
+    return [params[n] for n in names]
+
+
+class Intake(Protocol):
+    """What the endpoints need at request time (the app's Services; set up after routes are frozen)."""
+
+    metrics: Metrics
+    writer: ReceiptWriter | None
+    dispatcher: Dispatcher | None
+
+
+class CallbackEndpoint:
+    """Shared intake for one platform: body cap, claim, dispatch, metrics."""
+
+    platform: Platform
+
+    def __init__(self, intake: Intake, max_body: int) -> None:
+        self._intake = intake
+        self._metrics = intake.metrics
+        self._max_body = max_body
+
+    @property
+    def _writer(self) -> ReceiptWriter:
+        if self._intake.writer is None:
+            raise CallbackRejected(503, "starting up")
+        return self._intake.writer
+
+    @property
+    def _dispatcher(self) -> Dispatcher:
+        if self._intake.dispatcher is None:
+            raise CallbackRejected(503, "starting up")
+        return self._intake.dispatcher
+
+    async def _body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise CallbackRejected(413, "body too large")
+        body = await request.content.read(self._max_body + 1)
+        if len(body) > self._max_body:
+            raise CallbackRejected(413, "body too large")
+        if not body:
+            raise CallbackRejected(400, "empty body")
+        return body
+
+    def _rejected(self, exc: CallbackRejected, request: web.Request) -> web.Response:
+        self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind="-", outcome=f"rejected_{exc.status}")
+        log.warning(
+            "callback rejected",
+            extra={
+                "platform": self.platform,
+                "status": exc.status,
+                "reason": exc.reason,
+                "peer": request.remote,
+            },
+        )
+        return web.Response(status=exc.status, text=exc.reason)
+
+    async def _store(self, event: Event) -> tuple[int | None, web.Response | None]:
+        try:
+            claim = await self._writer.claim(event)
+        except CallbackRejected as exc:
+            return None, web.Response(status=exc.status, text=exc.reason)
+        except Exception:
+            self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind=event.kind, outcome="store_failed")
+            return None, web.Response(status=503, text="try again")
+        if claim.duplicate:
+            self._metrics.inc("siyu_dedup_hits_total", platform=self.platform, kind=event.kind)
+            self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind=event.kind, outcome="duplicate")
+            return None, None
+        self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind=event.kind, outcome="stored")
+        return claim.receipt_id, None
+
+
+class WeComEndpoint(CallbackEndpoint):
+    platform: Platform = "wecom"
+
+    def __init__(self, crypto: EnvelopeCrypto, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._crypto = crypto
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        try:
+            sig, ts, nonce, echostr = _required(query_params(request), "msg_signature", "timestamp", "nonce", "echostr")
+            self._crypto.check(sig, ts, nonce, echostr)
+            return web.Response(text=self._crypto.decrypt(echostr))
+        except CallbackRejected as exc:
+            return self._rejected(exc, request)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        try:
+            sig, ts, nonce = _required(query_params(request), "msg_signature", "timestamp", "nonce")
+            encrypt = extract_encrypt(parse_xml(await self._body(request)))
+            self._crypto.check(sig, ts, nonce, encrypt)
+            event = from_fields("wecom", parse_xml(self._crypto.decrypt(encrypt)))
+        except CallbackRejected as exc:
+            return self._rejected(exc, request)
+        receipt_id, failure = await self._store(event)
+        if failure is not None:
+            return failure
+        if receipt_id is not None:
+            self._dispatcher.submit(receipt_id, event)
+        return web.Response(text="")  # 200 with an empty body: "received, no passive reply" (§2.1)
+
+
+class MpEndpoint(CallbackEndpoint):
+    platform: Platform = "mp"
+
+    def __init__(
+        self, token: str, crypto: EnvelopeCrypto | None, allow_plain: bool, reply_budget: float, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self._token = token
+        self._crypto = crypto
+        self._allow_plain = allow_plain
+        self._budget = reply_budget
+
+    def _check_plain(self, params: dict[str, str]) -> None:
+        sig, ts, nonce = _required(params, "signature", "timestamp", "nonce")
+        if signature(self._token, ts, nonce) != sig:
+            raise CallbackRejected(403, "bad signature")
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        try:
+            params = query_params(request)
+            self._check_plain(params)
+            (echostr,) = _required(params, "echostr")
+            return web.Response(text=echostr)
+        except CallbackRejected as exc:
+            return self._rejected(exc, request)
+
+    async def receive(self, request: web.Request) -> web.Response:
+        try:
+            params = query_params(request)
+            encrypted = params.get("encrypt_type", "raw") == "aes"
+            event = await self._decode(request, params, encrypted)
+        except CallbackRejected as exc:
+            return self._rejected(exc, request)
+        receipt_id, failure = await self._store(event)
+        if failure is not None:
+            return failure
+        if receipt_id is None:
+            return web.Response(text="success")
+        if not isinstance(event, REPLYABLE):
+            self._dispatcher.submit(receipt_id, event)
+            return web.Response(text="success")
+        slot = ReplySlot()
+        self._dispatcher.submit(receipt_id, event, slot)
+        reply = await slot.wait(self._budget, _REPLY_GRACE)
+        if reply is None:
+            return web.Response(text="success")
+        return self._render_reply(event, reply.passive_fields(), params, encrypted)
+
+    async def _decode(self, request: web.Request, params: dict[str, str], encrypted: bool) -> Event:
+        if encrypted:
+            if self._crypto is None:
+                raise CallbackRejected(400, "safe mode is not configured (no EncodingAESKey)")
+            sig, ts, nonce = _required(params, "msg_signature", "timestamp", "nonce")
+            encrypt = extract_encrypt(parse_xml(await self._body(request)))
+            self._crypto.check(sig, ts, nonce, encrypt)
+            return from_fields("mp", parse_xml(self._crypto.decrypt(encrypt)))
+        if not self._allow_plain:
+            raise CallbackRejected(403, "plain mode is not allowed (set official_account.allow_plain)")
+        self._check_plain(params)
+        return from_fields("mp", parse_xml(await self._body(request)))
+
+    def _render_reply(
+        self, event: Event, fields: dict[str, Any], params: dict[str, str], encrypted: bool
+    ) -> web.Response:
+        openid = getattr(event, "openid", "")
+        xml = render_xml(
+            {"ToUserName": openid, "FromUserName": event.account, "CreateTime": int(time.time()), **fields}
+        )
+        if encrypted and self._crypto is not None:
+            xml = self._crypto.encrypted_reply(xml, nonce=params.get("nonce"), timestamp=params.get("timestamp"))
+        return web.Response(text=xml, content_type="application/xml")
+
+
+def add_callback_routes(
+    app: web.Application, wecom_path: str, mp_path: str, wecom: WeComEndpoint | None, mp: MpEndpoint | None
+) -> None:
+    if wecom is not None:
+        app.router.add_get(wecom_path, wecom.verify_url)
+        app.router.add_post(wecom_path, wecom.receive)
+    if mp is not None:
+        app.router.add_get(mp_path, mp.verify_url)
+        app.router.add_post(mp_path, mp.receive)

@@ -1,0 +1,139 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when SIYU_TEST_DATABASE_URL is set),
+settings built around WeCom's official sample credentials, and a frozen clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+import bot.db.all_models  # noqa: F401
+from bot.clock import FrozenClock
+from bot.config import Settings, build_settings
+from bot.db.migrate import upgrade
+from bot.db.models import Base
+
+PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
+
+# WeCom official sample vector V1 (reference §1.6).
+WECOM_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
+WECOM_AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+WECOM_CORP = "ww1436e0e65a779aee"
+# Official Account sample vector V4.
+MP_TOKEN = "spamtest"
+MP_AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+MP_APPID = "wx2c2769f8efd9abc2"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (migrations run once)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str:
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need SIYU_TEST_DATABASE_URL")
+    engine_url = PG_URL
+    import asyncio
+
+    async def reset() -> None:
+        engine = create_async_engine(engine_url, poolclass=NullPool)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+    upgrade(engine_url)
+    return engine_url
+
+
+def _truncate_sql() -> str:
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    return f"TRUNCATE {names} RESTART IDENTITY CASCADE"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "siyu.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_migrated")
+    import asyncio
+
+    async def truncate() -> None:
+        engine = create_async_engine(url, poolclass=NullPool)
+        async with engine.begin() as conn:
+            await conn.execute(text(_truncate_sql()))
+        await engine.dispose()
+
+    asyncio.run(truncate())
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "siyu.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
+
+
+def make_settings(db_url: str, **overrides: Any) -> Settings:
+    data: dict[str, Any] = {
+        "database": {"url": db_url, "pool_size": 5},
+        "wecom": {
+            "corp_id": WECOM_CORP,
+            "agent_id": 1000002,
+            "token": WECOM_TOKEN,
+            "encoding_aes_key": WECOM_AES,
+            "secret": "test-corp-secret-value",
+            "api_base_url": "http://127.0.0.1:9/wecom",
+        },
+        "official_account": {
+            "app_id": MP_APPID,
+            "app_secret": "test-app-secret-value",
+            "token": MP_TOKEN,
+            "encoding_aes_key": MP_AES,
+            "api_base_url": "http://127.0.0.1:9/mp",
+        },
+        "inbox": {"lease_seconds": 30, "sweep_interval_seconds": 3600},
+        "outbox": {"poll_interval_seconds": 3600},
+        "logging": {"level": "WARNING", "format": "text"},
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    return build_settings(data, env={})
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = create_async_engine(db_url, poolclass=NullPool)
+    yield eng
+    await eng.dispose()
