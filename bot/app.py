@@ -136,6 +136,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     assert s.engine is not None and s.sessions is not None and s.outbox is not None
     cfg = s.settings
     s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
+    s.outbox.result_sink = s.dispatcher.complete_call
     s.writer = ReceiptWriter(s.engine, s.clock, cfg.inbox.lease_seconds, cfg.inbox.batch_max)
     s.writer.start()
     s.sweeper = Sweeper(

@@ -48,10 +48,21 @@ class Context:
         priority: int = PRIORITY_DEFAULT,
         deadline: datetime | None = None,
         not_before: datetime | None = None,
+        method: str = "POST",
+        params: dict[str, Any] | None = None,
+        then: str | None = None,
     ) -> OutboxCall:
         """Queue one platform call. ``key`` makes it idempotent within this receipt (or globally
-        when the handler passes a globally unique key such as ``welcome:<welcome_code>``)."""
+        when the handler passes a globally unique key such as ``welcome:<welcome_code>``).
+        ``then`` names result handlers (``Router.on_result``) that receive the platform's answer."""
         now = self.clock.now()
+        payload = dict(payload)
+        if method != "POST":
+            payload["_method"] = method
+        if params:
+            payload["_params"] = params
+        if then:
+            payload["_then"] = then
         scope = f"r{self.receipt_id}" if self.receipt_id is not None else "adhoc"
         call = OutboxCall(
             idempotency_key=key if ":" in key and key.split(":", 1)[0] in _GLOBAL_SCOPES else f"{scope}:{key}",

@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import Context
-from bot.db.models import Receipt
+from bot.db.models import OutboxCall, Receipt
 from bot.events import Event
 from bot.metrics import Metrics
 from bot.replies import Reply
@@ -30,7 +31,18 @@ from bot.reply_slot import ReplySlot
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class PlatformResult:
+    """What a platform call returned, for handlers registered with ``Router.on_result``."""
+
+    api: str
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
 Handler = Callable[[Any, Context], Awaitable[Reply | None]]
+ResultHandler = Callable[[PlatformResult, Context], Awaitable[None]]
 
 
 class Router:
@@ -39,6 +51,7 @@ class Router:
     def __init__(self, name: str) -> None:
         self.name = name
         self._handlers: list[tuple[tuple[type[Event], ...], Handler]] = []
+        self._results: dict[str, list[ResultHandler]] = {}
 
     def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -47,8 +60,20 @@ class Router:
 
         return register
 
+    def on_result(self, name: str) -> Callable[[ResultHandler], ResultHandler]:
+        """Run ``fn`` with the response of an outbox call queued with ``then=name``."""
+
+        def register(fn: ResultHandler) -> ResultHandler:
+            self._results.setdefault(name, []).append(fn)
+            return fn
+
+        return register
+
     def handlers_for(self, event: Event) -> list[Handler]:
         return [fn for types, fn in self._handlers if isinstance(event, types)]
+
+    def result_handlers(self, name: str) -> list[ResultHandler]:
+        return list(self._results.get(name, ()))
 
 
 class Dispatcher:
@@ -154,6 +179,27 @@ class Dispatcher:
             ctx.call_platform("mp", "message/custom/send", reply.custom_message(openid), key="late-reply", priority=10)
             self._metrics.inc("siyu_passive_replies_total", outcome="late")
         return None
+
+    async def complete_call(self, call: OutboxCall, request: dict[str, Any], response: dict[str, Any]) -> bool:
+        """Mark an outbox call sent and run its result handlers in ONE transaction (exactly once)."""
+        name = call.payload.get("_then")
+        handlers = [h for r in self._routers for h in r.result_handlers(str(name))]
+        async with self._sessions() as session, session.begin():
+            done = await session.execute(
+                update(OutboxCall)
+                .where(OutboxCall.id == call.id, OutboxCall.state == "sending")
+                .values(state="sent", finished_at=self._clock.now(), result=response, lease_until=None)
+            )
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            ctx = Context(session, self._settings, self._clock, self._rng, call.receipt_id, self._services)
+            result = PlatformResult(call.api, request, response)
+            for handler in handlers:
+                await handler(result, ctx)
+            new_calls = await ctx.flush_outbox()
+        if new_calls:
+            self._on_outbox(new_calls)
+        return True
 
     async def _record_failure(self, receipt_id: int, exc: BaseException) -> None:
         inbox = self._settings.inbox

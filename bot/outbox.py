@@ -45,6 +45,15 @@ class PlatformCaller(Protocol):
 NOT_IDEMPOTENT = {"externalcontact/add_msg_template", "message/send", "appchat/send", "kf/send_msg"}
 
 Reconciler = Callable[[OutboxCall], Awaitable[str]]
+# Marks a call sent and runs its result handlers in one transaction (Dispatcher.complete_call).
+ResultSink = Callable[[OutboxCall, dict[str, Any], dict[str, Any]], Awaitable[bool]]
+_RESERVED = ("_method", "_params", "_then")
+
+
+def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """The JSON body, HTTP method and query params of a stored call (reserved keys start with ``_``)."""
+    body = {k: v for k, v in payload.items() if k not in _RESERVED}
+    return body, str(payload.get("_method", "POST")), payload.get("_params")
 
 
 class OutboxWorker:
@@ -56,7 +65,9 @@ class OutboxWorker:
         cfg: OutboxConfig,
         metrics: Metrics,
         reconcilers: Mapping[str, Reconciler] | None = None,
+        result_sink: ResultSink | None = None,
     ) -> None:
+        self.result_sink = result_sink
         self._engine = engine
         self._clients = clients
         self._clock = clock
@@ -150,12 +161,21 @@ class OutboxWorker:
         client = self._clients.get(row.platform)
         if client is None:
             return await self._finish(row, "failed", error=f"no client configured for platform {row.platform}")
+        body, method, params = split_payload(row.payload)
         try:
-            result = await client.call(row.api, row.payload)
+            result = await client.call(row.api, body if method == "POST" else None, params, method)
         except PlatformError as exc:
             return await self._after_error(row, exc, exc.final)
         except TransportError as exc:
             return await self._after_error(row, exc, False)
+        if row.payload.get("_then") and self.result_sink is not None:
+            try:
+                await self.result_sink(row, body, result)
+            except Exception as exc:  # the result handler failed: retry the (idempotent) read later
+                log.exception("result handler failed", extra={"outbox_id": row.id, "api": row.api})
+                return await self._after_error(row, exc, False)
+            self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome="sent")
+            return "sent"
         return await self._finish(row, "sent", result=result)
 
     async def _claim(self, rid: int) -> OutboxCall | None:

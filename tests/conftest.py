@@ -44,6 +44,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_migrated() -> str:
     if not PG_URL:
+        if os.environ.get("SIYU_TEST_REQUIRE_SERVICES"):
+            pytest.fail("SIYU_TEST_REQUIRE_SERVICES is set but SIYU_TEST_DATABASE_URL is not")
         pytest.skip("PostgreSQL tests need SIYU_TEST_DATABASE_URL")
     engine_url = PG_URL
     import asyncio

@@ -104,3 +104,6 @@ class Customer(Base):
     updated_at: Mapped[datetime]
     wecom_friend: Mapped[bool] = mapped_column(default=False)
     mp_follower: Mapped[bool] = mapped_column(default=False)
+    name: Mapped[str | None] = mapped_column(String(128))  # WeChat nickname from externalcontact/get
+    first_channel: Mapped[str | None] = mapped_column(String(64))  # first touch; None = unattributed
+    first_touch_at: Mapped[datetime | None]
