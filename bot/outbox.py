@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.db.models import OutboxCall
 from bot.metrics import Metrics
-from bot.platform.errors import PlatformError, TransportError, WelcomeBeingDistributed
+from bot.platform.errors import PlatformError, Retryable, TransportError, WelcomeBeingDistributed
 
 log = logging.getLogger(__name__)
 _T: Table = OutboxCall.__table__  # type: ignore[assignment]
@@ -205,7 +205,12 @@ class OutboxWorker:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         if final or row.attempts >= self._cfg.max_attempts:
             return await self._finish(row, "failed", error=error)
-        delay = 0.5 if isinstance(exc, WelcomeBeingDistributed) else min(300.0, 2.0**row.attempts)
+        if isinstance(exc, WelcomeBeingDistributed):  # 41096: another app is sending it right now
+            delay = 0.5
+        elif isinstance(exc, Retryable):  # the client already backed off; minute blocks last 60 s (§9.2)
+            delay = 60.0 * row.attempts
+        else:
+            delay = min(300.0, 2.0**row.attempts)
         retry_at = now + timedelta(seconds=delay)
         if row.deadline_at is not None and retry_at > row.deadline_at:
             return await self._finish(row, "expired", error=f"{error}; no retry possible before the deadline")

@@ -1,0 +1,168 @@
+"""JSON over HTTP to ``<api_base_url>/cgi-bin/<api>``: the one aiohttp client seam of siyu-bot.
+
+The app owns the ``aiohttp.ClientSession`` (created and closed in its cleanup context); clients only
+borrow it. One ``call`` does what the docs ask of every caller (§9): attach the cached token, map a
+non-zero ``errcode`` to a typed exception, refresh the token and retry **once** on 40001/40014/42001,
+and back off (exponential, jittered, at most ``max_tries`` attempts) only on -1/45009/45033.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from bot.clock import Clock
+from bot.platform.errors import (
+    CredentialsRejected,
+    Retryable,
+    TokenInvalid,
+    TransportError,
+    error_for,
+    redact,
+)
+from bot.platform.tokens import TokenManager, TokenStore
+
+JsonObject = dict[str, object]
+"""A decoded platform response (``errcode``/``errmsg`` included when the platform sent them)."""
+
+QueryParams = Mapping[str, str | int]
+
+
+class PlatformClient(ABC):
+    """Shared call logic; subclasses provide the token endpoint (:meth:`_fetch_token`) and the API."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        store: TokenStore,
+        token_key: str,
+        clock: Clock,
+        *,
+        timeout: float = 10.0,
+        max_tries: int = 3,
+        backoff_base: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._store = store
+        self._clock = clock
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_tries = max_tries
+        self._backoff_base = backoff_base
+        self._rng = rng or random.Random()
+        self.token_manager = TokenManager(store, self._fetch_token, token_key, clock)
+
+    async def call(
+        self,
+        api: str,
+        body: Mapping[str, object] | None = None,
+        params: QueryParams | None = None,
+        method: str = "POST",
+    ) -> JsonObject:
+        """Call ``/cgi-bin/<api>`` with the access token; return the decoded body when errcode is 0.
+
+        Raises a :class:`~bot.platform.errors.PlatformError` subclass otherwise.
+        """
+        refreshed = False
+        attempt = 1
+        while True:
+            token = await self.token_manager.get()
+            query = {**(params or {}), "access_token": token}
+            try:
+                return await self._exchange(api, method, query, body, hide=(token,))
+            except TokenInvalid:
+                if refreshed:
+                    raise
+                refreshed = True
+                await self._on_token_invalid(token)
+            except Retryable:
+                if attempt >= self._max_tries:
+                    raise
+                await self._clock.sleep(self._backoff(attempt))
+                attempt += 1
+
+    @abstractmethod
+    async def _fetch_token(self) -> tuple[str, int]:
+        """Ask the platform for a token: ``(access_token, expires_in seconds)``."""
+
+    async def _on_token_invalid(self, bad_token: str) -> None:
+        await self.token_manager.refresh(bad_token)
+
+    async def _token_request(
+        self,
+        api: str,
+        method: str,
+        params: QueryParams | None,
+        body: Mapping[str, object] | None,
+        hide: tuple[str, ...],
+    ) -> tuple[str, int]:
+        """Call a token endpoint; a 40001 there means our credentials are wrong, not the token."""
+        try:
+            data = await self._exchange(api, method, params, body, hide=hide)
+        except TokenInvalid as exc:
+            raise CredentialsRejected(exc.api, exc.errcode, exc.errmsg) from None
+        token, expires_in = data.get("access_token"), data.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+            raise TransportError(api, "token response without access_token/expires_in")
+        return token, expires_in
+
+    async def _exchange(
+        self,
+        api: str,
+        method: str,
+        params: QueryParams | None,
+        body: Mapping[str, object] | None,
+        hide: tuple[str, ...],
+    ) -> JsonObject:
+        """One HTTP round trip. Never lets aiohttp's texts (which carry the full URL) escape unredacted."""
+        url = f"{self._base_url}/cgi-bin/{api}"
+        # ensure_ascii=False: the OA rejects \\uXXXX escapes in some APIs (errcode 40033).
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
+        failure: str | None = None
+        try:
+            async with self._session.request(
+                method, url, params=params, data=data, headers=headers, timeout=self._timeout
+            ) as resp:
+                status, raw = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = f"{type(exc).__name__}: {redact(str(exc), *hide)}"
+        if failure is not None:
+            # Raised outside the except block so __context__ doesn't carry aiohttp's URL (and token).
+            raise TransportError(api, failure)
+        if status != 200:
+            raise TransportError(api, f"HTTP {status}")
+        return _decode(api, raw, hide)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential back-off with jitter: base · 2^(attempt-1) · U[0.5, 1.5)."""
+        return float(self._backoff_base * 2 ** (attempt - 1) * (0.5 + self._rng.random()))
+
+
+def _decode(api: str, raw: bytes, hide: tuple[str, ...]) -> JsonObject:
+    try:
+        decoded: Any = json.loads(raw)
+    except ValueError:
+        raise TransportError(api, "response is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise TransportError(api, "response is not a JSON object")
+    errcode = decoded.get("errcode", 0)
+    if not isinstance(errcode, int):
+        raise TransportError(api, "errcode is not an integer")
+    if errcode != 0:
+        errmsg = decoded.get("errmsg")
+        raise error_for(api, errcode, redact(errmsg if isinstance(errmsg, str) else "", *hide))
+    out: JsonObject = decoded
+    return out
+
+
+def drop_none(**fields: object) -> dict[str, object]:
+    """Request body without the optional fields the caller left out (the platform treats absent ≠ null)."""
+    return {k: v for k, v in fields.items() if v is not None}

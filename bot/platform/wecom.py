@@ -1,0 +1,247 @@
+"""WeCom (企业微信) server API: customer contact, channel codes, group-send tasks, kf, app messages.
+
+Doc pages are cited as ``[W:<id>]`` = developer.work.weixin.qq.com/document/path/<id>; section numbers
+(§) refer to /work/shared/reference/wechat-protocol.md. Every API shares the per-corp limit of
+10,000 calls/min and 150,000/hour per single API (§9.2); endpoint-specific limits are named below.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import TypedDict
+
+import aiohttp
+
+from bot.clock import Clock
+from bot.config import WeComConfig
+from bot.platform.base import JsonObject, drop_none
+from bot.platform.tokens import TokenStore
+from bot.platform.wecom_messaging import Attachment, WeComMessaging, check_attachments
+
+STATE_MAX_CHARS = 30
+
+
+class TempSession(TypedDict, total=False):
+    """「联系我」 temporary-session settings (§4.1; medical-industry corps only, ≤ 100,000 codes/day)."""
+
+    expires_in: int  # QR validity, default 7 days, max 14 days
+    chat_expires_in: int  # chat validity after adding, default 24 h, max 14 days
+    unionid: str  # only this WeChat user may use the code
+    conclusions: Mapping[str, object]  # closing message sent when the session ends
+
+
+class WeComClient(WeComMessaging):
+    """One WeCom app (corp id + secret + agent id); its token key is ``wecom:<corp_id>:<agent_id>``."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        cfg: WeComConfig,
+        tokens: TokenStore,
+        clock: Clock,
+        *,
+        timeout: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._cfg = cfg
+        key = f"wecom:{cfg.corp_id}:{cfg.agent_id}"
+        super().__init__(session, cfg.api_base_url, tokens, key, clock, timeout=timeout, rng=rng)
+
+    @property
+    def agent_id(self) -> int:
+        return self._cfg.agent_id
+
+    async def _fetch_token(self) -> tuple[str, int]:
+        """``GET /cgi-bin/gettoken`` [W:91039]: 7200 s tokens; frequent calls get the corp blocked."""
+        secret = self._cfg.secret.get()
+        params = {"corpid": self._cfg.corp_id, "corpsecret": secret}
+        return await self._token_request("gettoken", "GET", params, None, hide=(secret,))
+
+    async def send_welcome_msg(
+        self, welcome_code: str, text: str | None = None, attachments: Sequence[Attachment] = ()
+    ) -> JsonObject:
+        """Welcome a new customer [W:92137] (§5.1).
+
+        The code is valid for 20 s and works once: 41051 → :class:`WelcomeCodeUsed` (final), 41096 →
+        :class:`WelcomeBeingDistributed`. At most 9 attachments; text and attachments not both empty.
+        """
+        if not text and not attachments:
+            raise ValueError("send_welcome_msg needs text or attachments")
+        check_attachments(attachments)
+        body = drop_none(
+            welcome_code=welcome_code,
+            text={"content": text} if text else None,
+            attachments=list(attachments) or None,
+        )
+        return await self.call("externalcontact/send_welcome_msg", body)
+
+    async def mark_tag(
+        self,
+        userid: str,
+        external_userid: str,
+        add_tag: Sequence[str] = (),
+        remove_tag: Sequence[str] = (),
+    ) -> JsonObject:
+        """Edit the corp tags a member put on a customer [W:92697] (§6).
+
+        ``add_tag``/``remove_tag`` not both empty; ≤ 3000 tags per member on one customer. API tag
+        changes produce no ``change_external_tag`` callback.
+        """
+        if not add_tag and not remove_tag:
+            raise ValueError("mark_tag needs add_tag or remove_tag")
+        body = {
+            "userid": userid,
+            "external_userid": external_userid,
+            "add_tag": list(add_tag),
+            "remove_tag": list(remove_tag),
+        }
+        return await self.call("externalcontact/mark_tag", body)
+
+    async def get_external_contact(self, external_userid: str, cursor: str | None = None) -> JsonObject:
+        """Customer detail with ``follow_user[]`` (``state``, ``add_way``, tags) [W:96315] (§4.3).
+
+        Paginated by ``cursor`` when the customer has more than 500 followers.
+        """
+        params: dict[str, str | int] = {"external_userid": external_userid}
+        if cursor:
+            params["cursor"] = cursor
+        return await self.call("externalcontact/get", params=params, method="GET")
+
+    async def groupchat_get(self, chat_id: str, need_name: int = 1) -> JsonObject:
+        """Customer-group detail; ``member_list[].state`` is the join-way channel [W:96338] (§4.3).
+
+        Data is updated asynchronously after change events.
+        """
+        return await self.call("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": need_name})
+
+    async def get_corp_tag_list(self, tag_id: Sequence[str] = (), group_id: Sequence[str] = ()) -> JsonObject:
+        """The corp tag library [W:96320] (§6): empty filters → all; with both, only ``group_id`` counts."""
+        body = drop_none(tag_id=list(tag_id) or None, group_id=list(group_id) or None)
+        return await self.call("externalcontact/get_corp_tag_list", body)
+
+    async def add_corp_tag(
+        self,
+        tag: Sequence[Mapping[str, object]],
+        *,
+        group_id: str | None = None,
+        group_name: str | None = None,
+        order: int | None = None,
+    ) -> JsonObject:
+        """Add tags (``[{"name", "order"?}]``) to a group, or create the group [W:96320] (§6).
+
+        ≤ 3000 corp tags per corp; with ``group_id`` the group name/order are ignored; an app edits or
+        deletes only tags it created.
+        """
+        if not tag:
+            raise ValueError("add_corp_tag needs at least one tag (empty groups are not supported)")
+        if group_id is None and not group_name:
+            raise ValueError("add_corp_tag needs group_id or group_name")
+        body = drop_none(group_id=group_id, group_name=group_name, order=order, tag=list(tag))
+        return await self.call("externalcontact/add_corp_tag", body)
+
+    async def add_contact_way(
+        self,
+        type: int,
+        scene: int,
+        *,
+        user: Sequence[str] = (),
+        party: Sequence[int] = (),
+        state: str | None = None,
+        remark: str | None = None,
+        skip_verify: bool = True,
+        style: int | None = None,
+        is_exclusive: bool | None = None,
+        temp_session: TempSession | None = None,
+    ) -> JsonObject:
+        """Create a 「联系我」 code [W:96348] (§4.1); returns ``config_id`` (+ ``qr_code`` for scene 2).
+
+        ``state`` ≤ 30 chars comes back in add-customer events; ≤ 500,000 codes per corp (shared
+        with join-way codes); API-created codes are not shown in the admin console — keep config_id.
+        ``temp_session`` sends ``is_temp: true`` with its settings (single member only).
+        """
+        if type == 1 and len(user) != 1:
+            raise ValueError("add_contact_way type 1 needs exactly one user")
+        _check_len("state", state, STATE_MAX_CHARS)
+        _check_len("remark", remark, 30)
+        body = drop_none(
+            type=type,
+            scene=scene,
+            style=style,
+            remark=remark,
+            skip_verify=skip_verify,
+            state=state,
+            user=list(user) or None,
+            party=list(party) or None,
+            is_exclusive=is_exclusive,
+        )
+        if temp_session is not None:
+            body.update(is_temp=True, **temp_session)
+        return await self.call("externalcontact/add_contact_way", body)
+
+    async def update_contact_way(
+        self,
+        config_id: str,
+        *,
+        remark: str | None = None,
+        skip_verify: bool | None = None,
+        style: int | None = None,
+        state: str | None = None,
+        user: Sequence[str] | None = None,
+        party: Sequence[int] | None = None,
+        temp_session: TempSession | None = None,
+    ) -> JsonObject:
+        """Update a 「联系我」 code [W:96348] (§4.1); given ``user``/``party`` lists replace the old ones."""
+        _check_len("state", state, STATE_MAX_CHARS)
+        _check_len("remark", remark, 30)
+        body = drop_none(
+            config_id=config_id,
+            remark=remark,
+            skip_verify=skip_verify,
+            style=style,
+            state=state,
+            user=None if user is None else list(user),
+            party=None if party is None else list(party),
+        )
+        body.update(temp_session or {})
+        return await self.call("externalcontact/update_contact_way", body)
+
+    async def add_join_way(
+        self,
+        scene: int,
+        chat_id_list: Sequence[str],
+        *,
+        remark: str | None = None,
+        auto_create_room: int | None = None,
+        room_base_name: str | None = None,
+        room_base_id: int | None = None,
+        state: str | None = None,
+    ) -> JsonObject:
+        """Create a 「加入群聊」 code for 1–5 groups [W:99547] (§4.2); returns ``config_id``.
+
+        ``state`` ≤ 30 chars shows per member in ``groupchat/get``; ``room_base_name`` ≤ 40 chars;
+        quota shared with 「联系我」 (500,000). Fetch the QR image URL with :meth:`get_join_way`.
+        """
+        if not 1 <= len(chat_id_list) <= 5:
+            raise ValueError("add_join_way takes 1 to 5 chat ids")
+        _check_len("state", state, STATE_MAX_CHARS)
+        _check_len("room_base_name", room_base_name, 40)
+        body = drop_none(
+            scene=scene,
+            remark=remark,
+            auto_create_room=auto_create_room,
+            room_base_name=room_base_name,
+            room_base_id=room_base_id,
+            chat_id_list=list(chat_id_list),
+            state=state,
+        )
+        return await self.call("externalcontact/groupchat/add_join_way", body)
+
+    async def get_join_way(self, config_id: str) -> JsonObject:
+        """A join-way's settings and ``qr_code`` [W:99547] (§4.2); an app sees only codes it created."""
+        return await self.call("externalcontact/groupchat/get_join_way", {"config_id": config_id})
+
+
+def _check_len(name: str, value: str | None, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise ValueError(f"{name} must be at most {limit} characters")
