@@ -1,0 +1,21 @@
+"""The file kinds siyu-bot ships with. Later features extend :data:`DEFAULT_REGISTRY`."""
+
+from __future__ import annotations
+
+from bot.content.channels import CHANNELS
+from bot.content.checks import ALL_CHECKS
+from bot.content.messages import FALLBACKS, MESSAGES
+from bot.content.registry import FileKind, Registry
+from bot.content.tags import TAG_GROUPS, check_tag_limits
+
+CHANNEL_FILES = FileKind("channels", (CHANNELS,))
+MESSAGE_FILES = FileKind("messages", (MESSAGES, FALLBACKS))
+TAG_FILES = FileKind("tags", (TAG_GROUPS,))
+
+DEFAULT_REGISTRY = (
+    Registry()
+    .with_kind(CHANNEL_FILES)
+    .with_kind(MESSAGE_FILES)
+    .with_kind(TAG_FILES, check_tag_limits)
+    .with_checks(*ALL_CHECKS)
+)

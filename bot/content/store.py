@@ -1,0 +1,107 @@
+""":class:`Content`: the loaded, validated, immutable set of operator content.
+
+Handlers hold one ``Content`` at a time; a reload builds a new one or raises, so a broken file never
+replaces a good set. Lookups are by the values callbacks carry (``State``, QR scene, message id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
+
+from bot.content.channels import CHANNELS
+from bot.content.messages import FALLBACKS, MESSAGES
+from bot.content.model import Channel, Message, Platform, TagGroup, media_path
+from bot.content.registry import Section
+from bot.content.tags import TAG_GROUPS
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Content:
+    """Everything under the content directory. ``get(SECTION)`` reaches any registered kind."""
+
+    root: Path
+    sections: Mapping[str, tuple[Any, ...]]
+    files: tuple[str, ...] = ()
+
+    def get(self, section: Section[T]) -> tuple[T, ...]:
+        return cast(tuple[T, ...], self.sections.get(section.key, ()))
+
+    def one(self, section: Section[T]) -> T | None:
+        """The value of a ``single`` section (a table defined in at most one file)."""
+        found = self.get(section)
+        return found[0] if found else None
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return self.get(CHANNELS)
+
+    @property
+    def messages(self) -> tuple[Message, ...]:
+        return self.get(MESSAGES)
+
+    @property
+    def tag_groups(self) -> tuple[TagGroup, ...]:
+        return self.get(TAG_GROUPS)
+
+    @property
+    def fallbacks(self) -> Mapping[str, str]:
+        return self.one(FALLBACKS) or MappingProxyType({})
+
+    @property
+    def tag_count(self) -> int:
+        return sum(len(g.tags) for g in self.tag_groups)
+
+    @cached_property
+    def _by_code(self) -> Mapping[str, Channel]:
+        return {c.code: c for c in self.channels}
+
+    @cached_property
+    def _by_state(self) -> Mapping[str, Channel]:
+        return {c.attribution_key: c for c in self.channels if c.platform.is_wecom}
+
+    @cached_property
+    def _by_scene(self) -> Mapping[str, Channel]:
+        return {c.attribution_key: c for c in self.channels if c.platform is Platform.MP}
+
+    @cached_property
+    def _by_message_id(self) -> Mapping[str, Message]:
+        return {m.id: m for m in self.messages}
+
+    def channel(self, code: str) -> Channel | None:
+        return self._by_code.get(code)
+
+    def channel_for_state(self, state: str) -> Channel | None:
+        """The WeCom channel (联系我 or 加入群聊) whose ``state`` came back in a callback."""
+        return self._by_state.get(state)
+
+    def channel_for_scene(self, scene_str: str) -> Channel | None:
+        """The Official Account channel of a QR scene (``qrscene_`` prefix already removed)."""
+        return self._by_scene.get(scene_str)
+
+    def default_channel(self, platform: Platform) -> Channel | None:
+        """The default channel of ``platform``, else any default channel (unattributed arrivals)."""
+        defaults = [c for c in self.channels if c.default]
+        return next((c for c in defaults if c.platform is platform), defaults[0] if defaults else None)
+
+    def message(self, message_id: str) -> Message | None:
+        return self._by_message_id.get(message_id)
+
+    def welcome_for(self, channel: Channel) -> Message | None:
+        return None if channel.welcome is None else self.message(channel.welcome)
+
+    def media_paths(self) -> frozenset[str]:
+        """Content-relative files that must be uploaded for their media_id (sync keeps them current)."""
+        return frozenset(
+            path
+            for m in self.messages
+            for v in m.variants
+            for a in v.attachments
+            if (path := media_path(a)) is not None
+        )
