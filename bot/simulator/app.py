@@ -1,0 +1,117 @@
+"""The simulated API server: ``/wecom/cgi-bin/...`` (WeCom) and ``/mp/cgi-bin/...`` (Official Account).
+
+Point the bot at it with ``wecom.api_base_url = http://HOST:PORT/wecom`` and
+``official_account.api_base_url = http://HOST:PORT/mp``. Every call is recorded in
+``state.calls`` (see :meth:`bot.simulator.state.SimState.calls_to`).
+
+Behaviour where the docs are thin (our choices):
+
+* Unknown OA path → HTTP 200 ``{"errcode": 40066, "errmsg": "invalid url"}`` (OA common errcode
+  table: "请检查API的URL是否与文档一致"). WeCom's global table has no such code, so an unknown WeCom
+  path answers HTTP 404, like any unrouted URL.
+* Wrong HTTP method → 43002 "require POST method" (OA table; used for both platforms).
+* Body that is not a JSON object → 47001 "data format error" (OA table; used for both platforms).
+* WeCom errmsgs end with ``more info at https://open.work.weixin.qq.com/devtool/query?e=CODE`` as
+  the real platform's do; OA errmsgs carry a ``rid``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from bot.simulator import mp_api, tokens, wecom_channels, wecom_contacts, wecom_messages, wecom_tags
+from bot.simulator.api import ApiError, ApiRequest, Platform, Route
+from bot.simulator.state import RecordedCall, SimState
+
+SIM_STATE: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
+
+ROUTES: dict[Platform, dict[str, Route]] = {
+    "wecom": {
+        **tokens.WECOM_ROUTES,
+        **wecom_contacts.ROUTES,
+        **wecom_tags.ROUTES,
+        **wecom_channels.ROUTES,
+        **wecom_messages.ROUTES,
+    },
+    "mp": {**tokens.MP_ROUTES, **mp_api.ROUTES},
+}
+
+
+def make_sim_app(state: SimState) -> web.Application:
+    """Build the aiohttp application serving both platforms from ``state``."""
+    app = web.Application()
+    app[SIM_STATE] = state
+    app.router.add_route("*", "/{platform:wecom|mp}/cgi-bin/{api:.+}", _dispatch)
+    return app
+
+
+def _error_body(platform: Platform, err: ApiError, state: SimState) -> dict[str, Any]:
+    if platform == "wecom":
+        hint = f", more info at https://open.work.weixin.qq.com/devtool/query?e={err.errcode}"
+    else:
+        hint = f" rid: {state.new_id('', 8).lower()}-{state.new_id('', 8).lower()}"
+    return {"errcode": err.errcode, "errmsg": err.errmsg + hint}
+
+
+async def _read_body(request: web.Request) -> dict[str, Any] | None:
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(47001, "data format error") from None
+    if not isinstance(data, dict):
+        raise ApiError(47001, "data format error")
+    return data
+
+
+def _serve(state: SimState, route: Route, req: ApiRequest, token: str | None) -> dict[str, Any]:
+    if req.method not in route.methods:
+        raise ApiError(43002, "require POST method" if "POST" in route.methods else "require GET method")
+    if route.auth:
+        state.tokens.check(req.platform, token)
+    injected = state.take_injected(req.api)
+    if injected is not None:
+        raise injected
+    payload = route.handler(state, req)
+    return {"errcode": 0, "errmsg": "ok", **payload} if route.envelope else payload
+
+
+def _record(
+    state: SimState,
+    request: web.Request,
+    api: str,
+    query: dict[str, str],
+    body: dict[str, Any] | None,
+    status: int,
+    response: dict[str, Any],
+) -> None:
+    platform: Platform = "wecom" if request.match_info["platform"] == "wecom" else "mp"
+    call = RecordedCall(state.now(), platform, request.method, api, request.path, query, body, status, response)
+    state.calls.append(call)
+
+
+async def _dispatch(request: web.Request) -> web.Response:
+    state = request.app[SIM_STATE]
+    platform: Platform = "wecom" if request.match_info["platform"] == "wecom" else "mp"
+    api = request.match_info["api"]
+    query = {k: v for k, v in request.query.items() if k != "access_token"}
+    route = ROUTES[platform].get(api)
+    if route is None and platform == "wecom":
+        _record(state, request, api, query, None, 404, {})
+        return web.Response(status=404, text="404 Not Found")
+    body: dict[str, Any] | None = None
+    try:
+        body = await _read_body(request)
+        if route is None:
+            raise ApiError(40066, "invalid url")
+        req = ApiRequest(platform, api, request.method, query, body or {})
+        response = _serve(state, route, req, request.query.get("access_token"))
+    except ApiError as err:
+        response = _error_body(platform, err, state)
+    _record(state, request, api, query, body, 200, response)
+    return web.json_response(response, dumps=lambda o: json.dumps(o, ensure_ascii=False))

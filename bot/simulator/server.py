@@ -1,0 +1,69 @@
+"""Run the simulator as a real HTTP server (demo, developers): :func:`start_simulator` / ``main``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.simulator.app import make_sim_app
+from bot.simulator.state import SimState
+
+
+@dataclass
+class RunningSimulator:
+    """A started simulator; ``close()`` stops it. Configure the bot with the two ``*_api_base`` URLs."""
+
+    state: SimState
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def wecom_api_base(self) -> str:
+        return f"{self.base_url}/wecom"
+
+    @property
+    def mp_api_base(self) -> str:
+        return f"{self.base_url}/mp"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_simulator(state: SimState, host: str = "127.0.0.1", port: int = 0) -> RunningSimulator:
+    """Serve ``state`` on ``host:port`` (``port=0`` picks a free port) and return at once."""
+    runner = web.AppRunner(make_sim_app(state), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = [addr for addr in runner.addresses if isinstance(addr, tuple)]
+    return RunningSimulator(state, runner, host, int(sockets[0][1]) if sockets else port)
+
+
+async def serve_forever(host: str, port: int, seed: int) -> None:
+    sim = await start_simulator(SimState(seed=seed), host, port)
+    print(f"siyu-bot simulator: wecom.api_base_url = {sim.wecom_api_base}", flush=True)
+    print(f"siyu-bot simulator: official_account.api_base_url = {sim.mp_api_base}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bot.simulator [--host H] [--port P] [--seed N]``; stop with Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m bot.simulator", description="Local WeCom/OA API simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--seed", type=int, default=20240601)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(args.host, args.port, args.seed))
