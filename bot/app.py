@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.content import Content
+from bot.content_runtime import empty_content, load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.dispatcher import Dispatcher, Router
 from bot.inbox import ReceiptWriter, Sweeper
@@ -51,6 +53,7 @@ class Services:
     writer: ReceiptWriter | None = None
     dispatcher: Dispatcher | None = None
     sweeper: Sweeper | None = None
+    content: Content = field(default_factory=lambda: empty_content("."))
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,6 +77,7 @@ def build_app(
         settings=settings,
         clock=clock or SystemClock(),
         rng=rng or random.Random(secrets.randbits(64)),
+        content=load_runtime_content(settings.content_dir),
     )
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICES] = services

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.content import Content
+from bot.content_runtime import empty_content
 from bot.db.models import OutboxCall
 
 # Priorities: lower runs first. Welcome sends jump the queue (20-second welcome_code).
@@ -37,6 +39,11 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @property
+    def content(self) -> Content:
+        """The operator content in force (swapped atomically on reload, never half-applied)."""
+        return self.services.content if self.services is not None else empty_content(".")
 
     def call_platform(
         self,
@@ -81,12 +88,12 @@ class Context:
         self._calls.append(call)
         return call
 
-    async def flush_outbox(self) -> list[int]:
-        """Flush queued calls (assigning ids) so the outbox worker can be poked after commit."""
+    async def flush_outbox(self) -> list[tuple[int, int]]:
+        """Flush queued calls (assigning ids); ``(id, priority)`` pairs to poke the outbox after commit."""
         if not self._calls:
             return []
         await self.session.flush()
-        return [c.id for c in self._calls]
+        return [(c.id, c.priority) for c in self._calls]
 
 
 # Keys with these prefixes are unique across receipts (a welcome_code can be used only once).

@@ -85,7 +85,7 @@ class Dispatcher:
         clock: Clock,
         rng: random.Random,
         metrics: Metrics,
-        on_outbox: Callable[[list[int]], None],
+        on_outbox: Callable[[list[tuple[int, int]]], None],
         services: Any = None,
     ) -> None:
         self._routers = list(routers)

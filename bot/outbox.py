@@ -75,16 +75,12 @@ class OutboxWorker:
         self._metrics = metrics
         self._reconcilers = dict(reconcilers or {})
         self._wake = asyncio.Event()
-        self._urgent: asyncio.Queue[int] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._limit = asyncio.Semaphore(cfg.concurrency)
 
     def start(self) -> None:
-        self._loops = [
-            asyncio.create_task(self._poll_loop(), name="outbox-poll"),
-            asyncio.create_task(self._urgent_loop(), name="outbox-urgent"),
-        ]
+        self._loops = [asyncio.create_task(self._poll_loop(), name="outbox-poll")]
 
     async def stop(self, timeout: float = 10.0) -> None:
         for task in self._loops:
@@ -96,14 +92,36 @@ class OutboxWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def notify(self, ids: list[int]) -> None:
-        """New rows committed: try them now rather than at the next poll."""
-        for rid in ids:
-            self._urgent.put_nowait(rid)
+    @property
+    def busy(self) -> int:
+        """Calls queued or running right now."""
+        return len(self._tasks)
 
-    async def _urgent_loop(self) -> None:
-        while True:
-            rid = await self._urgent.get()
+    async def settle(self) -> None:
+        """Wait until every poked call has been attempted (tests, the demo's step-by-step output)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def notify(self, calls: list[tuple[int, int]]) -> None:
+        """New rows committed: try them now rather than at the next poll.
+
+        The most urgent calls of one commit (a welcome) go first; the rest of that commit (tags, profile
+        fetch) start only after them, so nothing slow competes with a 20-second welcome_code.
+        """
+        if not calls:
+            return
+        top = min(priority for _, priority in calls)
+        first = [rid for rid, priority in calls if priority == top]
+        later = [rid for rid, priority in calls if priority != top]
+        started = [self._spawn(rid) for rid in first]
+        if later:
+            task = asyncio.create_task(self._after(started, later), name="outbox-after")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _after(self, first: list[asyncio.Task[None]], later: list[int]) -> None:
+        await asyncio.wait(first)
+        for rid in later:
             self._spawn(rid)
 
     async def _poll_loop(self) -> None:
@@ -136,10 +154,11 @@ class OutboxWorker:
         await asyncio.gather(*(self._guarded(rid) for rid in ids))
         return len(ids)
 
-    def _spawn(self, rid: int) -> None:
+    def _spawn(self, rid: int) -> asyncio.Task[None]:
         task = asyncio.create_task(self._guarded(rid), name=f"outbox-{rid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _guarded(self, rid: int) -> None:
         try:
@@ -238,7 +257,7 @@ class OutboxWorker:
         )
         self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome=state)
         if state != "sent":
-            log.warning("outbox call %s", state, extra={"outbox_id": row.id, "api": row.api, "error": error})
+            log.warning("outbox call %s: %s (%s)", state, row.api, error, extra={"outbox_id": row.id})
         return state
 
     async def _update(self, rid: int, **values: Any) -> None:

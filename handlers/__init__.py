@@ -7,6 +7,6 @@ from bot.dispatcher import Router
 
 def all_routers() -> list[Router]:
     """Every feature router, in the order their handlers run for the same event."""
-    from handlers import customers
+    from handlers import follow, friends
 
-    return [customers.router]
+    return [friends.router, follow.router]

@@ -120,6 +120,7 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
         "inbox": {"lease_seconds": 30, "sweep_interval_seconds": 3600},
         "outbox": {"poll_interval_seconds": 3600},
         "logging": {"level": "WARNING", "format": "text"},
+        "content_dir": str(Path(__file__).resolve().parents[1] / "content"),
     }
     for section, values in overrides.items():
         if isinstance(values, dict):

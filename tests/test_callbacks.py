@@ -13,7 +13,7 @@ from bot.dispatcher import Router
 from bot.events import FriendAdded, TextReceived
 from bot.replies import TextReply
 from bot.wechat import EnvelopeCrypto, parse_xml
-from handlers import customers
+from handlers import friends
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
 from tests.wire import WECOM, contact_event, mp_request, mp_text, wecom_request
@@ -73,7 +73,7 @@ async def test_twenty_concurrent_deliveries_plus_retries_make_one_receipt_one_ru
     aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
 ) -> None:
     runs: list[str] = []
-    bot = await start_bot(aiohttp_client, settings, clock, routers=[counting_router(runs), customers.router])
+    bot = await start_bot(aiohttp_client, settings, clock, routers=[counting_router(runs), friends.router])
     xml = contact_event("add_external_contact", "wmCUSTOMER1", 1700000000, State="pkgcard", WelcomeCode="WC1")
 
     async def deliver() -> int:

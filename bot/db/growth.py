@@ -140,3 +140,16 @@ class SyncedObject(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class WeComRelation(Base):
+    """A customer's friendship with one staff member: a customer may be friends with several."""
+
+    __tablename__ = "wecom_relations"
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    staff_userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_code: Mapped[str | None] = mapped_column(String(64))
+    added_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(default=True)

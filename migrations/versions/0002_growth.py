@@ -1,8 +1,8 @@
-"""growth loop: touches, welcomes, losses, groups, tags, synced objects
+"""growth loop: touches, welcomes, losses, relations, groups, tags, synced objects
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 01:34:33.026585
+Create Date: 2026-11-23 01:36:13.223126
 """
 
 from __future__ import annotations
@@ -106,6 +106,16 @@ def upgrade() -> None:
         batch_op.create_index('ix_touches_channel_time', ['channel_code', 'occurred_at'], unique=False)
         batch_op.create_index('ix_touches_customer', ['customer_id'], unique=False)
 
+    op.create_table('wecom_relations',
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('staff_userid', sa.String(length=64), nullable=False),
+    sa.Column('channel_code', sa.String(length=64), nullable=True),
+    sa.Column('added_at', bot.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('removed_at', bot.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_wecom_relations_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('customer_id', 'staff_userid', name=op.f('pk_wecom_relations'))
+    )
     op.create_table('welcomes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -143,6 +153,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_welcomes_channel')
 
     op.drop_table('welcomes')
+    op.drop_table('wecom_relations')
     with op.batch_alter_table('touches', schema=None) as batch_op:
         batch_op.drop_index('ix_touches_customer')
         batch_op.drop_index('ix_touches_channel_time')

@@ -1,0 +1,33 @@
+"""Names and lookups of platform objects created from content (see ``bot/sync``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.growth import SyncedObject
+
+WECOM_TAG = "wecom_tag"  # key "group/name" → corp tag id
+MP_TAG = "mp_tag"  # key tag name → Official Account tag id
+CONTACT_WAY = "contact_way"  # key channel code → config_id (qr_code in data)
+JOIN_WAY = "join_way"  # key channel code → config_id (qr_code in data)
+MP_QR = "mp_qr"  # key channel code → ticket (url in data)
+MEDIA = "media"  # key content-relative path → media_id
+
+
+async def remote_ids(session: AsyncSession, kind: str, keys: Iterable[str]) -> dict[str, str]:
+    """``{key: remote_id}`` for the synced objects of ``kind`` among ``keys`` (unsynced ones are absent)."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(SyncedObject.key, SyncedObject.remote_id).where(SyncedObject.kind == kind, SyncedObject.key.in_(wanted))
+    )
+    return {key: rid for key, rid in rows.all() if rid}
+
+
+async def all_remote_ids(session: AsyncSession, kind: str) -> dict[str, str]:
+    rows = await session.execute(select(SyncedObject.key, SyncedObject.remote_id).where(SyncedObject.kind == kind))
+    return {key: rid for key, rid in rows.all() if rid}
