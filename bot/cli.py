@@ -62,6 +62,12 @@ def cmd_events(args: argparse.Namespace) -> int:
     return asyncio.run(print_recent_events(settings, args.limit, args.status, args.kind))
 
 
+def cmd_stats_channels(args: argparse.Namespace) -> int:
+    from bot.admin_queries import print_channel_stats
+
+    return asyncio.run(print_channel_stats(_settings(args), args.since, args.until, args.csv))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -100,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--status", choices=["pending", "done", "failed"])
     e.add_argument("--kind")
     e.set_defaults(func=cmd_events)
+    st = sub.add_parser("stats", help="reports")
+    stsub = st.add_subparsers(dest="stats_command", required=True)
+    stc = stsub.add_parser("channels", help="per channel: adds, unique, losses, net, welcomes, A/B, 7-day retention")
+    stc.add_argument("--since", help="first local day (YYYY-MM-DD, configured timezone)")
+    stc.add_argument("--until", help="day after the last (YYYY-MM-DD)")
+    stc.add_argument("--csv", action="store_true")
+    stc.set_defaults(func=cmd_stats_channels)
     c = sub.add_parser("content", help="operator content in content/")
     csub = c.add_subparsers(dest="content_command", required=True)
     chk = csub.add_parser("check", help="validate content files (file, key, reason)")

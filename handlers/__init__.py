@@ -7,6 +7,6 @@ from bot.dispatcher import Router
 
 def all_routers() -> list[Router]:
     """Every feature router, in the order their handlers run for the same event."""
-    from handlers import follow, friends
+    from handlers import follow, friends, groups
 
-    return [friends.router, follow.router]
+    return [friends.router, follow.router, groups.router]

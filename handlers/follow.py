@@ -43,7 +43,7 @@ async def welcome_follower(event: Followed | Scanned, ctx: Context) -> Reply | N
     reply, variant_ref = _welcome_reply(ctx, arrival)
     ctx.session.add(
         Welcome(
-            customer_id=customer.id, channel_code=arrival.channel.code if arrival.channel else None,
+            customer_id=customer.id, channel_code=arrival.code,
             variant_ref=variant_ref, via="passive_reply", state="sent" if reply else "skipped",
             reason=None if reply else "channel has no welcome message", created_at=ctx.now(),
             receipt_id=ctx.receipt_id,

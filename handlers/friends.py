@@ -52,7 +52,7 @@ async def queue_welcome(ctx: Context, event: FriendAdded, customer: Customer, ar
     channel = arrival.channel
     message = ctx.content.welcome_for(channel) if channel is not None else None
     row = Welcome(
-        customer_id=customer.id, channel_code=channel.code if channel else None, via="send_welcome_msg",
+        customer_id=customer.id, channel_code=arrival.code, via="send_welcome_msg",
         state="skipped", created_at=ctx.now(), receipt_id=ctx.receipt_id,
     )  # fmt: skip
     deadline = at + WELCOME_WINDOW

@@ -112,7 +112,7 @@ async def test_unknown_state_gets_the_default_welcome_and_counts_as_unattributed
     touch = await _one(rig, Touch, Touch.customer_id == customer.id)
     assert isinstance(touch, Touch) and touch.channel_code is None and touch.raw_key == "wb:1:4285486"
     row = await _one(rig, Welcome, Welcome.customer_id == customer.id)
-    assert isinstance(row, Welcome) and row.channel_code == "organic" and row.variant_ref == "welcome_default/default"
+    assert isinstance(row, Welcome) and row.channel_code is None and row.variant_ref == "welcome_default/default"
 
 
 async def test_a_welcome_code_older_than_20_seconds_is_recorded_expired_and_not_sent(
