@@ -81,6 +81,20 @@ def cmd_content_check(args: argparse.Namespace) -> int:
     return check_command(args.dir or _content_dir(args))
 
 
+def cmd_content_sync(args: argparse.Namespace) -> int:
+    from bot.sync import sync_command
+
+    settings = _settings(args)
+    configure_logging(settings.logging.level, "text", secret_values(settings))
+    return asyncio.run(sync_command(settings, args.dry_run, sys.stdout))
+
+
+def cmd_channels_qr(args: argparse.Namespace) -> int:
+    from bot.sync import qr_command
+
+    return asyncio.run(qr_command(_settings(args), args.code, args.output or f"{args.code}.png"))
+
+
 def _content_dir(args: argparse.Namespace) -> str:
     try:
         return _settings(args).content_dir
@@ -118,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     chk = csub.add_parser("check", help="validate content files (file, key, reason)")
     chk.add_argument("dir", nargs="?")
     chk.set_defaults(func=cmd_content_check)
+    syn = csub.add_parser("sync", help="make WeCom and the Official Account match content/ (idempotent)")
+    syn.add_argument("--dry-run", action="store_true", help="print the plan, call nothing")
+    syn.set_defaults(func=cmd_content_sync)
+    ch = sub.add_parser("channels", help="channel codes")
+    chsub = ch.add_subparsers(dest="channels_command", required=True)
+    qr = chsub.add_parser("qr", help="write a channel's QR code as PNG (for print: package cards, posters)")
+    qr.add_argument("code")
+    qr.add_argument("-o", "--output", help="PNG path (default CODE.png)")
+    qr.set_defaults(func=cmd_channels_qr)
     return p
 
 

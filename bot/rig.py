@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.app import SERVICES, Services, build_app
 from bot.clock import Clock
 from bot.config import Settings
+from bot.content import Content
 from bot.dispatcher import Router
 from bot.simulator import (
     CallbackPusher,
@@ -36,6 +37,22 @@ def point_at_simulator(settings: Settings, sim: RunningSimulator) -> Settings:
     wecom = dataclasses.replace(settings.wecom, api_base_url=sim.wecom_api_base)
     oa = dataclasses.replace(settings.official_account, api_base_url=sim.mp_api_base)
     return dataclasses.replace(settings, wecom=wecom, official_account=oa)
+
+
+def seed_corp(state: SimState, content: Content) -> None:
+    """Give the simulated corp the staff and customer groups the operator's content refers to,
+    as a real corp already has them before codes are created."""
+    for channel in content.channels:
+        way = channel.contact_way
+        if way is not None:
+            for userid in (*way.staff, *way.backup_staff, *(u for day in way.schedule or () for u in day)):
+                if userid not in state.staff:
+                    state.add_staff(userid)
+        if channel.join_way is not None:
+            for chat_id in channel.join_way.chat_ids:
+                if chat_id not in state.groups:
+                    owner = next(iter(state.staff), "groupowner")
+                    state.add_group(owner, name=f"{channel.name}", chat_id=chat_id)
 
 
 class Rig:
@@ -68,6 +85,7 @@ class Rig:
         state = SimState(clock=clock, seed=seed, accounts=SimAccounts.from_settings(settings))
         sim_server = await start_simulator(state, "127.0.0.1", 0)
         app = build_app(point_at_simulator(settings, sim_server), clock=clock, rng=rng, routers=routers)
+        seed_corp(state, app[SERVICES].content)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -82,6 +100,11 @@ class Rig:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state_base_url(self) -> str:
+        """Where the simulated platform listens."""
+        return self._sim_server.base_url
 
     async def drain(self, rounds: int = 50) -> None:
         """Run handlers and due outbox calls until nothing is left to do at the current (frozen) time."""

@@ -17,32 +17,32 @@ from bot.db.synced import MEDIA, MP_TAG, WECOM_TAG
 from bot.rig import Rig
 from bot.wechat import parse_xml
 
-WECOM_TAGS = ["渠道/包裹卡", "福利/29元礼待领取", "渠道/自然添加"]
-MP_TAGS = {"渠道/公众号海报": 101, "福利/会员礼包待领取": 102, "渠道/自然关注": 103}
 TAG_IDS: dict[str, str] = {}
 
 
 async def pretend_synced(rig: Rig, clock: FrozenClock) -> None:
-    """What `siyu-bot content sync` leaves behind: tags on the platform, their ids and uploaded media."""
-    from bot.simulator.models import OaTag
+    """Run the real `siyu-bot content sync` against the simulator (tags, codes, QR), and record an
+    uploaded media id for the welcome's mini-program cover (media upload is not part of sync yet)."""
+    import io
 
+    from bot.sync import sync_command
+
+    out = io.StringIO()
+    assert await sync_command(rig.services.settings, False, out) == 0, out.getvalue()
     assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():
-        for ref in WECOM_TAGS:
-            group, name = ref.split("/")
-            TAG_IDS[ref] = rig.state.add_corp_tag(group, name, by_api=True).id
-            s.add(SyncedObject(kind=WECOM_TAG, key=ref, remote_id=TAG_IDS[ref], fingerprint="x", data={},
-                               updated_at=clock.now()))  # fmt: skip
-        for ref, tag_id in MP_TAGS.items():
-            rig.state.oa_tags[tag_id] = OaTag(tag_id, ref.split("/")[1])
-            s.add(SyncedObject(kind=MP_TAG, key=ref, remote_id=str(tag_id), fingerprint="x", data={},
-                               updated_at=clock.now()))  # fmt: skip
+        rows = (await s.scalars(select(SyncedObject).where(SyncedObject.kind.in_([WECOM_TAG, MP_TAG])))).all()
+        TAG_IDS.update({f"{r.kind}:{r.key}": r.remote_id or "" for r in rows})
         s.add(
             SyncedObject(
                 kind=MEDIA, key="media/gift_29_cover.png", remote_id="MEDIA_GIFT", fingerprint="x", data={},
                 updated_at=clock.now(),
             )
         )  # fmt: skip
+
+
+def tag_id(ref: str, kind: str = WECOM_TAG) -> str:
+    return TAG_IDS[f"{kind}:{ref}"]
 
 
 @pytest.fixture
@@ -62,10 +62,11 @@ async def _one(rig: Rig, model: type, *where: object) -> object:
 
 
 async def test_package_card_customer_gets_that_channels_welcome_tags_and_profile(rig: Rig) -> None:
+    before = len(rig.state.calls)
     added = await rig.sim.add_friend("lulu", state="pkgcard", name="王小米", unionid="uPKG1")
     assert added.delivery.ok
     await rig.drain()
-    calls = [c.api for c in rig.state.calls if c.platform == "wecom" and c.api != "gettoken"]
+    calls = [c.api for c in rig.state.calls[before:] if c.platform == "wecom" and c.api != "gettoken"]
     assert calls[0] == "externalcontact/send_welcome_msg"  # nothing before the welcome
     welcome = rig.state.last_call("externalcontact/send_welcome_msg")
     assert welcome.errcode == 0
@@ -75,7 +76,7 @@ async def test_package_card_customer_gets_that_channels_welcome_tags_and_profile
     [attachment] = welcome.body["attachments"]
     assert attachment["msgtype"] in {"miniprogram", "link"}
     mark = rig.state.last_call("externalcontact/mark_tag")
-    expected = [TAG_IDS["渠道/包裹卡"], TAG_IDS["福利/29元礼待领取"]]
+    expected = [tag_id("渠道/包裹卡"), tag_id("福利/29元礼待领取")]
     assert mark.body == {"userid": "lulu", "external_userid": added.external_userid, "add_tag": expected}
     assert mark.errcode == 0
     assert set(expected) <= set(rig.state.contacts[added.external_userid].follow["lulu"].tag_ids)
@@ -106,7 +107,7 @@ async def test_unknown_state_gets_the_default_welcome_and_counts_as_unattributed
     added = await rig.sim.add_friend("lulu", state="wb:1:4285486")
     await rig.drain()
     mark = rig.state.last_call("externalcontact/mark_tag")
-    assert mark.body["add_tag"] == [TAG_IDS["渠道/自然添加"]] and mark.errcode == 0
+    assert mark.body["add_tag"] == [tag_id("渠道/自然添加")] and mark.errcode == 0
     customer = await _one(rig, Customer, Customer.external_userid == added.external_userid)
     assert isinstance(customer, Customer)
     touch = await _one(rig, Touch, Touch.customer_id == customer.id)
@@ -162,7 +163,9 @@ async def test_official_account_follow_via_parametric_qr(rig: Rig) -> None:
     assert "会员礼包" in reply["Content"] or "礼包" in reply["Content"]
     await rig.drain()
     tagged = rig.state.calls_to("tags/members/batchtagging")
-    assert sorted(c.body["tagid"] for c in tagged) == [101, 102]
+    assert sorted(c.body["tagid"] for c in tagged) == sorted(
+        int(tag_id(ref, MP_TAG)) for ref in ("渠道/公众号海报", "福利/会员礼包待领取")
+    )
     assert all(c.body["openid_list"] == [follower.openid] and c.errcode == 0 for c in tagged)
     customer = await _one(rig, Customer, Customer.openid == follower.openid)
     assert isinstance(customer, Customer) and customer.first_channel == "mp_poster_618" and customer.mp_follower
@@ -175,7 +178,8 @@ async def test_plain_follow_gets_default_welcome(rig: Rig) -> None:
     assert follower.delivery.reply is not None
     assert parse_xml(follower.delivery.reply)["MsgType"] in {"text", "news"}
     await rig.drain()
-    assert [c.body["tagid"] for c in rig.state.calls_to("tags/members/batchtagging")] == [103]
+    tagged = rig.state.calls_to("tags/members/batchtagging")
+    assert [c.body["tagid"] for c in tagged] == [int(tag_id("渠道/自然关注", MP_TAG))]
 
 
 async def test_same_person_on_wecom_and_official_account_is_one_customer(rig: Rig) -> None:

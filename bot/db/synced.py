@@ -8,13 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.growth import SyncedObject
+from bot.sync.model import CONTACT_WAY, CORP_TAG, JOIN_WAY, MP_QRCODE, MP_TAG
 
-WECOM_TAG = "wecom_tag"  # key "group/name" → corp tag id
-MP_TAG = "mp_tag"  # key tag name → Official Account tag id
-CONTACT_WAY = "contact_way"  # key channel code → config_id (qr_code in data)
-JOIN_WAY = "join_way"  # key channel code → config_id (qr_code in data)
-MP_QR = "mp_qr"  # key channel code → ticket (url in data)
-MEDIA = "media"  # key content-relative path → media_id
+WECOM_TAG = CORP_TAG  # key "group/name" → corp tag id
+MP_QR = MP_QRCODE  # key channel code → ticket (url in data)
+MEDIA = "media"  # key content-relative path → media_id (uploaded attachment files)
+
+__all__ = ["CONTACT_WAY", "JOIN_WAY", "MEDIA", "MP_QR", "MP_TAG", "WECOM_TAG", "all_remote_ids", "remote_ids"]
 
 
 async def remote_ids(session: AsyncSession, kind: str, keys: Iterable[str]) -> dict[str, str]:
