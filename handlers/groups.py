@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import Channel, Platform
@@ -49,24 +49,26 @@ async def queue_snapshot(ctx: Context, chat_id: str) -> None:
 
     One pending re-read per chat is enough: it reads whatever the group is by then. It is pushed back
     so that it runs at least 2 s after this event, unless it has been waiting longer than the debounce
-    window (then a new one is queued, so a group that never stops changing is still read).
+    window (then a new one is queued, so a group that never stops changing is still read). The group
+    row is locked first, so this serialises with a concurrent dismiss of the same chat.
     """
+    if (await _lock_group(ctx, chat_id)).dismissed_at is not None:
+        return
     now, due = ctx.now(), ctx.now() + SETTLE
     pending = await ctx.session.scalar(
-        select(OutboxCall)
-        .where(
-            OutboxCall.api == GROUPCHAT_GET,
-            OutboxCall.state == "pending",
-            OutboxCall.idempotency_key.endswith(_snapshot_key(chat_id), autoescape=True),
-        )
-        .order_by(OutboxCall.next_attempt_at.desc())
-        .limit(1)
+        select(OutboxCall).where(*_pending_reread(chat_id)).order_by(OutboxCall.next_attempt_at.desc()).limit(1)
     )
     if pending is not None and pending.next_attempt_at >= due:
         return
     if pending is not None and pending.created_at > now - DEBOUNCE_WINDOW:
-        pending.next_attempt_at = due
-        return
+        pushed = await ctx.session.execute(  # conditional: the worker may be claiming it right now
+            update(OutboxCall)
+            .where(OutboxCall.id == pending.id, OutboxCall.state == "pending")
+            .values(next_attempt_at=due)
+            .execution_options(synchronize_session=False)
+        )
+        if pushed.rowcount:  # type: ignore[attr-defined]
+            return
     body = {"chat_id": chat_id, "need_name": 1}
     ctx.call_platform("wecom", GROUPCHAT_GET, body, key=_snapshot_key(chat_id)[1:], not_before=due, then=SNAPSHOT)
 
@@ -83,12 +85,9 @@ async def close_group(event: GroupDismissed, ctx: Context) -> None:
         await _release(ctx, member, at)
     await ctx.session.execute(
         update(OutboxCall)
-        .where(
-            OutboxCall.api == GROUPCHAT_GET,
-            OutboxCall.state == "pending",
-            OutboxCall.idempotency_key.endswith(_snapshot_key(event.chat_id), autoescape=True),
-        )
+        .where(*_pending_reread(event.chat_id))
         .values(state="expired", finished_at=ctx.now(), last_error="group dismissed")
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -221,6 +220,15 @@ async def _release(ctx: Context, member: GroupMember, at: datetime) -> None:
         "chat_id": member.chat_id, "occurred_at": at, "receipt_id": ctx.receipt_id,
     }  # fmt: skip
     await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"])
+
+
+def _pending_reread(chat_id: str) -> tuple[ColumnElement[bool], ...]:
+    """The chat's re-reads that have not started yet."""
+    return (
+        OutboxCall.api == GROUPCHAT_GET,
+        OutboxCall.state == "pending",
+        OutboxCall.idempotency_key.endswith(_snapshot_key(chat_id), autoescape=True),
+    )
 
 
 def _snapshot_key(chat_id: str) -> str:

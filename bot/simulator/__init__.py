@@ -31,7 +31,7 @@ Read what the bot did::
 """
 
 from bot.simulator.app import SIM_STATE, make_sim_app
-from bot.simulator.journeys import AddedFriend, CreatedGroup, NewFollower, Simulator
+from bot.simulator.journeys import AddedFriend, CreatedGroup, NewFollower, Simulator, Withheld
 from bot.simulator.pusher import CallbackPusher, CallbackTarget, Delivery, mp_target, wecom_target
 from bot.simulator.server import RunningSimulator, start_simulator
 from bot.simulator.state import RecordedCall, SimAccounts, SimState
@@ -49,6 +49,7 @@ __all__ = [
     "SimAccounts",
     "SimState",
     "Simulator",
+    "Withheld",
     "make_sim_app",
     "mp_target",
     "start_simulator",

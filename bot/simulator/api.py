@@ -36,14 +36,29 @@ class ApiError(Exception):
 
 
 @dataclass(frozen=True)
+class UploadedFile:
+    """One file part of a ``multipart/form-data`` call (``media/upload``)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class ApiRequest:
-    """One parsed API call: query without ``access_token`` and the JSON body (``{}`` when none)."""
+    """One parsed API call: query without ``access_token`` and the JSON body (``{}`` when none).
+
+    ``files`` holds the file parts of a multipart call by field name; ``origin`` is the scheme and host
+    the call came in on (``http://127.0.0.1:PORT``), for URLs the simulator serves itself.
+    """
 
     platform: Platform
     api: str
     method: str
     query: Mapping[str, str]
     body: dict[str, Any] = field(default_factory=dict)
+    files: Mapping[str, UploadedFile] = field(default_factory=dict)
+    origin: str = ""
 
 
 Handler = Callable[["SimState", ApiRequest], dict[str, Any]]

@@ -13,6 +13,10 @@ Behaviour where the docs are thin (our choices):
 * Body that is not a JSON object → 47001 "data format error" (OA table; used for both platforms).
 * WeCom errmsgs end with ``more info at https://open.work.weixin.qq.com/devtool/query?e=CODE`` as
   the real platform's do; OA errmsgs carry a ``rid``.
+* ``multipart/form-data`` calls (``media/upload``) reach the handler as ``ApiRequest.files``; the call
+  is recorded with a summary of each file (name, length, content type), never its bytes.
+* ``GET /wwpic/<name>`` serves the PNG behind a channel code's ``qr_code`` (simulator-only stand-in for
+  WeCom's image host, see :func:`bot.simulator.wecom_channels.qr_image`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from bot.simulator import mp_api, tokens, wecom_channels, wecom_contacts, wecom_messages, wecom_tags
-from bot.simulator.api import ApiError, ApiRequest, Platform, Route
+from bot.simulator import (
+    mp_api,
+    tokens,
+    wecom_channels,
+    wecom_contacts,
+    wecom_media,
+    wecom_messages,
+    wecom_tags,
+)
+from bot.simulator.api import ApiError, ApiRequest, Platform, Route, UploadedFile
 from bot.simulator.state import RecordedCall, SimState
 
 SIM_STATE: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
@@ -35,6 +48,7 @@ ROUTES: dict[Platform, dict[str, Route]] = {
         **wecom_tags.ROUTES,
         **wecom_channels.ROUTES,
         **wecom_messages.ROUTES,
+        **wecom_media.ROUTES,
     },
     "mp": {**tokens.MP_ROUTES, **mp_api.ROUTES},
 }
@@ -42,10 +56,21 @@ ROUTES: dict[Platform, dict[str, Route]] = {
 
 def make_sim_app(state: SimState) -> web.Application:
     """Build the aiohttp application serving both platforms from ``state``."""
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[SIM_STATE] = state
     app.router.add_route("*", "/{platform:wecom|mp}/cgi-bin/{api:.+}", _dispatch)
+    app.router.add_get("/wwpic/{name}", _qr_image)
     return app
+
+
+MAX_REQUEST_BYTES = 32 << 20  # above every upload limit, so oversized files get the platform's errcode
+
+
+async def _qr_image(request: web.Request) -> web.Response:
+    png = wecom_channels.qr_image(request.app[SIM_STATE], request.match_info["name"])
+    if png is None:
+        return web.Response(status=404, text="404 Not Found")
+    return web.Response(body=png, content_type="image/png")
 
 
 def _error_body(platform: Platform, err: ApiError, state: SimState) -> dict[str, Any]:
@@ -67,6 +92,28 @@ async def _read_body(request: web.Request) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise ApiError(47001, "data format error")
     return data
+
+
+async def _read_files(request: web.Request) -> dict[str, UploadedFile]:
+    """The file parts of a multipart body (other parts are ignored, as no API here takes them)."""
+    files: dict[str, UploadedFile] = {}
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, aiohttp.BodyPartReader) and part.name and part.filename is not None:
+                data = await part.read(decode=False)
+                content_type = part.headers.get("Content-Type", "application/octet-stream")
+                files[part.name] = UploadedFile(part.filename, content_type, bytes(data))
+    except (ValueError, AssertionError):
+        raise ApiError(47001, "data format error") from None
+    return files
+
+
+def _files_summary(files: dict[str, UploadedFile]) -> dict[str, Any]:
+    return {
+        name: {"filename": f.filename, "filelength": len(f.data), "content_type": f.content_type}
+        for name, f in files.items()
+    }
 
 
 def _serve(state: SimState, route: Route, req: ApiRequest, token: str | None) -> dict[str, Any]:
@@ -105,11 +152,17 @@ async def _dispatch(request: web.Request) -> web.Response:
         _record(state, request, api, query, None, 404, {})
         return web.Response(status=404, text="404 Not Found")
     body: dict[str, Any] | None = None
+    files: dict[str, UploadedFile] = {}
     try:
-        body = await _read_body(request)
+        if request.content_type.startswith("multipart/"):
+            files = await _read_files(request)
+            body = _files_summary(files)
+        else:
+            body = await _read_body(request)
         if route is None:
             raise ApiError(40066, "invalid url")
-        req = ApiRequest(platform, api, request.method, query, body or {})
+        origin = f"{request.scheme}://{request.host}"
+        req = ApiRequest(platform, api, request.method, query, {} if files else body or {}, files, origin)
         response = _serve(state, route, req, request.query.get("access_token"))
     except ApiError as err:
         response = _error_body(platform, err, state)

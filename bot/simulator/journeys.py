@@ -11,7 +11,8 @@ kf, §8.1/§8.4/§8.6 Official Account) and returns the :class:`~bot.simulator.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,6 +45,14 @@ class NewFollower:
     delivery: Delivery
 
 
+@dataclass(frozen=True)
+class Withheld:
+    """A callback the platform produced but did not deliver (yet): see :meth:`Simulator.withheld`."""
+
+    platform: str  # wecom | mp
+    plaintext: str
+
+
 class Simulator:
     """The platform acting on behalf of customers and staff. Pushers are needed per platform used."""
 
@@ -51,13 +60,36 @@ class Simulator:
         self.state = state
         self._wecom = wecom
         self._mp = mp
+        self._held: list[Withheld] | None = None
+
+    @contextlib.contextmanager
+    def withheld(self) -> Iterator[list[Withheld]]:
+        """Callbacks produced inside the block are kept, not pushed: never deliver one to model a lost
+        callback, or :meth:`deliver` them later in any order (§3 WeCom: "may be lost or out of order")."""
+        held: list[Withheld] = []
+        self._held = held
+        try:
+            yield held
+        finally:
+            self._held = None
+
+    async def deliver(self, item: Withheld, *, duplicates: int = 0) -> Delivery:
+        """Push a withheld callback now."""
+        push = self._push_wecom if item.platform == "wecom" else self._push_mp
+        return await push(item.plaintext, duplicates)
 
     async def _push_wecom(self, plaintext: str, duplicates: int) -> Delivery:
+        if self._held is not None:
+            self._held.append(Withheld("wecom", plaintext))
+            return Delivery(plaintext)
         if self._wecom is None:
             raise RuntimeError("no WeCom callback pusher configured")
         return await self._wecom.push(plaintext, duplicates=duplicates)
 
     async def _push_mp(self, plaintext: str, duplicates: int) -> Delivery:
+        if self._held is not None:
+            self._held.append(Withheld("mp", plaintext))
+            return Delivery(plaintext)
         if self._mp is None:
             raise RuntimeError("no Official Account callback pusher configured")
         return await self._mp.push(plaintext, duplicates=duplicates)
@@ -187,6 +219,22 @@ class Simulator:
             cur_mem_ver=cur,
         )
         return await self._push_wecom(xml, 0)
+
+    async def update_group(
+        self, chat_id: str, *, name: str | None = None, owner: str | None = None, notice: str | None = None
+    ) -> list[Delivery]:
+        """Rename / transfer / edit the notice → one ``update`` per change (change_name, change_owner,
+        change_notice); the member list and its version stay as they are."""
+        s = self.state
+        group = s.groups[chat_id]
+        out: list[Delivery] = []
+        for detail, attr, value in (("change_name", "name", name), ("change_owner", "owner", owner),
+                                    ("change_notice", "notice", notice)):  # fmt: skip
+            if value is not None:
+                setattr(group, attr, value)
+                xml = xml_events.chat_event(s.accounts.corp_id, s.ts(), chat_id, "update", update_detail=detail)
+                out.append(await self._push_wecom(xml, 0))
+        return out
 
     async def dismiss_group(self, chat_id: str) -> Delivery:
         s = self.state

@@ -197,3 +197,14 @@ class Delivered:
     at: datetime
     body: dict[str, Any]
     msgid: str = ""
+
+
+@dataclass
+class Media:
+    """A temporary media file from ``media/upload`` ([W:90253]): its ``media_id`` is valid 3 days."""
+
+    media_id: str
+    type: str  # image | voice | video | file
+    filename: str
+    size: int
+    created_at: datetime

@@ -27,6 +27,7 @@ from bot.simulator.models import (
     GroupChat,
     GroupMember,
     KfMessage,
+    Media,
     MsgTemplate,
     OaFollower,
     OaTag,
@@ -122,6 +123,7 @@ class SimState:
         self.groups: dict[str, GroupChat] = {}
         self.contact_ways: dict[str, ChannelCode] = {}
         self.join_ways: dict[str, ChannelCode] = {}
+        self.media: dict[str, Media] = {}  # media_id -> uploaded temporary media
         self.msg_templates: dict[str, MsgTemplate] = {}
         self.mass_received: dict[tuple[str, str], int] = {}
         self.kf_messages: list[KfMessage] = []

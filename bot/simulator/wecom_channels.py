@@ -8,11 +8,17 @@
   ``state`` ≤ 30, ``room_base_name`` ≤ 40, ``remark`` truncated after 30 chars (as documented).
   The docs name no errcode for a bad join-way field or ``config_id``: we answer 40058.
 * ``groupchat/get`` ([W:96338]): unknown chat → 40050 "chatid不存在", dismissed → 49008 "群已经解散".
+* ``qr_code``: WeCom answers the URL of an *image* of the code on its image host (wework.qpic.cn). The
+  simulator answers a URL on itself, ``<scheme://host of the call>/wwpic/<id>.png``, and serves a real
+  PNG there (:func:`qr_image`), so ``siyu-bot channels qr`` can download it as it does from WeCom.
 """
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING, Any
+
+import segno
 
 from bot.simulator.api import (
     CHAT_NOT_FOUND,
@@ -52,8 +58,32 @@ def _new_config_id(state: SimState) -> str:
     return "".join(state.rng.choice("0123456789abcdef") for _ in range(32))
 
 
-def _qr(state: SimState) -> str:
-    return f"https://wework.qpic.cn/wwpic/{state.rng.randrange(10**11, 10**12)}_{state.new_id('', 12)}/0"
+def _qr(state: SimState, origin: str) -> str:
+    if not origin:  # called without an HTTP request: the shape of WeCom's own image URLs
+        return f"https://wework.qpic.cn/wwpic/{state.rng.randrange(10**11, 10**12)}_{state.new_id('', 12)}/0"
+    return f"{origin}/wwpic/{state.rng.randrange(10**11, 10**12)}_{state.new_id('', 12)}.png"
+
+
+def qr_payload(state: SimState, name: str) -> str | None:
+    """What the QR image ``/wwpic/<name>`` encodes — **simulator-only**, a plausible stand-in: WeCom does
+    not document the content of its codes. 「联系我」 → ``https://work.weixin.qq.com/ca/<config_id>``,
+    「加入群聊」 → ``https://work.weixin.qq.com/gm/<config_id>``."""
+    suffix = f"/wwpic/{name}"
+    for prefix, ways in (("ca", state.contact_ways), ("gm", state.join_ways)):
+        for way in ways.values():
+            if way.qr_code and way.qr_code.endswith(suffix):
+                return f"https://work.weixin.qq.com/{prefix}/{way.config_id}"
+    return None
+
+
+def qr_image(state: SimState, name: str) -> bytes | None:
+    """The PNG served at ``/wwpic/<name>`` (segno, deterministic for a code), or None if no code has it."""
+    payload = qr_payload(state, name)
+    if payload is None:
+        return None
+    out = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(out, kind="png", scale=8, border=4)
+    return out.getvalue()
 
 
 def _check_contact_way_fields(state: SimState, b: dict[str, Any], type_: int) -> None:
@@ -84,7 +114,7 @@ def add_contact_way(state: SimState, req: ApiRequest) -> dict[str, Any]:
     if b["scene"] not in (1, 2):
         raise ApiError(41040, "invalid contact way scene")
     _check_contact_way_fields(state, b, b["type"])
-    way = ChannelCode(_new_config_id(state), dict(b), _qr(state) if b["scene"] == 2 else None)
+    way = ChannelCode(_new_config_id(state), dict(b), _qr(state, req.origin) if b["scene"] == 2 else None)
     state.contact_ways[way.config_id] = way
     return {"config_id": way.config_id, **({"qr_code": way.qr_code} if way.qr_code else {})}
 
@@ -165,7 +195,7 @@ def _join_way(state: SimState, body: dict[str, Any]) -> ChannelCode:
 
 def add_join_way(state: SimState, req: ApiRequest) -> dict[str, Any]:
     """``groupchat/add_join_way``: answers ``config_id``; the QR comes from ``get_join_way`` (§4.2)."""
-    way = ChannelCode(_new_config_id(state), _join_way_fields(state, req.body), _qr(state))
+    way = ChannelCode(_new_config_id(state), _join_way_fields(state, req.body), _qr(state, req.origin))
     state.join_ways[way.config_id] = way
     return {"config_id": way.config_id}
 

@@ -22,6 +22,7 @@ from bot.simulator.api import (
     str_list,
 )
 from bot.simulator.models import ExternalContact, FollowUser
+from bot.simulator.wecom_media import check_media_ids
 
 if TYPE_CHECKING:
     from bot.simulator.state import SimState
@@ -84,13 +85,15 @@ def send_welcome_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
     41050 reads "welcome_code具有时效性，须在添加好友后20秒内使用" ([W:90313]), which makes it the
     documented answer for expiry (§5.1 had left this open); 41051 "externaluser has started
     chatting" for a code already used. A code is valid while less than 20 s have passed (strict).
-    An invalid body does not consume the code.
+    An invalid body does not consume the code. Attachment media ids must come from ``media/upload``
+    and be less than 3 days old (40007, :func:`bot.simulator.wecom_media.check_media_ids`).
     """
     code_value = need_str(req.body, "welcome_code", 41049)
     content = check_text(req.body)
     attachments = check_attachments(req.body)
     if not content and not attachments:
         raise ApiError(INVALID_PARAM, "text and attachments can not both be empty")
+    check_media_ids(state, attachments)
     code = state.welcome_codes.get(code_value)
     if code is None:
         raise ApiError(41050, "invalid welcome code")
