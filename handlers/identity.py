@@ -70,8 +70,8 @@ async def _move_dependents(ctx: Context, old: int, new: int) -> None:
     for model in (Touch, Loss):  # unique per (receipt, customer): the survivor's row for a receipt wins
         kept = select(model.receipt_id).where(model.customer_id == new, model.receipt_id.is_not(None))
         await s.execute(delete(model).where(model.customer_id == old, model.receipt_id.in_(kept)))
-    for model in (Touch, Welcome, Loss):
-        await s.execute(update(model).where(model.customer_id == old).values(customer_id=new))
+    for moved in (Touch, Welcome, Loss):
+        await s.execute(update(moved).where(moved.customer_id == old).values(customer_id=new))
     await s.execute(update(GroupMember).where(GroupMember.customer_id == old).values(customer_id=new))
     for tag in (await s.scalars(select(CustomerTag).where(CustomerTag.customer_id == old))).all():
         await insert_ignore(
