@@ -107,3 +107,7 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column(String(128))  # WeChat nickname from externalcontact/get
     first_channel: Mapped[str | None] = mapped_column(String(64))  # first touch; None = unattributed
     first_touch_at: Mapped[datetime | None]
+    # Purchases reported by the order webhook: the inputs of RFM layers.
+    purchase_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_purchase_at: Mapped[datetime | None]
+    total_spent_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # in fen
