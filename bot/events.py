@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-Platform = Literal["wecom", "mp"]
+Platform = Literal["wecom", "mp", "shop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +254,36 @@ class MessageReceived(_MpEvent):
     msg_type: str
 
 
+# --- The brand's shop (order webhook, not WeChat) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderEvent(Event):
+    """An order reported by the shop. The customer is named by any of unionid, openid, external_userid."""
+
+    order_id: str
+    amount_cents: int
+    currency: str
+    unionid: str | None
+    openid: str | None
+    external_userid: str | None
+
+    def key_parts(self) -> tuple[Any, ...]:
+        return (self.kind, self.order_id)  # idempotent on the order id (per kind: paid, then refunded)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPaid(_OrderEvent):
+    """Paid orders stop drips (goal reached) and update purchase facts; ``create_time`` is the paid time."""
+
+    kind: ClassVar[str] = "order_paid"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRefunded(_OrderEvent):
+    kind: ClassVar[str] = "order_refunded"
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownEvent(Event):
     """Anything we have no type for yet: stored and acknowledged, handled by nobody."""
@@ -268,6 +298,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FriendAdded, FriendEdited, FriendRemovedByStaff, FriendLost, TransferFailed, ChatArchiveApproved,
         GroupCreated, GroupDismissed, GroupChanged, GroupMembersJoined, GroupMembersLeft, CorpTagChanged,
         KfMessagesPending, AppMessageReceived, Followed, Scanned, Unfollowed, MenuClicked, MenuLinkOpened,
-        TextReceived, MessageReceived, UnknownEvent,
+        TextReceived, MessageReceived, OrderPaid, OrderRefunded, UnknownEvent,
     )
 }  # fmt: skip
