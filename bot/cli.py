@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_content_check(args: argparse.Namespace) -> int:
     from bot.content import check_command
 
-    return check_command(args.dir or _content_dir(args))
+    return check_command(args.dir or _content_dir(args), tz=_tz(args))
 
 
 def cmd_content_sync(args: argparse.Namespace) -> int:
@@ -93,6 +94,13 @@ def cmd_channels_qr(args: argparse.Namespace) -> int:
     from bot.sync import qr_command
 
     return asyncio.run(qr_command(_settings(args), args.code, args.output or f"{args.code}.png"))
+
+
+def _tz(args: argparse.Namespace) -> zoneinfo.ZoneInfo:
+    try:
+        return _settings(args).tz
+    except ConfigError:
+        return zoneinfo.ZoneInfo("Asia/Shanghai")
 
 
 def _content_dir(args: argparse.Namespace) -> str:

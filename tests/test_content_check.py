@@ -15,7 +15,23 @@ SHIPPED = Path(__file__).resolve().parent.parent / "content"
 
 def test_shipped_content_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert check_command(str(SHIPPED)) == 0
-    assert capsys.readouterr().out == "OK: 8 channels, 8 messages, 20 tags\n"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "OK: 8 channels, 29 messages, 30 tags"
+    assert lines[1] == (
+        "4 drips; 12 group posts; 1 lottery campaign; 2 coupon pools; 6 keyword rules; check-in on; referral on"
+    )
+    assert any("(guideline 3:3:3:1)" in line for line in lines)  # the group-post mix follows (test_content_sop)
+
+
+def test_content_without_sop_or_interactions_prints_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "content"
+    root.mkdir()
+    for name in ("channels", "messages", "tags"):
+        shutil.copy(SHIPPED / f"{name}.toml", root)
+    shutil.copytree(SHIPPED / "media", root / "media")
+    out = io.StringIO()
+    assert check_command(str(root), out) == 0
+    assert out.getvalue() == "OK: 8 channels, 8 messages, 30 tags\n"
 
 
 def test_problems_are_printed_one_per_line(tmp_path: Path) -> None:

@@ -66,7 +66,8 @@ def test_broken_file_raises_and_the_previous_content_stays(shipped_copy: Path) -
     current = load_content(shipped_copy)
     channels = shipped_copy / "channels.toml"
     channels.write_text(channels.read_text(encoding="utf-8") + "\n[[channels]\n", encoding="utf-8")
-    (shipped_copy / "tags.toml").write_text('[[tag_groups]]\nname = "渠道"\ntags = []\n', encoding="utf-8")
+    tags = shipped_copy / "tags.toml"
+    tags.write_text(tags.read_text(encoding="utf-8") + '[[tag_groups]]\nname = "空"\ntags = []\n', encoding="utf-8")
     try:
         current = load_content(shipped_copy)
     except ContentError as exc:

@@ -71,7 +71,8 @@ def _image(node: Node) -> Attachment | None:
     media_id, pic_url = node.text("media_id"), node.text("pic_url", pattern=_URL, pattern_hint=_URL_HINT)
     path = _media_file(node, "path", "image")
     ok = _one_of(node, ("media_id", "pic_url", "path"), (media_id, pic_url, path))
-    return ImageAttachment(media_id, pic_url, path) if ok else None
+    size = (node.root / path).stat().st_size if path is not None else None
+    return ImageAttachment(media_id, pic_url, path, size) if ok else None
 
 
 def _link(node: Node) -> Attachment | None:

@@ -6,7 +6,7 @@ Field names follow WeCom's spelling (``state``, ``chat_id``, ``pic_media_id``) s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from enum import StrEnum
 from typing import ClassVar
@@ -113,6 +113,7 @@ class ImageAttachment:
     media_id: str | None = None
     pic_url: str | None = None
     path: str | None = None  # a file under the content directory, uploaded by sync
+    size: int | None = field(default=None, compare=False)  # bytes of ``path`` when loaded
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """The registry of content file kinds: what files exist, which top-level keys they hold, how to parse.
 
 The loader knows nothing about channels or messages. A feature adds its own files by declaring a
-:class:`FileKind` (``content/sop.toml`` and ``content/sop/*.toml``) with one or more sections
-(``[[drips]]``, ``[[group_posts]]``) and cross-checks, then extending the registry
-(``DEFAULT_REGISTRY.with_kind(SOP_FILES, check_drip_messages)``). Parsed items come back typed through
+:class:`FileKind` (``content/drips.toml`` and ``content/drips/*.toml``) with one or more sections
+(``[[drips]]``) and cross-checks, then extending the registry in ``kinds.py``
+(``.with_kind(DRIP_FILES)`` … ``.with_checks(*SOP_CHECKS)``). Parsed items come back typed through
 ``content.get(DRIPS)``.
 """
 

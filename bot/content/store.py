@@ -8,15 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
+from bot.content.budget import BUDGET, DEFAULT_BUDGET
 from bot.content.channels import CHANNELS
+from bot.content.checkin import CHECKIN
+from bot.content.coupons import COUPON_POOLS
+from bot.content.drips import DRIPS
+from bot.content.group_sop import GROUP_POSTS
+from bot.content.interactions_model import Campaign, Checkin, CouponPool, KeywordRule, Referral
+from bot.content.keywords import KEYWORDS
+from bot.content.lottery import CAMPAIGNS
 from bot.content.messages import FALLBACKS, MESSAGES
 from bot.content.model import Channel, Message, Platform, TagGroup, media_path
+from bot.content.referral import REFERRAL
 from bot.content.registry import Section
+from bot.content.sop_model import Budget, Drip, GroupPost, TriggerKind
 from bot.content.tags import TAG_GROUPS
 
 T = TypeVar("T")
@@ -105,3 +116,58 @@ class Content:
             for a in v.attachments
             if (path := media_path(a)) is not None
         )
+
+    # SOP engine (issue 4) -------------------------------------------------------------------------------
+
+    @property
+    def drips(self) -> tuple[Drip, ...]:
+        return self.get(DRIPS)
+
+    def drip(self, drip_id: str) -> Drip | None:
+        return next((d for d in self.drips if d.id == drip_id), None)
+
+    def drips_for(self, kind: TriggerKind, channel: str | None = None, tag: str | None = None) -> tuple[Drip, ...]:
+        """Enabled drips an event starts (its kind, the customer's channel code, the tag just added)."""
+        return tuple(d for d in self.drips if d.enabled and d.trigger.matches(kind, channel, tag))
+
+    @property
+    def group_posts(self) -> tuple[GroupPost, ...]:
+        return self.get(GROUP_POSTS)
+
+    @property
+    def budget(self) -> Budget:
+        """``[budget]`` from budget.toml, or the defaults when there is none."""
+        return self.one(BUDGET) or DEFAULT_BUDGET
+
+    # Interactions (issue 5) -----------------------------------------------------------------------------
+
+    @property
+    def checkin(self) -> Checkin | None:
+        return self.one(CHECKIN)
+
+    @property
+    def campaigns(self) -> tuple[Campaign, ...]:
+        return self.get(CAMPAIGNS)
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        return next((c for c in self.campaigns if c.id == campaign_id), None)
+
+    @property
+    def coupon_pools(self) -> tuple[CouponPool, ...]:
+        return self.get(COUPON_POOLS)
+
+    def coupon_pool(self, pool_id: str) -> CouponPool | None:
+        return next((p for p in self.coupon_pools if p.id == pool_id), None)
+
+    @cached_property
+    def keyword_rules(self) -> tuple[KeywordRule, ...]:
+        """By priority, highest first; equal priorities keep file order."""
+        return tuple(sorted(self.get(KEYWORDS), key=lambda r: -r.priority))
+
+    def keyword_rule_for(self, text: str, platform: str, at: time) -> KeywordRule | None:
+        """The rule answering ``text`` on ``platform`` ("mp" or "kf") at local time ``at``, if any."""
+        return next((r for r in self.keyword_rules if r.applies(text, platform, at)), None)
+
+    @property
+    def referral(self) -> Referral | None:
+        return self.one(REFERRAL)

@@ -21,9 +21,10 @@ class TemplateError(ValueError):
     pass
 
 
-def segments(text: str) -> Iterator[tuple[str, str | None]]:
-    """``(literal, variable or None)`` pairs; raises TemplateError on anything but known names."""
-    known = ", ".join("{" + n + "}" for n in sorted(VARIABLES))
+def segments(text: str, names: Mapping[str, object] = VARIABLES) -> Iterator[tuple[str, str | None]]:
+    """``(literal, variable or None)`` pairs; raises TemplateError on anything but ``names``
+    (the message variables unless a kind has its own, e.g. check-in replies' ``{streak}``)."""
+    known = ", ".join("{" + n + "}" for n in sorted(names))
     try:
         parsed = list(_FORMATTER.parse(text))
     except ValueError as exc:
@@ -36,19 +37,24 @@ def segments(text: str) -> Iterator[tuple[str, str | None]]:
             raise TemplateError(f"empty placeholder {{}}; known variables: {known}")
         if conversion or spec:
             raise TemplateError(f"placeholder {{{field}...}}: conversions and format specs are not supported")
-        if field not in VARIABLES:
+        if field not in names:
             raise TemplateError(f"unknown variable {{{field}}} (known: {known})")
         yield literal, field
 
 
-def variables_in(text: str) -> frozenset[str]:
-    return frozenset(name for _, name in segments(text) if name is not None)
+def variables_in(text: str, names: Mapping[str, object] = VARIABLES) -> frozenset[str]:
+    return frozenset(name for _, name in segments(text, names) if name is not None)
 
 
-def fill(text: str, values: Mapping[str, str | None], fallbacks: Mapping[str, str]) -> str:
+def fill(
+    text: str,
+    values: Mapping[str, str | None],
+    fallbacks: Mapping[str, str],
+    names: Mapping[str, object] = VARIABLES,
+) -> str:
     """Replace placeholders; a missing or blank value becomes the variable's fallback text."""
     out: list[str] = []
-    for literal, name in segments(text):
+    for literal, name in segments(text, names):
         out.append(literal)
         if name is not None:
             value = values.get(name)
