@@ -19,14 +19,13 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
 from bot.db.models import Receipt
 from bot.event_parser import from_fields
 from bot.events import Event, Platform
+from bot.inbox_sql import ReceiptSink, Row
 from bot.wechat import CallbackRejected
 
 log = logging.getLogger(__name__)
@@ -35,9 +34,14 @@ _TABLE: Table = Receipt.__table__  # type: ignore[assignment]
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Outcome of storing one callback: ``receipt_id`` is None when it was a duplicate."""
+    """Outcome of storing one callback: ``receipt_id`` is None when it was a duplicate.
+
+    ``dispatch`` is False when no handler wants the event: its receipt was stored as ``done`` at once,
+    so no per-receipt transaction follows the ack.
+    """
 
     receipt_id: int | None
+    dispatch: bool = True
 
     @property
     def duplicate(self) -> bool:
@@ -53,14 +57,21 @@ class _Pending:
 class ReceiptWriter:
     """Owns the inbox INSERTs. ``claim`` returns once the receipt is committed (or was already there)."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, lease_seconds: float, batch_max: int = 256) -> None:
-        self._engine = engine
+    def __init__(
+        self,
+        sink: ReceiptSink,
+        clock: Clock,
+        lease_seconds: float,
+        batch_max: int = 256,
+        wants: Callable[[Event], bool] = lambda _event: True,
+    ) -> None:
+        self._sink = sink
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
         self._batch_max = batch_max
+        self._wants = wants
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="inbox-writer")
@@ -73,6 +84,7 @@ class ReceiptWriter:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
+        await self._sink.close()
 
     async def claim(self, event: Event) -> Claim:
         if self._task is None or self._task.done():
@@ -99,39 +111,31 @@ class ReceiptWriter:
 
     async def _write(self, batch: list[_Pending]) -> None:
         now = self._clock.now()
-        rows: dict[str, dict[str, Any]] = {}
+        rows: dict[str, Row] = {}
+        wanted: dict[str, bool] = {}
         for item in batch:
             ev = item.event
-            rows.setdefault(
-                ev.dedup_key,
-                {
-                    "dedup_key": ev.dedup_key,
-                    "platform": ev.platform,
-                    "kind": ev.kind,
-                    "payload": ev.raw,
-                    "received_at": now,
-                    "status": "pending",
-                    "attempts": 0,
-                    "lease_until": now + self._lease,
-                },
-            )
-        stmt = (
-            self._insert(_TABLE)
-            .values(list(rows.values()))
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(_TABLE.c.id, _TABLE.c.dedup_key)
-        )
-        async with self._engine.begin() as conn:
-            inserted = {key: rid for rid, key in (await conn.execute(stmt)).all()}
+            key = ev.dedup_key
+            if key in rows:
+                continue
+            wanted[key] = self._wants(ev)
+            status, finished = ("pending", None) if wanted[key] else ("done", now)
+            rows[key] = (key, ev.platform, ev.kind, ev.raw, now, status, 0, now + self._lease, finished)
+        inserted = await self._sink.insert(list(rows.values()))
         for item in batch:
             # pop: the first waiter for a key owns the new receipt; later ones in the batch are duplicates
-            rid = inserted.pop(item.event.dedup_key, None)
+            key = item.event.dedup_key
+            rid = inserted.pop(key, None)
             if not item.future.done():
-                item.future.set_result(Claim(rid))
+                item.future.set_result(Claim(rid, wanted.get(key, True)))
 
 
 def event_from_receipt(platform: str, payload: dict[str, Any]) -> Event | None:
     """Rebuild the typed event of a stored receipt (sweeper, replay)."""
+    if platform == "shop":  # imported here: bot.webhooks_in imports this module (through bot.transport)
+        from bot.webhooks_in import stored_order_event
+
+        return stored_order_event(payload)
     plat: Platform = "wecom" if platform == "wecom" else "mp"
     try:
         return from_fields(plat, payload)

@@ -83,9 +83,15 @@ class CallbackEndpoint:
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self._max_body:
             raise CallbackRejected(413, "body too large")
-        body = await request.content.read(self._max_body + 1)
-        if len(body) > self._max_body:
+        buf = bytearray()
+        while len(buf) <= self._max_body:  # read() returns what has arrived: loop until EOF or the cap
+            chunk = await request.content.read(self._max_body + 1 - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+        if len(buf) > self._max_body:
             raise CallbackRejected(413, "body too large")
+        body = bytes(buf)
         if not body:
             raise CallbackRejected(400, "empty body")
         return body
@@ -103,20 +109,21 @@ class CallbackEndpoint:
         )
         return web.Response(status=exc.status, text=exc.reason)
 
-    async def _store(self, event: Event) -> tuple[int | None, web.Response | None]:
+    async def _store(self, event: Event) -> tuple[int | None, bool, web.Response | None]:
+        """Commit the receipt. Returns (receipt id or None for a duplicate, needs dispatch, failure response)."""
         try:
             claim = await self._writer.claim(event)
         except CallbackRejected as exc:
-            return None, web.Response(status=exc.status, text=exc.reason)
+            return None, False, web.Response(status=exc.status, text=exc.reason)
         except Exception:
             self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind=event.kind, outcome="store_failed")
-            return None, web.Response(status=503, text="try again")
+            return None, False, web.Response(status=503, text="try again")
         if claim.duplicate:
             self._metrics.inc("siyu_dedup_hits_total", platform=self.platform, kind=event.kind)
             self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind=event.kind, outcome="duplicate")
-            return None, None
+            return None, False, None
         self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind=event.kind, outcome="stored")
-        return claim.receipt_id, None
+        return claim.receipt_id, claim.dispatch, None
 
 
 class WeComEndpoint(CallbackEndpoint):
@@ -142,10 +149,10 @@ class WeComEndpoint(CallbackEndpoint):
             event = from_fields("wecom", parse_xml(self._crypto.decrypt(encrypt)))
         except CallbackRejected as exc:
             return self._rejected(exc, request)
-        receipt_id, failure = await self._store(event)
+        receipt_id, dispatch, failure = await self._store(event)
         if failure is not None:
             return failure
-        if receipt_id is not None:
+        if receipt_id is not None and dispatch:
             self._dispatcher.submit(receipt_id, event)
         return web.Response(text="")  # 200 with an empty body: "received, no passive reply" (§2.1)
 
@@ -183,10 +190,10 @@ class MpEndpoint(CallbackEndpoint):
             event = await self._decode(request, params, encrypted)
         except CallbackRejected as exc:
             return self._rejected(exc, request)
-        receipt_id, failure = await self._store(event)
+        receipt_id, dispatch, failure = await self._store(event)
         if failure is not None:
             return failure
-        if receipt_id is None:
+        if receipt_id is None or not dispatch:
             return web.Response(text="success")
         if not isinstance(event, REPLYABLE):
             self._dispatcher.submit(receipt_id, event)

@@ -105,3 +105,20 @@ async def test_unauthenticated_receive_id_is_checked(
     params, body = wecom_request(contact_event("add_external_contact", "wmZ", 1), other)
     assert (await bot.client.post("/callback/wecom", params=params, data=body)).status == 400
     assert await bot.count(Receipt) == 0
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    """Chunked transfer: the transport must read to the end, not just what arrived first."""
+    bot = await start_bot(aiohttp_client, settings, clock, routers=[])
+    params, body = wecom_request(contact_event("add_external_contact", "wmCHUNK", 1700000000))
+
+    async def pieces():  # type: ignore[no-untyped-def]
+        data = body.encode()
+        for i in range(0, len(data), 7):
+            yield data[i : i + 7]
+
+    resp = await bot.client.post("/callback/wecom", params=params, data=pieces())
+    assert resp.status == 200
+    assert await bot.count(Receipt) == 1
