@@ -21,24 +21,20 @@ TAG_IDS: dict[str, str] = {}
 
 
 async def pretend_synced(rig: Rig, clock: FrozenClock) -> None:
-    """Run the real `siyu-bot content sync` against the simulator (tags, codes, QR), and record an
-    uploaded media id for the welcome's mini-program cover (media upload is not part of sync yet)."""
+    """Run the real `siyu-bot content sync` against the simulator: tags, codes, QR, and the welcome's
+    attachment files uploaded with `media/upload` (their media ids recorded as `MEDIA`)."""
     import io
 
     from bot.sync import sync_command
 
     out = io.StringIO()
-    assert await sync_command(rig.services.settings, False, out) == 0, out.getvalue()
+    assert await sync_command(rig.services.settings, False, out, clock=clock) == 0, out.getvalue()
     assert rig.services.sessions is not None
-    async with rig.services.sessions() as s, s.begin():
+    async with rig.services.sessions() as s:
         rows = (await s.scalars(select(SyncedObject).where(SyncedObject.kind.in_([WECOM_TAG, MP_TAG])))).all()
         TAG_IDS.update({f"{r.kind}:{r.key}": r.remote_id or "" for r in rows})
-        s.add(
-            SyncedObject(
-                kind=MEDIA, key="media/gift_29_cover.png", remote_id="MEDIA_GIFT", fingerprint="x", data={},
-                updated_at=clock.now(),
-            )
-        )  # fmt: skip
+        media = await s.get(SyncedObject, (MEDIA, "media/gift_29_cover.png"))
+        assert media is not None and media.remote_id in rig.state.media
 
 
 def tag_id(ref: str, kind: str = WECOM_TAG) -> str:

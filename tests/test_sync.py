@@ -10,16 +10,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from yarl import URL
 
 from bot.config import Settings
 from bot.db.growth import SyncedObject
-from bot.simulator import SimAccounts, SimState, make_sim_app
+from bot.simulator import SimAccounts, SimState, make_sim_app, wecom_channels
 from bot.simulator.models import OaTag
-from bot.sync import qr_command, sync_command
+from bot.simulator.wecom_channels import qr_image
+from bot.sync import qr_command, sync_command, write_qr_png
 from tests.conftest import make_settings
 from tests.test_sync_plan import CHAT_IDS, STAFF, write_content
 
@@ -302,3 +306,108 @@ async def test_qr_refuses_unsynced_and_outdated_channels(world: World, tmp_path:
     out = io.StringIO()
     assert await qr_command(world.settings, "poster", str(path), out=out) == 1
     assert "needs a new code" in out.getvalue() and not path.exists()
+
+
+# --- channels qr: WeCom codes are the platform's own image, OA codes are drawn locally ----------------
+
+
+async def set_qr_code(engine: AsyncEngine, kind: str, key: str, url: str) -> None:
+    data = {**(await rows(engine))[(kind, key)].data, "qr_code": url}
+    match = (SyncedObject.kind == kind, SyncedObject.key == key)
+    async with engine.begin() as conn:
+        await conn.execute(update(SyncedObject).where(*match).values(data=data))
+
+
+async def test_wecom_qr_writes_the_image_the_platform_serves(world: World, engine: AsyncEngine, tmp_path: Path) -> None:
+    assert await world.sync() == 0
+    recorded = await rows(engine)
+    async with aiohttp.ClientSession() as http:
+        for kind, code in (("contact_way", "pkgcard"), ("join_way", "fans")):
+            url = recorded[(kind, code)].data["qr_code"]
+            async with http.get(url) as resp:
+                served = await resp.read()
+            name = URL(url).name
+            assert served == qr_image(world.state, name) and served.startswith(b"\x89PNG")
+            path, out = tmp_path / f"{code}.png", io.StringIO()
+            assert await qr_command(world.settings, code, str(path), out=out) == 0, out.getvalue()
+            assert path.read_bytes() == served  # the platform's image, not a QR of its URL
+            assert f"image from {url}" in out.getvalue()
+    ca = wecom_channels.qr_payload(world.state, URL(recorded[("contact_way", "pkgcard")].data["qr_code"]).name)
+    assert ca == f"https://work.weixin.qq.com/ca/{recorded[('contact_way', 'pkgcard')].remote_id}"
+
+
+async def test_oa_qr_is_drawn_from_the_recorded_url(world: World, engine: AsyncEngine, tmp_path: Path) -> None:
+    assert await world.sync() == 0
+    url = (await rows(engine))[("mp_qrcode", "poster")].data["url"]
+    path, expected, out = tmp_path / "poster.png", tmp_path / "expected.png", io.StringIO()
+    assert await qr_command(world.settings, "poster", str(path), out=out) == 0
+    write_qr_png(url, str(expected))
+    assert path.read_bytes() == expected.read_bytes()
+    assert f"wrote {path} (mp_qrcode poster: {url})" in out.getvalue()
+    assert not any(c.api.startswith("wwpic") for c in world.state.calls)
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+
+
+def image_host() -> web.Application:
+    """A stand-in image host answering what a broken or unusual one might."""
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text="<html>not an image</html>", content_type="text/html")
+
+    async def jpeg(_: web.Request) -> web.Response:
+        return web.Response(body=JPEG, content_type="image/jpeg")
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(body=b"\x89PNG\r\n\x1a\n" + b"\x00" * (3 << 20), content_type="image/png")
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for _ in range(40):
+            await resp.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * (64 << 10))
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/page.html", page)
+    app.router.add_get("/code.jpg", jpeg)
+    app.router.add_get("/big.png", big)
+    app.router.add_get("/stream.png", stream)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/page.html", "not a PNG or JPEG image (text/html)"),
+        ("/missing.png", "HTTP 404"),
+        ("/big.png", "larger than 2 MiB"),
+        ("/stream.png", "larger than 2 MiB"),
+    ],
+)
+async def test_wecom_qr_refuses_what_is_not_an_image(
+    world: World, engine: AsyncEngine, tmp_path: Path, aiohttp_server: ServerFactory, path: str, reason: str
+) -> None:
+    host = await aiohttp_server(image_host())
+    assert await world.sync() == 0
+    await set_qr_code(engine, "contact_way", "pkgcard", str(host.make_url(path)))
+    out, target = io.StringIO(), tmp_path / "card.png"
+    assert await qr_command(world.settings, "pkgcard", str(target), out=out) == 1
+    assert "error: cannot download the QR image of 'pkgcard'" in out.getvalue() and reason in out.getvalue()
+    assert not target.exists() and not target.with_suffix(".jpg").exists()
+
+
+async def test_a_jpeg_qr_keeps_its_format_and_gets_the_jpg_extension(
+    world: World, engine: AsyncEngine, tmp_path: Path, aiohttp_server: ServerFactory
+) -> None:
+    host = await aiohttp_server(image_host())
+    assert await world.sync() == 0
+    await set_qr_code(engine, "join_way", "fans", str(host.make_url("/code.jpg")))
+    out = io.StringIO()
+    assert await qr_command(world.settings, "fans", str(tmp_path / "card.png"), out=out) == 0, out.getvalue()
+    assert (tmp_path / "card.jpg").read_bytes() == JPEG and not (tmp_path / "card.png").exists()
+    assert f"written as {tmp_path / 'card.jpg'} (not {tmp_path / 'card.png'})" in out.getvalue()
+    assert await qr_command(world.settings, "fans", str(tmp_path / "same.jpeg"), out=out) == 0
+    assert (tmp_path / "same.jpeg").read_bytes() == JPEG

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -70,13 +70,37 @@ class PlatformClient(ABC):
 
         Raises a :class:`~bot.platform.errors.PlatformError` subclass otherwise.
         """
+        return await self._authorized(params, lambda query, hide: self._exchange(api, method, query, body, hide=hide))
+
+    async def call_multipart(
+        self,
+        api: str,
+        form: Callable[[], aiohttp.FormData],
+        params: QueryParams | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> JsonObject:
+        """``POST`` ``multipart/form-data`` to ``/cgi-bin/<api>`` with the same token/errcode handling as
+        :meth:`call`. ``form`` builds a fresh body for every attempt: an aiohttp ``FormData`` can be sent once.
+        """
+        limit = None if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        return await self._authorized(
+            params,
+            lambda query, hide: self._exchange(api, "POST", query, None, hide=hide, form=form(), timeout=limit),
+        )
+
+    async def _authorized(
+        self, params: QueryParams | None, send: Callable[[QueryParams, tuple[str, ...]], Awaitable[JsonObject]]
+    ) -> JsonObject:
+        """Run ``send(query, secrets_to_hide)`` with the token; refresh once on an invalid token, back off
+        on a retryable errcode (§9)."""
         refreshed = False
         attempt = 1
         while True:
             token = await self.token_manager.get()
             query = {**(params or {}), "access_token": token}
             try:
-                return await self._exchange(api, method, query, body, hide=(token,))
+                return await send(query, (token,))
             except TokenInvalid:
                 if refreshed:
                     raise
@@ -120,16 +144,22 @@ class PlatformClient(ABC):
         params: QueryParams | None,
         body: Mapping[str, object] | None,
         hide: tuple[str, ...],
+        *,
+        form: aiohttp.FormData | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> JsonObject:
-        """One HTTP round trip. Never lets aiohttp's texts (which carry the full URL) escape unredacted."""
+        """One HTTP round trip (a JSON ``body`` or a multipart ``form``). Never lets aiohttp's texts (which
+        carry the full URL) escape unredacted."""
         url = f"{self._base_url}/cgi-bin/{api}"
         # ensure_ascii=False: the OA rejects \\uXXXX escapes in some APIs (errcode 40033).
-        data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None else None
+        data: bytes | aiohttp.FormData | None = (
+            form if form is not None else None if body is None else json.dumps(body, ensure_ascii=False).encode()
+        )
+        headers = {"Content-Type": "application/json; charset=utf-8"} if isinstance(data, bytes) else None
         failure: str | None = None
         try:
             async with self._session.request(
-                method, url, params=params, data=data, headers=headers, timeout=self._timeout
+                method, url, params=params, data=data, headers=headers, timeout=timeout or self._timeout
             ) as resp:
                 status, raw = resp.status, await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:

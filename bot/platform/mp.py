@@ -13,7 +13,8 @@ import aiohttp
 
 from bot.clock import Clock
 from bot.config import OfficialAccountConfig
-from bot.platform.base import JsonObject, PlatformClient, drop_none
+from bot.platform.base import JsonObject, PlatformClient, _decode, drop_none
+from bot.platform.errors import CredentialsRejected, TokenInvalid, TransportError, redact
 from bot.platform.tokens import TokenStore
 
 FORCE_REFRESH_SPACING_SECONDS = 30.0
@@ -163,3 +164,30 @@ class MpClient(PlatformClient):
             data={k: dict(v) for k, v in data.items()},
         )
         return await self.call("message/template/send", body)
+
+    async def sns_oauth2_access_token(self, code: str) -> JsonObject:
+        """Web authorisation (网页授权): exchange the ``code`` from the authorize redirect for the user.
+
+        ``GET <api_base_url>/sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code``
+        [MP:doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html]. Not under ``/cgi-bin`` and
+        authenticated with the app secret, not the access_token. A code works once and for 5 minutes
+        (40029 invalid code, 40163 code been used). Returns ``openid``, ``scope`` and a *web* access_token
+        (unrelated to the basic token; snsapi_base needs nothing else from it).
+        """
+        secret = self._cfg.app_secret.get()
+        params = {"appid": self._cfg.app_id, "secret": secret, "code": code, "grant_type": "authorization_code"}
+        api, url = "sns/oauth2/access_token", f"{self._cfg.api_base_url.rstrip('/')}/sns/oauth2/access_token"
+        failure: str | None = None
+        try:
+            async with self._session.get(url, params=params, timeout=self._timeout) as resp:
+                status, raw = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            failure = f"{type(exc).__name__}: {redact(str(exc), secret, code)}"
+        if failure is not None:
+            raise TransportError(api, failure)
+        if status != 200:
+            raise TransportError(api, f"HTTP {status}")
+        try:
+            return _decode(api, raw, (secret, code))
+        except TokenInvalid as exc:  # 40001 here means our app secret is wrong, not a token
+            raise CredentialsRejected(api, exc.errcode, exc.errmsg) from None

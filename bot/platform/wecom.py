@@ -7,6 +7,7 @@ Doc pages are cited as ``[W:<id>]`` = developer.work.weixin.qq.com/document/path
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
@@ -16,10 +17,15 @@ import aiohttp
 from bot.clock import Clock
 from bot.config import WeComConfig
 from bot.platform.base import JsonObject, drop_none
+from bot.platform.errors import TransportError
 from bot.platform.tokens import TokenStore
 from bot.platform.wecom_messaging import Attachment, WeComMessaging, check_attachments
 
 STATE_MAX_CHARS = 30
+MEDIA_TTL_SECONDS = 3 * 86400  # a temporary media_id is valid 3 days [W:90253]
+MEDIA_MIN_BYTES = 6  # "所有文件size必须大于5个字节"
+MEDIA_MAX_BYTES = {"image": 10 << 20, "voice": 2 << 20, "video": 10 << 20, "file": 20 << 20}
+UPLOAD_TIMEOUT = 120.0  # a 20 MB file on a slow uplink
 
 
 class TempSession(TypedDict, total=False):
@@ -75,6 +81,38 @@ class WeComClient(WeComMessaging):
             attachments=list(attachments) or None,
         )
         return await self.call("externalcontact/send_welcome_msg", body)
+
+    async def upload_media(self, kind: str, filename: str, data: bytes) -> tuple[str, int]:
+        """上传临时素材 ``POST media/upload?type=<kind>`` [W:90253]: multipart, file field ``media``.
+
+        ``kind`` image (≤ 10 MB, JPG/PNG), voice (≤ 2 MB AMR), video (≤ 10 MB MP4) or file (≤ 20 MB);
+        every file must be larger than 5 bytes. ``filename`` is what recipients see for a file. Returns
+        ``(media_id, created_at)`` — the id is valid **3 days** from ``created_at`` (epoch seconds;
+        WeCom documents it as a string, the Official Account as a number: both are accepted).
+        """
+        if kind not in MEDIA_MAX_BYTES:
+            raise ValueError(f"media type must be one of {', '.join(MEDIA_MAX_BYTES)}")
+        if not MEDIA_MIN_BYTES <= len(data) <= MEDIA_MAX_BYTES[kind]:
+            limit = MEDIA_MAX_BYTES[kind] >> 20
+            raise ValueError(f"a {kind} upload must be 6 bytes to {limit} MB (got {len(data)} bytes)")
+
+        def form() -> aiohttp.FormData:
+            body = aiohttp.FormData()
+            # BytesIO: aiohttp streams it (raw bytes over 1 MiB would be sent in one blocking write).
+            media = io.BytesIO(data)
+            body.add_field("media", media, filename=filename, content_type="application/octet-stream")
+            return body
+
+        api = "media/upload"
+        resp = await self.call_multipart(api, form, {"type": kind}, timeout=UPLOAD_TIMEOUT)
+        media_id, created_at = resp.get("media_id"), resp.get("created_at")
+        if isinstance(created_at, str) and created_at.isdigit():
+            created_at = int(created_at)
+        if not isinstance(media_id, str) or not media_id or isinstance(created_at, bool):
+            raise TransportError(api, "response without media_id")
+        if not isinstance(created_at, int):
+            raise TransportError(api, "response without a numeric created_at")
+        return media_id, created_at
 
     async def mark_tag(
         self,

@@ -1,5 +1,6 @@
-"""``apply(plan, target)``: perform a plan's writes in order (tags before the channels that use them),
-and ``read_platform_state``: the tag reads that let a sync adopt tags instead of duplicating them.
+"""``apply(plan, target)``: perform a plan's writes in order (tags before the channels that use them,
+attachment media last), and ``read_platform_state``: the tag reads that let a sync adopt tags instead of
+duplicating them.
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.platform import JsonObject
-from bot.sync import mp_steps, wecom_steps
+from bot.sync import media, mp_steps, wecom_steps
 from bot.sync.model import (
     CONTACT_WAY,
     CORP_TAG,
     CORP_TAG_GROUP,
     JOIN_WAY,
+    MEDIA,
     MP_QRCODE,
     MP_TAG,
     Action,
@@ -35,6 +37,9 @@ STEPS: dict[tuple[str, Op], Step] = {
     (JOIN_WAY, Op.RESUME): wecom_steps.resume_join_way,
     (MP_QRCODE, Op.CREATE): mp_steps.create_mp_qrcode,
     (MP_QRCODE, Op.REPLACE): mp_steps.create_mp_qrcode,
+    (MEDIA, Op.CREATE): media.upload_media,
+    (MEDIA, Op.REPLACE): media.upload_media,
+    (MEDIA, Op.REFRESH): media.upload_media,
 }
 
 

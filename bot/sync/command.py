@@ -1,14 +1,16 @@
 """``siyu-bot content sync [--dry-run]``: make the platform match the content files.
 
 Order: load the content (a broken file → its problems printed, exit 1, nothing read or written) → read
-the records → plan from the records alone → for a real run, read the tag lists *only if* a tag would
-be created (to adopt existing ones), re-plan, print, apply. An unchanged content set makes no call.
+the records → plan from the records alone (attachment media: from the records, the files' sha256 and the
+clock) → for a real run, read the tag lists *only if* a tag would be created (to adopt existing ones),
+re-plan, print, apply. An unchanged content set with fresh media makes no call.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TextIO
 
 import aiohttp
@@ -20,7 +22,8 @@ from bot.content import Content, ContentError, load_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.platform import DbTokenStore, MpClient, PlatformError, WeComClient
 from bot.sync.apply import apply, read_platform_state
-from bot.sync.model import Plan, Record
+from bot.sync.media import media_objects, plan_media
+from bot.sync.model import Action, Plan, PlatformState, Record
 from bot.sync.planner import plan_sync
 from bot.sync.records import RecordStore
 from bot.sync.target import SyncResult, SyncTarget
@@ -52,7 +55,15 @@ def build_target(settings: Settings, store: RecordStore, session: aiohttp.Client
     w, m = settings.wecom, settings.official_account
     wecom = WeComClient(session, w, tokens, clock) if w.corp_id and w.secret else None
     mp = MpClient(session, m, tokens, clock) if m.app_id and m.app_secret else None
-    return SyncTarget(store, wecom, mp)
+    return SyncTarget(store, wecom, mp, media_root=Path(settings.content_dir))
+
+
+def full_plan(
+    content: Content, records: Sequence[Record], media: Sequence[Action], platform: PlatformState | None = None
+) -> Plan:
+    """The objects' plan (:func:`plan_sync`) followed by the attachment media actions."""
+    plan = plan_sync(content, records, platform)
+    return Plan(plan.actions + tuple(media), plan.platform)
 
 
 def print_plan(plan: Plan, out: TextIO) -> None:
@@ -67,10 +78,12 @@ def print_result(result: SyncResult, out: TextIO) -> None:
     print(f"applied: {len(result.applied)} object(s), failed: {len(result.errors)}", file=out)
 
 
-async def _apply(content: Content, records: Sequence[Record], target: SyncTarget, out: TextIO) -> int:
-    plan = plan_sync(content, records)
+async def _apply(
+    content: Content, records: Sequence[Record], media: Sequence[Action], target: SyncTarget, out: TextIO
+) -> int:
+    plan = full_plan(content, records, media)
     try:
-        plan = plan_sync(content, records, await read_platform_state(plan, target))
+        plan = full_plan(content, records, media, await read_platform_state(plan, target))
         print_plan(plan, out)
         result = await apply(plan, target)
     except PlatformError as exc:
@@ -80,22 +93,26 @@ async def _apply(content: Content, records: Sequence[Record], target: SyncTarget
     return 1 if result.errors else 0
 
 
-async def sync_command(settings: Settings, dry_run: bool, out: TextIO) -> int:
-    """Plan (and unless ``dry_run``, apply) the content sync; 0 on success, 1 on any problem."""
+async def sync_command(settings: Settings, dry_run: bool, out: TextIO, *, clock: Clock | None = None) -> int:
+    """Plan (and unless ``dry_run``, apply) the content sync; 0 on success, 1 on any problem.
+
+    ``clock`` (default: the system clock) decides which uploaded media are about to expire.
+    """
     content = load_or_report(settings, out)
     if content is None:
         return 1
-    clock = SystemClock()
+    clock = clock or SystemClock()
     async with open_store(settings, clock) as store:
         try:
             records = await store.load()
         except DBAPIError as exc:
             print(f"error: cannot read platform_objects (run `siyu-bot migrate` first): {exc.orig}", file=out)
             return 1
-        plan = plan_sync(content, records)
+        media = plan_media(media_objects(content), records, clock.now())
+        plan = full_plan(content, records, media)
         if dry_run or not plan.has_work:
             print_plan(plan, out)
             print("dry run: nothing was changed" if dry_run else "nothing to do", file=out)
             return 0
         async with aiohttp.ClientSession() as session:
-            return await _apply(content, records, build_target(settings, store, session, clock), out)
+            return await _apply(content, records, media, build_target(settings, store, session, clock), out)

@@ -21,6 +21,7 @@ CONTACT_WAY = "contact_way"  # key channel code, remote_id = config_id, data.qr_
 JOIN_WAY = "join_way"  # key channel code, remote_id = config_id, data.qr_code (§4.2)
 MP_TAG = "mp_tag"  # key "group/tag", remote_id = OA tag id (int as text)
 MP_QRCODE = "mp_qrcode"  # key channel code, remote_id = ticket, data.url (§8.2)
+MEDIA = "media"  # key content-relative path, remote_id = media_id, data.sha256 / data.created_at [W:90253]
 
 KIND_ORDER = (CORP_TAG_GROUP, CORP_TAG, MP_TAG, CONTACT_WAY, JOIN_WAY, MP_QRCODE)
 CHANNEL_KINDS = (CONTACT_WAY, JOIN_WAY, MP_QRCODE)
@@ -85,11 +86,12 @@ class Op(StrEnum):
     REPLACE = "replace"  # write: a new object because the old one cannot change this (new QR to print)
     ADOPT = "adopt"  # no write: already on the platform under our name, only recorded
     RESUME = "resume"  # read only: created earlier, its QR URL is still missing
+    REFRESH = "refresh"  # write: same file uploaded again because its media_id is about to expire
     UNCHANGED = "unchanged"  # nothing to do
     STALE = "stale"  # recorded but no longer in content: left on the platform, never deleted
 
 
-WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE})
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.REFRESH})
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.platform import CredentialsRejected, JsonObject, MpClient, PlatformError, TokenUnavailable, WeComClient
@@ -28,9 +29,12 @@ STOPPING = (CredentialsRejected, TokenUnavailable)
 
 @dataclass(frozen=True)
 class SyncTarget:
+    """``media_root``: the content directory that attachment files (``media`` keys) are read from."""
+
     store: RecordStore
     wecom: WeComClient | None = None
     mp: MpClient | None = None
+    media_root: Path | None = None
 
     def wecom_client(self) -> WeComClient:
         if self.wecom is None:
