@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from bot.clock import FrozenClock
 from bot.config import build_settings
@@ -249,7 +251,11 @@ async def test_contact_way_state_limit(client: TestClient[Any, Any], state: SimS
     assert too_long["errcode"] == 40058
     assert (await wecom(client, token, "externalcontact/add_contact_way", {"scene": 2}))["errcode"] == 41037
     made = await wecom(client, token, "externalcontact/add_contact_way", {**base, "state": "s" * 30})
-    assert made["qr_code"].startswith("https://")
+    image_url = URL(made["qr_code"])
+    assert image_url.path.startswith("/wwpic/") and image_url.host == client.server.host
+    image = await client.get(image_url.path)
+    assert image.status == 200 and image.content_type == "image/png"
+    assert (await image.read()).startswith(b"\x89PNG\r\n\x1a\n")
     got = await wecom(client, token, "externalcontact/get_contact_way", {"config_id": made["config_id"]})
     assert got["contact_way"]["state"] == "s" * 30
     upd = {"config_id": made["config_id"], "state": "ch_new"}
@@ -392,3 +398,70 @@ async def test_start_simulator_with_the_bots_credentials() -> None:
     finally:
         await sim.close()
     assert state.last_call("gettoken").status == 200
+
+
+# --- temporary media (media/upload) and the media ids messages may use ----------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+async def upload(
+    client: TestClient[Any, Any], token: str, kind: str, data: bytes | None, name: str = "a.png"
+) -> dict[str, Any]:
+    form = aiohttp.FormData()
+    field = "media" if data is not None else "file"  # None: a file under another field name
+    form.add_field(field, io.BytesIO(data or PNG), filename=name, content_type="application/octet-stream")
+    resp = await client.post("/wecom/cgi-bin/media/upload", params={"access_token": token, "type": kind}, data=form)
+    assert resp.status == 200
+    answer: dict[str, Any] = await resp.json()
+    return answer
+
+
+async def test_media_upload_checks_type_size_and_format(client: TestClient[Any, Any], state: SimState) -> None:
+    token = await wecom_token(client, state)
+    assert (await upload(client, token, "thumb", PNG))["errcode"] == 40004
+    assert (await upload(client, token, "image", None))["errcode"] == 44001
+    assert (await upload(client, token, "file", b"12345"))["errcode"] == 40006  # must be > 5 bytes
+    assert (await upload(client, token, "image", b"GIF89a" + b"\x00" * 10))["errcode"] == 40005
+    assert (await upload(client, token, "image", PNG + b"\x00" * (10 << 20)))["errcode"] == 40009
+    assert (await upload(client, token, "video", b"\x00\x00\x00\x18ftypmp42" + b"\x00" * (10 << 20)))[
+        "errcode"
+    ] == 40011
+    assert state.media == {}
+    ok = await upload(client, token, "image", PNG, "cover.png")
+    assert ok["errcode"] == 0 and ok["errmsg"] == "ok" and ok["type"] == "image"
+    assert ok["created_at"] == str(int(START.timestamp())) and isinstance(ok["media_id"], str)
+    assert state.media[ok["media_id"]].filename == "cover.png"
+    call = state.last_call("media/upload")
+    assert call.body == {
+        "media": {"filename": "cover.png", "filelength": len(PNG), "content_type": "application/octet-stream"}
+    }
+
+
+async def test_welcome_takes_only_issued_unexpired_media_of_the_right_type(
+    client: TestClient[Any, Any], state: SimState, clock: FrozenClock
+) -> None:
+    tokens = [await wecom_token(client, state)]
+    image = (await upload(client, tokens[0], "image", PNG))["media_id"]
+    video = (await upload(client, tokens[0], "video", b"\x00\x00\x00\x18ftypmp42xxxx", "a.mp4"))["media_id"]
+
+    async def welcome(*attachments: dict[str, Any]) -> int:
+        code = issue_code(state)
+        body = {"welcome_code": code, "text": {"content": "hi"}, "attachments": list(attachments)}
+        errcode: int = (await wecom(client, tokens[-1], "externalcontact/send_welcome_msg", body))["errcode"]
+        assert state.welcome_codes[code].used == (errcode == 0)  # a refused body leaves the code usable
+        return errcode
+
+    mini = {"title": "t", "appid": "wx8d4c2b1a9e7f6035", "page": "p"}
+    assert await welcome({"msgtype": "image", "image": {"media_id": image}}) == 0
+    assert await welcome({"msgtype": "miniprogram", "miniprogram": {**mini, "pic_media_id": image}}) == 0
+    assert await welcome({"msgtype": "video", "video": {"media_id": video}}) == 0
+    assert await welcome({"msgtype": "image", "image": {"media_id": "MEDIA_GIFT"}}) == 40007
+    assert await welcome({"msgtype": "image", "image": {"media_id": video}}) == 40007
+    assert await welcome({"msgtype": "file", "file": {"media_id": image}}) == 40007
+    clock.advance(3 * 86400 - 1)
+    tokens.append(await wecom_token(client, state))  # the first one expired long ago
+    assert await welcome({"msgtype": "image", "image": {"media_id": image}}) == 0
+    clock.advance(1)
+    assert await welcome({"msgtype": "image", "image": {"media_id": image}}) == 40007
+    assert await welcome({"msgtype": "image", "image": {"pic_url": "https://x/y.png"}}) == 0

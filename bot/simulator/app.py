@@ -34,9 +34,11 @@ from bot.simulator import (
     wecom_contacts,
     wecom_media,
     wecom_messages,
+    wecom_robots,
     wecom_tags,
 )
 from bot.simulator.api import ApiError, ApiRequest, Platform, Route, UploadedFile
+from bot.simulator.oauth import add_oauth_routes
 from bot.simulator.state import RecordedCall, SimState
 
 SIM_STATE: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
@@ -49,6 +51,7 @@ ROUTES: dict[Platform, dict[str, Route]] = {
         **wecom_channels.ROUTES,
         **wecom_messages.ROUTES,
         **wecom_media.ROUTES,
+        **wecom_robots.ROUTES,
     },
     "mp": {**tokens.MP_ROUTES, **mp_api.ROUTES},
 }
@@ -60,6 +63,7 @@ def make_sim_app(state: SimState) -> web.Application:
     app[SIM_STATE] = state
     app.router.add_route("*", "/{platform:wecom|mp}/cgi-bin/{api:.+}", _dispatch)
     app.router.add_get("/wwpic/{name}", _qr_image)
+    add_oauth_routes(app, SIM_STATE)
     return app
 
 

@@ -34,6 +34,11 @@ class RunningSimulator:
     def mp_api_base(self) -> str:
         return f"{self.base_url}/mp"
 
+    @property
+    def oauth_base(self) -> str:
+        """``official_account.oauth_base_url``: the web-authorisation pages (:mod:`bot.simulator.oauth`)."""
+        return self.base_url
+
     async def close(self) -> None:
         await self.runner.cleanup()
 

@@ -130,6 +130,9 @@ class SimState:
         self.kf_tokens: dict[str, datetime] = {}
         self.kf_windows: dict[tuple[str, str], ServiceWindow] = {}
         self.followers: dict[str, OaFollower] = {}
+        # Web authorisation (bot.simulator.oauth): the WeChat user at the browser, and issued codes.
+        self.web_user: str | None = None
+        self.oauth_codes: dict[str, tuple[str, datetime, bool]] = {}  # code -> (openid, issued, used)
         self.oa_tags: dict[int, OaTag] = {}
         self.qrcodes: dict[str, QrCode] = {}
         self.mp_templates: set[str] = {"TPL_sim_notice"}
@@ -137,6 +140,8 @@ class SimState:
         self.template_dedup: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.injected: dict[str, list[tuple[int, str]]] = {}
         self.auto_confirm_group_msgs = False
+        self.robots: dict[str, str] = {}  # group robot webhook key → chat_id (§7.3)
+        self.robot_sends: dict[str, list[datetime]] = {}  # key → recent send times (20/min limit)
         self._seq = 0
 
     # --- time and ids ------------------------------------------------------------------------
@@ -237,6 +242,12 @@ class SimState:
         self.bump_member_version(group)
         self.groups[group.chat_id] = group
         return group
+
+    def add_robot(self, chat_id: str) -> str:
+        """Add a webhook robot to a group; returns its key (the secret part of the webhook URL)."""
+        key = "-".join(self.new_id("", n).lower() for n in (8, 4, 4, 4, 12))
+        self.robots[key] = chat_id
+        return key
 
     def add_follower(self, openid: str | None = None, *, unionid: str | None = None) -> OaFollower:
         follower = OaFollower(openid=openid or self.new_id("o", 27), unionid=unionid, subscribe_time=self.ts())

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.simulator.api import API_LIMIT, INVALID_PARAM, ApiError, ApiRequest, Route, need_str, opt_int, str_list
-from bot.simulator.models import Delivered, MsgTemplate, SendResult
+from bot.simulator.models import Delivered, KfMessage, MsgTemplate, SendResult
 from bot.simulator.wecom_contacts import check_attachments, check_text
 
 if TYPE_CHECKING:
@@ -155,6 +155,27 @@ def get_groupmsg_send_result(state: SimState, req: ApiRequest) -> dict[str, Any]
     return {"next_cursor": page["next_cursor"], "send_list": page["items"]}
 
 
+def get_groupmsg_list_v2(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """``externalcontact/get_groupmsg_list_v2`` ([W:93338]): tasks of ``chat_type`` created in
+    [start_time, end_time] (≤ 1 month apart), optionally by ``creator``; every task here was created
+    through the API, so ``create_type`` is 0 (企业发表) and ``filter_type`` 1 returns nothing."""
+    b = req.body
+    chat_type = need_str(b, "chat_type")
+    start, end = opt_int(b, "start_time", -1), opt_int(b, "end_time", -1)
+    if start < 0 or end < start or end - start > 31 * 86400:
+        raise ApiError(INVALID_PARAM, "invalid start_time/end_time (at most one month apart)")
+    creator, filter_type = b.get("creator"), opt_int(b, "filter_type", 2)
+    items = [
+        {"msgid": t.msgid, "creator": t.body.get("sender", ""), "create_type": 0, "create_time": t.create_time,
+         **{k: t.body[k] for k in ("text", "attachments") if k in t.body}}
+        for t in state.msg_templates.values()
+        if t.chat_type == chat_type and start <= t.create_time <= end and filter_type != 1
+        and (not creator or t.body.get("sender") == creator)
+    ]  # fmt: skip
+    page = _page({"limit": min(opt_int(b, "limit", 50), 100), "cursor": b.get("cursor")}, items)
+    return {"next_cursor": page["next_cursor"], "group_msg_list": page["items"]}
+
+
 def remind_groupmsg_send(state: SimState, req: ApiRequest) -> dict[str, Any]:
     task = _task(state, req.body)
     now = state.now()
@@ -165,8 +186,24 @@ def remind_groupmsg_send(state: SimState, req: ApiRequest) -> dict[str, Any]:
     return {}
 
 
+def _kf_row(m: KfMessage) -> dict[str, Any]:
+    return {
+        "msgid": m.msgid,
+        "open_kfid": m.open_kfid,
+        "external_userid": m.external_userid,
+        "send_time": m.send_time,
+        "origin": m.origin,
+        "msgtype": m.msgtype,
+        m.msgtype: m.content,
+    }
+
+
 def kf_sync_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``kf/sync_msg`` (§7.4): pull customer messages/events; API-sent messages are not returned."""
+    """``kf/sync_msg`` (§7.4): pull customer messages/events; API-sent messages are not returned.
+
+    ``next_cursor`` is always returned (also on the last page): syncing again from it returns only
+    messages that arrived since, which is why the bot stores it per open_kfid. Our cursor is a position
+    in the simulator's message log (the platform's is opaque)."""
     b = req.body
     token = b.get("token")
     if token:
@@ -174,22 +211,23 @@ def kf_sync_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
         if issued is None or state.now() - issued >= KF_TOKEN_TTL:
             raise ApiError(95007, "invalid msg token")
     open_kfid = b.get("open_kfid")
+    limit = opt_int(b, "limit", 1000)
+    if not 1 <= limit <= 1000:
+        raise ApiError(INVALID_PARAM, "limit must be 1..1000")
+    cursor = b.get("cursor") or "0"
+    pos = int(cursor) if isinstance(cursor, str) and cursor.isdigit() else 0
     horizon = state.ts() - int(KF_HISTORY.total_seconds())
-    msgs = [
-        {
-            "msgid": m.msgid,
-            "open_kfid": m.open_kfid,
-            "external_userid": m.external_userid,
-            "send_time": m.send_time,
-            "origin": m.origin,
-            "msgtype": m.msgtype,
-            m.msgtype: m.content,
-        }
-        for m in state.kf_messages
-        if m.send_time >= horizon and (not open_kfid or m.open_kfid == open_kfid)
-    ]
-    page = _page(b, msgs)
-    return {"next_cursor": page["next_cursor"], "has_more": 1 if page["next_cursor"] else 0, "msg_list": page["items"]}
+
+    def wanted(m: KfMessage) -> bool:
+        return m.send_time >= horizon and (not open_kfid or m.open_kfid == open_kfid)
+
+    picked: list[dict[str, Any]] = []
+    while pos < len(state.kf_messages) and len(picked) < limit:
+        if wanted(state.kf_messages[pos]):
+            picked.append(_kf_row(state.kf_messages[pos]))
+        pos += 1
+    has_more = any(wanted(m) for m in state.kf_messages[pos:])
+    return {"next_cursor": str(pos), "has_more": 1 if has_more else 0, "msg_list": picked}
 
 
 def kf_send_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
@@ -231,6 +269,7 @@ ROUTES = {
     "externalcontact/get_groupmsg_task": Route(get_groupmsg_task),
     "externalcontact/get_groupmsg_send_result": Route(get_groupmsg_send_result),
     "externalcontact/remind_groupmsg_send": Route(remind_groupmsg_send),
+    "externalcontact/get_groupmsg_list_v2": Route(get_groupmsg_list_v2),
     "kf/sync_msg": Route(kf_sync_msg),
     "kf/send_msg": Route(kf_send_msg),
     "message/send": Route(message_send),
