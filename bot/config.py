@@ -8,6 +8,8 @@ exceptions or ``repr(settings)``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import tomllib
@@ -86,6 +88,8 @@ class ServerConfig:
     max_body_bytes: int = 65536
     reply_budget_seconds: float = 3.0
     shutdown_grace_seconds: float = 10.0
+    # Signs the H5 pages' session cookie; the /h5 pages are served only when it is set (≥ 32 chars).
+    session_secret: Secret = field(default_factory=lambda: Secret(""))
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class OfficialAccountConfig:
     encoding_aes_key: Secret = field(default_factory=lambda: Secret(""))
     api_base_url: str = "https://api.weixin.qq.com"
     allow_plain: bool = False
+    # Web authorisation (网页授权) page host: <oauth_base_url>/connect/oauth2/authorize
+    oauth_base_url: str = "https://open.weixin.qq.com"
 
     @property
     def callback_enabled(self) -> bool:
@@ -145,6 +151,28 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """Webhooks coming in from the brand's systems (``POST /webhooks/orders``, docs/webhooks.md)."""
+
+    orders_secret: Secret = field(default_factory=lambda: Secret(""))  # Standard Webhooks ``whsec_<base64>``
+    tolerance_seconds: int = 300
+    orders_path: str = "/webhooks/orders"
+
+
+def whsec_key(value: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64 of ≥ 24 random bytes)."""
+    if not value.startswith("whsec_"):
+        raise ValueError("must start with 'whsec_' (Standard Webhooks secret)")
+    try:
+        key = base64.b64decode(value[6:], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be 'whsec_' followed by valid base64") from None
+    if len(key) < 24:
+        raise ValueError(f"must decode to at least 24 bytes, got {len(key)}")
+    return key
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "json"
@@ -159,6 +187,7 @@ class Settings:
     inbox: InboxConfig = field(default_factory=InboxConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     timezone: str = "Asia/Shanghai"
     content_dir: str = "content"
@@ -176,6 +205,7 @@ _SECTIONS: dict[str, type] = {
     "inbox": InboxConfig,
     "outbox": OutboxConfig,
     "redis": RedisConfig,
+    "webhooks": WebhooksConfig,
     "logging": LoggingConfig,
 }
 _TOP_LEVEL = {"timezone", "content_dir"}
@@ -313,10 +343,36 @@ def _validate(s: Settings) -> None:
             "official_account.encoding_aes_key",
             "is required unless official_account.allow_plain = true (safe mode is the default)",
         )
+    _validate_webhooks(s.webhooks)
+    _validate_h5(s)
     if s.logging.format not in {"json", "text"}:
         raise ConfigError("logging.format", "must be 'json' or 'text'")
     if s.logging.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _validate_webhooks(w: WebhooksConfig) -> None:
+    if w.orders_secret:
+        try:
+            whsec_key(w.orders_secret.get())
+        except ValueError as exc:
+            raise ConfigError("webhooks.orders_secret", str(exc)) from None
+    if not 1 <= w.tolerance_seconds <= 3600:
+        raise ConfigError("webhooks.tolerance_seconds", "must be between 1 and 3600")
+    if not w.orders_path.startswith("/"):
+        raise ConfigError("webhooks.orders_path", "must start with '/'")
+
+
+def _validate_h5(s: Settings) -> None:
+    secret = s.server.session_secret.get()
+    if not secret:
+        return
+    if len(secret) < 32:
+        raise ConfigError("server.session_secret", "must be at least 32 characters (it signs the H5 session cookie)")
+    if not s.official_account.app_id:
+        raise ConfigError("official_account.app_id", "is required for the H5 pages (server.session_secret is set)")
+    if not s.official_account.oauth_base_url.startswith(("https://", "http://")):
+        raise ConfigError("official_account.oauth_base_url", "must be an http(s) URL")
 
 
 def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
@@ -337,7 +393,8 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string in ``settings``: the log filter masks these wherever they appear."""
     out: list[str] = []
-    for section in (settings.wecom, settings.official_account, settings.database, settings.redis):
+    sections = (settings.wecom, settings.official_account, settings.database, settings.redis, settings.webhooks)
+    for section in sections:
         for f in fields(section):
             value = getattr(section, f.name)
             if isinstance(value, DatabaseURL):
@@ -346,4 +403,6 @@ def secret_values(settings: Settings) -> list[str]:
                     out.append(pw)
             elif isinstance(value, Secret) and value.get():
                 out.append(value.get())
+                if value.get().startswith("whsec_"):
+                    out.append(value.get()[6:])  # the key alone, should it ever be logged without its prefix
     return out
