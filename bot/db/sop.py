@@ -39,7 +39,9 @@ class DripEnrolment(Base):
 class DripStepRun(Base):
     """One step of one enrolment, due at ``due_at``.
 
-    pending → sent | skipped | deferred (rescheduled: ``due_at`` moved) | missed | cancelled
+    pending → sent | skipped | missed | cancelled. A deferral (quiet hours, caps) keeps the row
+    ``pending`` with ``due_at`` moved (the poll's partial index covers pending rows only); waiting for
+    an Official Account window keeps ``due_at`` and pushes ``claimed_until``. ``reason`` says why.
     """
 
     __tablename__ = "drip_steps"
@@ -79,7 +81,8 @@ class GroupFire(Base):
     fire_at: Mapped[datetime]
     target: Mapped[str] = mapped_column(String(128))  # "owner:<userid>" | "chat:<chat_id>" | "robot:<chat_id>"
     delivery: Mapped[str] = mapped_column(String(24))
-    # pending → queued (outbox) → sent | confirmed | failed | missed | skipped
+    # pending → queued (outbox) → sent (task created / delivered) → confirmed | unconfirmed | failed;
+    # or missed | skipped. The fire marker row (target "post") goes firing → done | missed.
     state: Mapped[str] = mapped_column(String(12), default="pending")
     chat_ids: Mapped[dict[str, Any]]  # {"chat_ids": [...]} the groups this fire covers
     reason: Mapped[str | None] = mapped_column(Text)
@@ -88,10 +91,15 @@ class GroupFire(Base):
     reminders: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # When the follow-up check (get_groupmsg_task / get_groupmsg_send_result) is next due, for "sent" tasks.
+    next_check_at: Mapped[datetime | None]
+    # {"chats": {chat_id: send status 0-3}, "reminded": [iso times of remind_groupmsg_send]}
+    results: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         UniqueConstraint("post_id", "fire_at", "target", name="uq_group_fires_post_fire_target"),
         Index("ix_group_fires_state", "state", "fire_at"),
+        Index("ix_group_fires_check", "state", "next_check_at"),
     )
 
 
@@ -135,3 +143,21 @@ class Order(Base):
     payload: Mapped[dict[str, Any]]
 
     __table_args__ = (Index("ix_orders_customer", "customer_id", "paid_at"),)
+
+
+class MpWindow(Base):
+    """The Official Account customer-service windows of one follower (reference §8.4), kept by us.
+
+    ``message_*``: the user's last message opens 5 sends / 48 h; ``event_*``: the last follow, scan or
+    menu click opens 3 sends / 1 minute. ``*_sent`` counts what our automation queued since then
+    (see :mod:`bot.mp_windows` for why this is a table and not derived from receipts).
+    """
+
+    __tablename__ = "mp_windows"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_at: Mapped[datetime | None]
+    message_sent: Mapped[int] = mapped_column(Integer, default=0)
+    event_at: Mapped[datetime | None]
+    event_sent: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]

@@ -1,0 +1,76 @@
+"""Helpers for drip journey tests: a rig with the drip worker beside it, ticks on the frozen clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.clock import FrozenClock
+from bot.db.sop import ContactLedger, DripEnrolment, DripStepRun
+from bot.drip_worker import DripWorker
+from bot.events import OrderPaid
+from bot.rig import Rig
+from handlers.drip_steps import run_step
+
+MORNING = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
+
+
+def worker_for(rig: Rig) -> DripWorker:
+    s = rig.services
+    assert s.sessions is not None and s.outbox is not None
+    return DripWorker(s.sessions, s.settings, s.clock, s.rng, s, run_step, s.outbox.notify)
+
+
+async def tick(rig: Rig, worker: DripWorker) -> int:
+    """Run due steps and everything they queued, at the current (frozen) time."""
+    await rig.drain()
+    ran = 0
+    while (n := await worker.run_due()) > 0:
+        ran += n
+    await rig.drain()
+    return ran
+
+
+async def at(rig: Rig, worker: DripWorker, clock: FrozenClock, when: datetime) -> None:
+    clock.set(when)
+    await tick(rig, worker)
+
+
+async def pay(rig: Rig, order_id: str, *, openid: str | None = None, external_userid: str | None = None) -> None:
+    """An ``OrderPaid`` through the inbox (claim, then dispatch), as the orders webhook does."""
+    s = rig.services
+    assert s.writer is not None and s.dispatcher is not None
+    event = OrderPaid(
+        platform="shop", account="shop", create_time=int(s.clock.now().timestamp()),
+        raw={"order_id": order_id, "status": "paid"}, order_id=order_id, amount_cents=5900, currency="CNY",
+        unionid=None, openid=openid, external_userid=external_userid,
+    )  # fmt: skip
+    claim = await s.writer.claim(event)
+    assert claim.receipt_id is not None
+    s.dispatcher.submit(claim.receipt_id, event)
+    await rig.drain()
+
+
+async def rows(rig: Rig, model: Any, *where: Any) -> list[Any]:
+    assert rig.services.sessions is not None
+    async with rig.services.sessions() as s:
+        order = model.id if hasattr(model, "id") else model.created_at
+        return list((await s.scalars(select(model).where(*where).order_by(order))).all())
+
+
+async def steps_of(rig: Rig, drip_id: str) -> list[DripStepRun]:
+    return await rows(rig, DripStepRun, DripStepRun.drip_id == drip_id)
+
+
+async def enrolments(rig: Rig, drip_id: str) -> list[DripEnrolment]:
+    return await rows(rig, DripEnrolment, DripEnrolment.drip_id == drip_id)
+
+
+async def ledger(rig: Rig, customer_id: int) -> list[ContactLedger]:
+    return await rows(rig, ContactLedger, ContactLedger.customer_id == customer_id)
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
