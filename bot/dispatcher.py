@@ -39,6 +39,7 @@ class PlatformResult:
     api: str
     request: dict[str, Any]
     response: dict[str, Any]
+    call_id: int | None = None  # the outbox row, for handlers that track their calls (group-send tasks)
 
 
 Handler = Callable[[Any, Context], Awaitable[Reply | None]]
@@ -97,7 +98,10 @@ class Dispatcher:
         self._on_outbox = on_outbox
         self._services = services
         self._tasks: set[asyncio.Task[None]] = set()
-        self._limit = asyncio.Semaphore(max(2, settings.database.pool_size))
+        # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
+        # (and keeps the inbox writer's commits flowing); PostgreSQL takes the pool's width.
+        sqlite = settings.database.url.get().startswith("sqlite")
+        self._limit = asyncio.Semaphore(1 if sqlite else max(2, settings.database.pool_size))
 
     def handlers_for(self, event: Event) -> list[Handler]:
         return [h for r in self._routers for h in r.handlers_for(event)]
@@ -193,7 +197,7 @@ class Dispatcher:
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             ctx = Context(session, self._settings, self._clock, self._rng, call.receipt_id, self._services)
-            result = PlatformResult(call.api, request, response)
+            result = PlatformResult(call.api, request, response, call.id)
             for handler in handlers:
                 await handler(result, ctx)
             new_calls = await ctx.flush_outbox()

@@ -9,6 +9,7 @@ from bot.content.checks import ALL_CHECKS
 from bot.content.coupons import COUPON_POOLS, check_pool_codes
 from bot.content.drips import DRIPS
 from bot.content.group_sop import GROUP_POSTS
+from bot.content.group_tags import GROUP_TAGS
 from bot.content.interaction_checks import INTERACTION_CHECKS
 from bot.content.keywords import KEYWORDS
 from bot.content.lottery import CAMPAIGNS
@@ -24,7 +25,7 @@ TAG_FILES = FileKind("tags", (TAG_GROUPS,))
 
 # SOP engine (issue 4)
 DRIP_FILES = FileKind("drips", (DRIPS,))
-GROUP_SOP_FILES = FileKind("group_sop", (GROUP_POSTS,))
+GROUP_SOP_FILES = FileKind("group_sop", (GROUP_POSTS, GROUP_TAGS))
 BUDGET_FILES = FileKind("budget", (BUDGET,))
 
 # Interactions (issue 5)
