@@ -24,14 +24,21 @@ from bot.content import Content
 from bot.content_runtime import empty_content, load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.dispatcher import Dispatcher, Router
+from bot.drip_worker import DripWorker
+from bot.h5 import add_h5_routes
 from bot.inbox import ReceiptWriter, Sweeper
+from bot.inbox_sql import open_sink
 from bot.metrics import Metrics
 from bot.ops import add_ops_routes
 from bot.outbox import OutboxWorker, PlatformCaller
+from bot.periodic import Job, PeriodicJobs
 from bot.platform.mp import MpClient
 from bot.platform.tokens import DbTokenStore, RedisTokenStore, TokenStore
 from bot.platform.wecom import WeComClient
+from bot.scheduler import Scheduler
+from bot.sync.media import MediaRefresher
 from bot.transport import MpEndpoint, WeComEndpoint, add_callback_routes
+from bot.webhooks_in import add_webhook_routes
 from bot.wechat import EnvelopeCrypto
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,8 @@ class Services:
     writer: ReceiptWriter | None = None
     dispatcher: Dispatcher | None = None
     sweeper: Sweeper | None = None
+    drips: DripWorker | None = None
+    scheduler: Scheduler | None = None
     content: Content = field(default_factory=lambda: empty_content("."))
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +73,12 @@ def default_routers() -> list[Router]:
     from handlers import all_routers
 
     return all_routers()
+
+
+def default_jobs() -> list[Job]:
+    from handlers import all_jobs
+
+    return all_jobs()
 
 
 def build_app(
@@ -86,10 +101,17 @@ def build_app(
     app.cleanup_ctx.append(_platform_clients)
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(lambda a: _intake(a, chosen))
+    if routers is None:  # the full application: group-post schedules and the handlers' periodic jobs too
+        app.cleanup_ctx.append(_scheduler)
+        app.cleanup_ctx.append(lambda a: PeriodicJobs(a[SERVICES], default_jobs()).cleanup_ctx())
+    app.cleanup_ctx.append(lambda a: MediaRefresher(a[SERVICES]).cleanup_ctx())
     common: dict[str, Any] = {"intake": services, "max_body": settings.server.max_body_bytes}
     wecom, mp = _wecom_endpoint(settings, common), _mp_endpoint(settings, common)
     add_callback_routes(app, settings.server.wecom_path, settings.server.mp_path, wecom, mp)
     add_ops_routes(app, services)
+    if settings.server.session_secret:  # the H5 pages (issue 5) need a key to sign sessions
+        add_h5_routes(app, services)
+    add_webhook_routes(app, services)
     return app
 
 
@@ -120,6 +142,10 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
         s.clients["wecom"] = WeComClient(s.http, s.settings.wecom, store, s.clock)
     if s.settings.official_account.app_id:
         s.clients["mp"] = MpClient(s.http, s.settings.official_account, store, s.clock)
+    if "wecom" in s.clients:  # group robot webhooks: keys live in a secret file, looked up at call time
+        from handlers.group_sop_runtime import robot_client, robot_keys_path
+
+        s.clients["robot"] = robot_client(s.clients["wecom"], robot_keys_path(s.settings))
     yield
     await s.http.close()
     if redis_client is not None:
@@ -129,10 +155,26 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
 async def _outbox(app: web.Application) -> AsyncIterator[None]:
     s = app[SERVICES]
     assert s.engine is not None
-    s.outbox = OutboxWorker(s.engine, s.clients, s.clock, s.settings.outbox, s.metrics)
+    from handlers.group_sop_runtime import group_task_reconcilers  # asks the platform before any re-send
+
+    s.outbox = OutboxWorker(
+        s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, reconcilers=group_task_reconcilers(s)
+    )
     s.outbox.start()
     yield
     await s.outbox.stop(s.settings.server.shutdown_grace_seconds)
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Cron/calendar group posts (APScheduler, rebuilt from content at start-up) and their follow-ups."""
+    from handlers.group_sop_runtime import install_group_sop
+
+    s = app[SERVICES]
+    s.scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
+    install_group_sop(s.scheduler, s)
+    s.scheduler.start()
+    yield
+    await s.scheduler.stop(s.settings.server.shutdown_grace_seconds)
 
 
 async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[None]:
@@ -141,13 +183,24 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     cfg = s.settings
     s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
     s.outbox.result_sink = s.dispatcher.complete_call
-    s.writer = ReceiptWriter(s.engine, s.clock, cfg.inbox.lease_seconds, cfg.inbox.batch_max)
+    from handlers.drip_steps import run_step  # handlers depend on bot, so the step runner is injected
+
+    s.drips = DripWorker(s.sessions, cfg, s.clock, s.rng, s, run_step, s.outbox.notify)
+    s.drips.start()
+    s.writer = ReceiptWriter(
+        open_sink(cfg.database.url.get()),
+        s.clock,
+        cfg.inbox.lease_seconds,
+        cfg.inbox.batch_max,
+        wants=lambda event: bool(s.dispatcher and s.dispatcher.handlers_for(event)),
+    )
     s.writer.start()
     s.sweeper = Sweeper(
         s.engine, s.clock, cfg.inbox.lease_seconds, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit
     )
     s.sweeper.start()
     yield
+    await s.drips.stop()
     await s.sweeper.stop()
     await s.writer.stop()
     await s.dispatcher.drain(cfg.server.shutdown_grace_seconds)

@@ -35,6 +35,8 @@ class Context:
     rng: random.Random
     receipt_id: int | None
     services: Any = None
+    # Prefix of non-global outbox keys when there is no receipt (an H5 action, a periodic job).
+    scope: str | None = None
     _calls: list[OutboxCall] = field(default_factory=list)
 
     def now(self) -> datetime:
@@ -70,7 +72,7 @@ class Context:
             payload["_params"] = params
         if then:
             payload["_then"] = then
-        scope = f"r{self.receipt_id}" if self.receipt_id is not None else "adhoc"
+        scope = f"r{self.receipt_id}" if self.receipt_id is not None else (self.scope or "adhoc")
         call = OutboxCall(
             idempotency_key=key if ":" in key and key.split(":", 1)[0] in _GLOBAL_SCOPES else f"{scope}:{key}",
             receipt_id=self.receipt_id,

@@ -35,7 +35,7 @@ from bot.simulator import (
 def point_at_simulator(settings: Settings, sim: RunningSimulator) -> Settings:
     """The same settings with both API base URLs on the simulator."""
     wecom = dataclasses.replace(settings.wecom, api_base_url=sim.wecom_api_base)
-    oa = dataclasses.replace(settings.official_account, api_base_url=sim.mp_api_base)
+    oa = dataclasses.replace(settings.official_account, api_base_url=sim.mp_api_base, oauth_base_url=sim.oauth_base)
     return dataclasses.replace(settings, wecom=wecom, official_account=oa)
 
 
@@ -81,6 +81,7 @@ class Rig:
         rng: random.Random | None = None,
         routers: Iterable[Router] | None = None,
         seed: int = 20240601,
+        port: int = 0,
     ) -> Rig:
         state = SimState(clock=clock, seed=seed, accounts=SimAccounts.from_settings(settings))
         sim_server = await start_simulator(state, "127.0.0.1", 0)
@@ -88,7 +89,7 @@ class Rig:
         seed_corp(state, app[SERVICES].content)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)  # a fixed port when public_base_url must match (H5)
         await site.start()
         port = runner.addresses[0][1]
         return cls(state, sim_server, runner, port)
