@@ -7,12 +7,12 @@ one person are merged into the older one, carrying every touch, welcome, loss, t
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from bot.context import Context
-from bot.db.growth import CustomerTag, GroupMember, Loss, Touch, WeComRelation, Welcome
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
+from handlers.merge import add_purchases, move_dependents
 
 
 async def ensure_customer(ctx: Context, column: str, value: str) -> Customer:
@@ -58,31 +58,9 @@ async def merge_customers(ctx: Context, keep: Customer, drop: Customer, unionid:
     keep.name = keep.name or drop.name
     if drop.first_touch_at is not None and (keep.first_touch_at is None or drop.first_touch_at < keep.first_touch_at):
         keep.first_touch_at, keep.first_channel = drop.first_touch_at, drop.first_channel
+    add_purchases(keep, drop)
     keep.updated_at = ctx.now()
-    await _move_dependents(ctx, drop.id, keep.id)
+    await move_dependents(ctx.session, drop.id, keep.id)
     await ctx.session.delete(drop)
     await ctx.session.flush()
     return keep
-
-
-async def _move_dependents(ctx: Context, old: int, new: int) -> None:
-    s = ctx.session
-    for model in (Touch, Loss):  # unique per (receipt, customer): the survivor's row for a receipt wins
-        kept = select(model.receipt_id).where(model.customer_id == new, model.receipt_id.is_not(None))
-        await s.execute(delete(model).where(model.customer_id == old, model.receipt_id.in_(kept)))
-    for moved in (Touch, Welcome, Loss):
-        await s.execute(update(moved).where(moved.customer_id == old).values(customer_id=new))
-    await s.execute(update(GroupMember).where(GroupMember.customer_id == old).values(customer_id=new))
-    for tag in (await s.scalars(select(CustomerTag).where(CustomerTag.customer_id == old))).all():
-        await insert_ignore(
-            s, CustomerTag, {"customer_id": new, "tag": tag.tag, "source": tag.source, "created_at": tag.created_at},
-            ["customer_id", "tag"],
-        )  # fmt: skip
-    await s.execute(delete(CustomerTag).where(CustomerTag.customer_id == old))
-    for rel in (await s.scalars(select(WeComRelation).where(WeComRelation.customer_id == old))).all():
-        values = {
-            "customer_id": new, "staff_userid": rel.staff_userid, "channel_code": rel.channel_code,
-            "added_at": rel.added_at, "removed_at": rel.removed_at, "active": rel.active,
-        }  # fmt: skip
-        await insert_ignore(s, WeComRelation, values, ["customer_id", "staff_userid"])
-    await s.execute(delete(WeComRelation).where(WeComRelation.customer_id == old))
