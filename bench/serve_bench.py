@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,8 @@ def bench_settings(db_url: str, port: int) -> Any:
             },
             "logging": {"level": "WARNING", "format": "text"},
         },
-        env={},
+        # SIYU_INBOX_* (batch size, lease) may be tuned from the environment for experiments.
+        env={k: v for k, v in os.environ.items() if k.startswith("SIYU_INBOX_")},
     )
 
 

@@ -7,6 +7,7 @@ dispatcher drain, inbox writer) → outbox → platform HTTP client → database
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import secrets
@@ -109,10 +110,19 @@ def build_app(
     wecom, mp = _wecom_endpoint(settings, common), _mp_endpoint(settings, common)
     add_callback_routes(app, settings.server.wecom_path, settings.server.mp_path, wecom, mp)
     add_ops_routes(app, services)
+    app.on_startup.append(_tune_gc)
     if settings.server.session_secret:  # the H5 pages (issue 5) need a key to sign sessions
         add_h5_routes(app, services)
     add_webhook_routes(app, services)
     return app
+
+
+async def _tune_gc(_: web.Application) -> None:
+    """Move start-up objects (modules, content, settings) out of the collector's sight, and collect the
+    young generation less often: full collections over them were the long tail of callback latency."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -188,7 +198,8 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     s.drips = DripWorker(s.sessions, cfg, s.clock, s.rng, s, run_step, s.outbox.notify)
     s.drips.start()
     s.writer = ReceiptWriter(
-        open_sink(cfg.database.url.get()),
+        # one writer: a second PostgreSQL connection pipelining batches measured worse (bench/RESULTS.md)
+        [open_sink(cfg.database.url.get())],
         s.clock,
         cfg.inbox.lease_seconds,
         cfg.inbox.batch_max,

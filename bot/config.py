@@ -134,7 +134,7 @@ class InboxConfig:
     lease_seconds: float = 30.0
     sweep_interval_seconds: float = 5.0
     max_attempts: int = 5
-    batch_max: int = 256
+    batch_max: int = 32
 
 
 @dataclass(frozen=True)
@@ -313,6 +313,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("server.port", "must be between 1 and 65535")
     if not 1024 <= s.server.max_body_bytes <= 1 << 22:
         raise ConfigError("server.max_body_bytes", "must be between 1024 and 4194304")
+    if not 1 <= s.inbox.batch_max <= 1000:
+        raise ConfigError("inbox.batch_max", "must be between 1 and 1000")
     if not 0.1 <= s.server.reply_budget_seconds <= 4.5:
         raise ConfigError("server.reply_budget_seconds", "must be between 0.1 and 4.5 (WeChat waits 5 s)")
     for name, path in (("server.wecom_path", s.server.wecom_path), ("server.mp_path", s.server.mp_path)):

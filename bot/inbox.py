@@ -59,47 +59,50 @@ class ReceiptWriter:
 
     def __init__(
         self,
-        sink: ReceiptSink,
+        sinks: list[ReceiptSink],
         clock: Clock,
         lease_seconds: float,
         batch_max: int = 256,
         wants: Callable[[Event], bool] = lambda _event: True,
     ) -> None:
-        self._sink = sink
+        """One writer task per sink: SQLite has one (a single writer), PostgreSQL may pipeline batches."""
+        self._sinks = sinks
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
         self._batch_max = batch_max
         self._wants = wants
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        self._tasks = [asyncio.create_task(self._run(sink), name="inbox-writer") for sink in self._sinks]
 
     async def stop(self) -> None:
         """Finish what is queued, then stop (called after intake has stopped)."""
-        if self._task is None:
+        if not self._tasks:
             return
         await self._queue.join()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-        await self._sink.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for sink in self._sinks:
+            await sink.close()
 
     async def claim(self, event: Event) -> Claim:
-        if self._task is None or self._task.done():
+        if not self._tasks or all(t.done() for t in self._tasks):
             raise RuntimeError("inbox writer is not running")
         fut: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(event, fut))
         return await fut
 
-    async def _run(self) -> None:
+    async def _run(self, sink: ReceiptSink) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._write(batch)
+                await self._write(sink, batch)
             except Exception as exc:  # the DB is down or locked: every waiter answers non-200
                 log.exception("inbox batch of %d failed", len(batch))
                 for item in batch:
@@ -109,7 +112,7 @@ class ReceiptWriter:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, sink: ReceiptSink, batch: list[_Pending]) -> None:
         now = self._clock.now()
         rows: dict[str, Row] = {}
         wanted: dict[str, bool] = {}
@@ -121,7 +124,7 @@ class ReceiptWriter:
             wanted[key] = self._wants(ev)
             status, finished = ("pending", None) if wanted[key] else ("done", now)
             rows[key] = (key, ev.platform, ev.kind, ev.raw, now, status, 0, now + self._lease, finished)
-        inserted = await self._sink.insert(list(rows.values()))
+        inserted = await sink.insert(list(rows.values()))
         for item in batch:
             # pop: the first waiter for a key owns the new receipt; later ones in the batch are duplicates
             key = item.event.dedup_key
