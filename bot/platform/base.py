@@ -151,7 +151,7 @@ class PlatformClient(ABC):
         """One HTTP round trip (a JSON ``body`` or a multipart ``form``). Never lets aiohttp's texts (which
         carry the full URL) escape unredacted."""
         url = f"{self._base_url}/cgi-bin/{api}"
-        # ensure_ascii=False: the OA rejects \\uXXXX escapes in some APIs (errcode 40033).
+        # ensure_ascii=False: the OA rejects \\u-escaped Chinese in some APIs (errcode 40033).
         data: bytes | aiohttp.FormData | None = (
             form if form is not None else None if body is None else json.dumps(body, ensure_ascii=False).encode()
         )
