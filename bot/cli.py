@@ -1,4 +1,4 @@
-"""``siyu-bot`` command line: serve, migrate, demo, events, content."""
+"""``siyu-bot`` command line: serve, migrate, demo, events, stats, content, channels, sop, sim."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, redact_url, secret_values
 from bot.logs import configure_logging
+
+DEMO_SPEED_HELP = "simulated clock speed for the 48-hour drip (3600: an hour a second; slower speeds jump the waits)"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -76,6 +78,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_sop_preview(args: argparse.Namespace) -> int:
+    from bot.sop_reports import print_preview
+
+    return asyncio.run(print_preview(_settings(args), args.days, args.csv, args.limit))
+
+
+def cmd_sop_status(args: argparse.Namespace) -> int:
+    from bot.sop_status import print_status
+
+    return asyncio.run(print_status(_settings(args), args.latest))
+
+
+def cmd_sim_advance(args: argparse.Namespace) -> int:
+    from bot.sim_clock import advance_command
+
+    return advance_command(args.url, args.seconds, sys.stdout)
+
+
 def cmd_content_check(args: argparse.Namespace) -> int:
     from bot.content import check_command
 
@@ -119,10 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="upgrade the database to the newest migration").set_defaults(func=cmd_migrate)
-    d = sub.add_parser("demo", help="server + simulated WeChat on SQLite, a scripted customer journey")
-    d.add_argument("--speed", type=float, default=1.0, help="simulated clock speed-up")
-    d.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
-    d.set_defaults(func=cmd_demo)
     e = sub.add_parser("events", help="recent callbacks with their status")
     e.add_argument("--limit", type=int, default=20)
     e.add_argument("--status", choices=["pending", "done", "failed"])
@@ -135,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     stc.add_argument("--until", help="day after the last (YYYY-MM-DD)")
     stc.add_argument("--csv", action="store_true")
     stc.set_defaults(func=cmd_stats_channels)
+    _add_sop_and_sim(sub)
     c = sub.add_parser("content", help="operator content in content/")
     csub = c.add_subparsers(dest="content_command", required=True)
     chk = csub.add_parser("check", help="validate content files (file, key, reason)")
@@ -150,6 +167,30 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("-o", "--output", help="PNG path (default CODE.png)")
     qr.set_defaults(func=cmd_channels_qr)
     return p
+
+
+def _add_sop_and_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sop preview|status``, and the simulator side: ``demo`` and ``sim advance``."""
+    d = sub.add_parser("demo", help="server + simulated WeChat on SQLite, a scripted customer journey")
+    d.add_argument("--speed", type=float, default=1.0, help=DEMO_SPEED_HELP)
+    d.add_argument("--keep", action="store_true", help="keep the demo database and print its path")
+    d.set_defaults(func=cmd_demo)
+    sop = sub.add_parser("sop", help="the SOP engine: drips and group posts")
+    sopsub = sop.add_subparsers(dest="sop_command", required=True)
+    pv = sopsub.add_parser("preview", help="what would go to whom in the next days, and what the budget would stop")
+    pv.add_argument("--days", type=int, default=7)
+    pv.add_argument("--csv", action="store_true")
+    pv.add_argument("--limit", type=int, default=1000, help="at most this many drip steps")
+    pv.set_defaults(func=cmd_sop_preview)
+    ss = sopsub.add_parser("status", help="running drips, pending/deferred/skipped steps, group fires, with reasons")
+    ss.add_argument("--latest", type=int, default=10, help="how many recent rows per section")
+    ss.set_defaults(func=cmd_sop_status)
+    sim = sub.add_parser("sim", help="simulation only: the clock of a demo server (loopback URLs only)")
+    simsub = sim.add_subparsers(dest="sim_command", required=True)
+    adv = simsub.add_parser("advance", help="move the simulated clock of a demo/rig server ahead")
+    adv.add_argument("--seconds", type=float, required=True)
+    adv.add_argument("--url", default="http://127.0.0.1:8080", help="the demo server (printed by `siyu-bot demo`)")
+    adv.set_defaults(func=cmd_sim_advance)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

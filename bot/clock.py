@@ -44,31 +44,3 @@ class FrozenClock:
         self.advance(seconds)
         await asyncio.sleep(0)
 
-
-class ScaledClock:
-    """Simulated time running ``speed`` times faster than the wall clock (``siyu-bot demo --speed``).
-
-    Only ever used with the simulator: the demo builds it; nothing in ``serve`` can.
-    """
-
-    def __init__(self, speed: float, start: datetime | None = None) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        import time
-
-        self._speed = speed
-        self._start = (start or datetime.now(UTC)).astimezone(UTC)
-        self._t0 = time.monotonic()
-        self._offset = timedelta(0)
-
-    def now(self) -> datetime:
-        import time
-
-        return self._start + self._offset + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
-
-    def advance(self, delta: timedelta) -> None:
-        """Jump ahead (the demo skips quiet stretches of a journey)."""
-        self._offset += delta
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds / self._speed)

@@ -1,19 +1,29 @@
-"""The scripted customer journey of ``siyu-bot demo`` (kept apart from the wiring in ``bot/demo.py``)."""
+"""The scripted customer journeys of ``siyu-bot demo`` (kept apart from the wiring in ``bot/demo.py``).
+
+Chapter 1 (:func:`run_story`): the growth loop at 1× — channel codes, welcomes within 20 s, tags, losses,
+the channel report. Chapter 2 (:func:`run_drip_story`): the Official Account's 48-hour drip on simulated
+time — follow, welcome, step now, +3 h, stopped by a signed order webhook before +6 h.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
+import aiohttp
 from sqlalchemy import func, select
 
-from bot.config import Settings
-from bot.db.models import Receipt
+from bot.config import Settings, whsec_key
+from bot.db.models import Customer, Receipt
+from bot.db.sop import DripStepRun
 from bot.rig import Rig
+from bot.sim_clock import SimClock
 from bot.simulator import RecordedCall
 from bot.stats import UNATTRIBUTED, as_rows, channel_stats, render_table
+from bot.webhooks_in import sign
 from bot.wechat import parse_xml
 
 Out = Callable[[str], Any]
@@ -148,3 +158,143 @@ async def sync_content(rig: Rig, out: Out, show: bool = True) -> None:
         out("    " + line)
     if code != 0:
         raise RuntimeError("content sync failed")
+
+
+# --- chapter 2: the 48-hour Official Account journey, on simulated time ------------------------------------
+
+JOURNEY_START = time(9, 0)  # local: the journey runs in the day, clear of the quiet hours
+LAND_REAL_SECONDS = 0.25  # a fast-forward slows to 1× this long (real time) before the moment it aims at
+MAX_RUN_SECONDS = 90.0  # a wait longer than this in real time is jumped over instead
+TICK_SECONDS = 0.05
+
+
+class FastForward:
+    """Moves the demo's :class:`SimClock` to the next moment of the story.
+
+    At ``speed`` the clock runs sped up and the bot's own workers keep up (the drip poll follows the
+    clock); a little before the target it returns to 1× and lands on it, so the step due then runs on the
+    dot and a stall of the demo process cannot make it late. A wait that would take longer than
+    :data:`MAX_RUN_SECONDS` at ``speed`` (e.g. ``--speed 1``) is jumped over. Messages to ``openid`` are
+    printed as the simulated platform receives them, with the simulated local time."""
+
+    def __init__(self, rig: Rig, clock: SimClock, speed: float, out: Out, tz: tzinfo) -> None:
+        self.rig, self.clock, self.speed, self.out, self.tz = rig, clock, speed, out, tz
+        self.openid = ""
+        self._seen = len(rig.state.delivered)
+
+    async def to(self, target: datetime) -> None:
+        margin = timedelta(seconds=max(60.0, self.speed * LAND_REAL_SECONDS))
+        if 0 < (target - margin - self.clock.now()).total_seconds() / self.speed <= MAX_RUN_SECONDS:
+            self.clock.set_speed(self.speed)
+            assert self.rig.services.drips is not None
+            self.rig.services.drips.wake()  # its poll interval follows the new speed
+            while (left := (target - margin - self.clock.now()).total_seconds()) > 0:
+                await asyncio.sleep(min(TICK_SECONDS, left / self.speed))
+                self.show()
+            self.clock.set_speed(1.0)
+        if target > self.clock.now():
+            self.clock.advance(target - self.clock.now())
+        await self.run_due()
+
+    async def run_due(self) -> None:
+        """What is due now runs now (the poll would take it within seconds; the story should not wait)."""
+        assert self.rig.services.drips is not None
+        await self.rig.drain()
+        await self.rig.services.drips.run_due()
+        await self.rig.drain()
+        self.show()
+
+    def show(self) -> None:
+        for d in self.rig.state.delivered[self._seen :]:
+            if d.to == self.openid:
+                when = d.at.astimezone(self.tz).strftime("%m-%d %H:%M:%S")
+                self.out(f"    → [{when}] {d.api} to the follower: {_content(d.body)}")
+        self._seen = len(self.rig.state.delivered)
+
+
+def _content(body: dict[str, Any]) -> str:
+    kind = str(body.get("msgtype", "?"))
+    if kind == "text":
+        return "“" + str(body.get("text", {}).get("content", "")).strip().split("\n")[0][:40] + "”"
+    return f"[{kind}]"
+
+
+def passive_reply(xml: str) -> str:
+    reply = parse_xml(xml) if xml else {}
+    return f"← passive reply ({reply.get('MsgType')}): “{str(reply.get('Content', '')).strip().split(chr(10))[0][:40]}”"
+
+
+def next_local(after: datetime, at: time, tz: tzinfo) -> datetime:
+    local = after.astimezone(tz)
+    candidate = datetime.combine(local.date(), at, tzinfo=tz)
+    return candidate if candidate > local + timedelta(minutes=30) else candidate + timedelta(days=1)
+
+
+async def run_drip_story(rig: Rig, settings: Settings, out: Out, clock: SimClock, speed: float) -> None:
+    """Follow through a channel → welcome passive reply → drip step now → +3 h → order paid → no +6 h."""
+    n, ff = Narrator(rig, settings, out), FastForward(rig, clock, speed, out, settings.tz)
+    clock.advance(next_local(clock.now(), JOURNEY_START, settings.tz) - clock.now())
+    t0 = clock.now()
+    n.step(f"Chapter 2 — the 48-hour journey (drip mp_48h: now, +3 h, +6 h); simulated clock at {speed:g}×")
+    n.step("An ad reader scans the 618 poster QR code and follows the Official Account")
+    followed = await rig.sim.follow(scene="poster_618")
+    ff.openid = followed.openid
+    out("    " + passive_reply(followed.delivery.reply or ""))
+    await ff.run_due()
+    await ff.to(t0 + timedelta(minutes=10))
+    n.step("The reader asks a question (the 48-hour customer-service window opens)")
+    asked = await rig.sim.send_text(followed.openid, "优惠券怎么用？")
+    if asked.reply:
+        out("    " + passive_reply(asked.reply))
+    await ff.run_due()
+    n.step("Fast-forward to +3 h: the second step is due")
+    await ff.to(t0 + timedelta(hours=3))
+    n.step("Fast-forward to +4 h")
+    await ff.to(t0 + timedelta(hours=4))
+    n.step("The shop reports the order as paid: a signed POST /webhooks/orders")
+    paid_at = clock.now()
+    status, body = await post_order(rig, settings, followed.openid, f"SO-DEMO-{followed.openid[-6:]}")
+    out(f"    ← {status} {body}")
+    await ff.run_due()
+    n.step("Fast-forward to +6 h, when the third step was due")
+    await ff.to(t0 + timedelta(hours=6))
+    for line in await journey_lines(rig, followed.openid, settings.tz):
+        out("    " + line)
+    n.step("Fast-forward to +48 h")
+    await ff.to(t0 + timedelta(hours=48))
+    steps = [r for r in await journey_lines(rig, followed.openid, settings.tz) if r.startswith("mp_48h")]
+    mine = [d.at for d in rig.state.delivered if d.to == followed.openid]
+    after = sum(at > paid_at for at in mine)
+    n.step(f"48 hours later: {sum(r.endswith(': sent') for r in steps)} of {len(steps)} drip steps sent, "
+           f"{len(mine)} messages to the follower in all, {after} after the order")  # fmt: skip
+
+
+async def post_order(rig: Rig, settings: Settings, openid: str, order_id: str) -> tuple[int, str]:
+    """An ``order.paid`` signed the Standard Webhooks way (docs/webhooks.md), stamped with simulated time."""
+    now = rig.state.clock.now()
+    data = {"order_id": order_id, "amount_cents": 5900, "currency": "CNY", "paid_at": now.isoformat(),
+            "customer": {"openid": openid}}  # fmt: skip
+    raw = json.dumps({"type": "order.paid", "data": data}, separators=(",", ":")).encode()
+    msg_id, stamp = f"msg_{order_id}", str(int(now.timestamp()))
+    signature = sign(whsec_key(settings.webhooks.orders_secret.get()), msg_id, stamp, raw)
+    headers = {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": stamp,
+               "webhook-signature": signature}  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(rig.base_url + settings.webhooks.orders_path, data=raw, headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def journey_lines(rig: Rig, openid: str, tz: tzinfo) -> list[str]:
+    assert rig.services.sessions is not None
+    async with rig.services.sessions() as s:
+        rows = (await s.execute(
+            select(DripStepRun).join(Customer, Customer.id == DripStepRun.customer_id)
+            .where(Customer.openid == openid).order_by(DripStepRun.due_at, DripStepRun.id)
+        )).scalars().all()  # fmt: skip
+    return [
+        f"{r.drip_id} step {r.step_id} due {r.due_at.astimezone(tz).strftime('%m-%d %H:%M')}: {r.state}"
+        + (f" ({r.reason})" if r.reason else "")
+        for r in rows
+    ]

@@ -15,6 +15,9 @@ exactly once. A worker that died mid-row leaves the claim to expire; another rep
 What a step *does* (budget, delivery, completion) is business logic: the runner is injected
 (``handlers.drip_steps.run_step``); it leaves the row ``pending`` only to wait (``claimed_until`` in the
 future) or to defer (``due_at`` moved).
+
+The poll interval is simulated time: on a sped-up clock (``siyu-bot demo --speed``) the loop waits
+:func:`bot.sim_clock.real_seconds` of it, so 5 s at 3600× is a poll every 50 ms, not every 5 simulated hours.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.context import Context
 from bot.db.sop import DripStepRun
+from bot.sim_clock import real_seconds
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class DripWorker:
         while True:
             # wait first: start-up work (migrations, catch-up) settles, and runs driven by tests stay in control
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                await asyncio.wait_for(self._wake.wait(), real_seconds(self._clock, self._poll))
             self._wake.clear()
             try:
                 while await self.run_due() > 0:

@@ -2,7 +2,9 @@
 
 Used by ``siyu-bot demo`` and by the journey tests: the simulator serves the platform API the bot calls
 (its base URLs replace the real ones, so this can never talk to the real platform) and pushes signed,
-encrypted callbacks to the bot's real callback endpoints.
+encrypted callbacks to the bot's real callback endpoints. On a controllable clock (``SimClock``, the
+tests' ``FrozenClock``) the bot also serves the simulation-only ``/_sim/clock`` endpoint
+(:mod:`bot.sim_clock`); ``serve`` never does.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.content import Content
 from bot.dispatcher import Router
+from bot.sim_clock import Advanceable, install_sim_routes
 from bot.simulator import (
     CallbackPusher,
     RunningSimulator,
@@ -55,6 +58,12 @@ def seed_corp(state: SimState, content: Content) -> None:
                     state.add_group(owner, name=f"{channel.name}", chat_id=chat_id)
 
 
+def _wake_workers(services: Services) -> None:
+    """The clock jumped: due drip steps run now rather than at the next poll."""
+    if services.drips is not None:
+        services.drips.wake()
+
+
 class Rig:
     """A running bot (real app, real database) plus the simulator and a scripted customer side."""
 
@@ -86,7 +95,10 @@ class Rig:
         state = SimState(clock=clock, seed=seed, accounts=SimAccounts.from_settings(settings))
         sim_server = await start_simulator(state, "127.0.0.1", 0)
         app = build_app(point_at_simulator(settings, sim_server), clock=clock, rng=rng, routers=routers)
-        seed_corp(state, app[SERVICES].content)
+        services = app[SERVICES]
+        seed_corp(state, services.content)
+        if isinstance(clock, Advanceable):
+            install_sim_routes(app, services.settings, clock, on_advance=lambda: _wake_workers(services))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)  # a fixed port when public_base_url must match (H5)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.demo import run_demo
 
 
 async def test_demo_tells_the_story() -> None:
     lines: list[str] = []
-    assert await run_demo(speed=1.0, out=lines.append) == 0
+    # A high speed keeps the 48-hour chapter to a few seconds; the growth loop always runs at 1×.
+    assert await run_demo(speed=36000, out=lines.append) == 0
     text = "\n".join(lines)
     assert "applied: " in text and "failed: 0" in text
     assert "→ platform calls: none" in text  # the second sync makes no call
@@ -15,3 +18,22 @@ async def test_demo_tells_the_story() -> None:
     assert "send_welcome_msg (ok)" in text
     assert "← passive reply (text)" in text
     assert "pkgcard" in text and "retention_7d" in text and "100%" in text
+    assert "/_sim/clock" in text  # the simulation-only endpoint of the demo server
+    assert_drip_chapter(lines)
+
+
+def assert_drip_chapter(lines: list[str]) -> None:
+    """Follow → welcome → step now → +3 h → order paid → nothing at +6 h, with simulated local times."""
+    chapter = "\n".join(lines[next(i for i, line in enumerate(lines) if "Chapter 2" in line) :])
+    assert "simulated clock at 36000×" in chapter
+    welcome, now, three_h = (
+        r"← passive reply \(text\): “欢迎关注",
+        r"→ \[\d\d-\d\d 09:00:0\d\] message/custom/send to the follower: “新人礼包",
+        r"→ \[\d\d-\d\d 12:0\d:\d\d\] message/custom/send to the follower: “说说我们的「山野每日坚果」",
+    )
+    assert re.search(welcome, chapter) and re.search(now, chapter) and re.search(three_h, chapter)
+    order_at = chapter.index("signed POST /webhooks/orders")
+    assert '← 200 {"status": "accepted"}' in chapter[order_at:]
+    assert "→ [" not in chapter[order_at:]  # nothing reaches the follower after the order
+    assert "mp_48h step 3 due" in chapter and "cancelled (drip stopped: purchased)" in chapter
+    assert "2 of 3 drip steps sent" in chapter and "0 after the order" in chapter
