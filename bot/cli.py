@@ -71,6 +71,35 @@ def cmd_stats_channels(args: argparse.Namespace) -> int:
     return asyncio.run(print_channel_stats(_settings(args), args.since, args.until, args.csv))
 
 
+def cmd_lottery(args: argparse.Namespace) -> int:
+    from handlers.lottery_admin import kill_command, status_command, verify_command
+
+    settings = _settings(args)
+    if args.lottery_command == "status":
+        return asyncio.run(status_command(settings, sys.stdout))
+    if args.lottery_command == "verify":
+        return asyncio.run(verify_command(settings, args.campaign, sys.stdout))
+    resume = args.lottery_command == "resume"
+    reason = getattr(args, "reason", "") or ""
+    return asyncio.run(kill_command(settings, args.campaign, reason, sys.stdout, resume=resume))
+
+
+def _add_lottery(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lo = sub.add_parser("lottery", help="lottery campaigns: status (publishes seed hashes), kill switch, verify")
+    losub = lo.add_subparsers(dest="lottery_command", required=True)
+    losub.add_parser("status", help="campaigns, published seed hashes, draws, stock").set_defaults(func=cmd_lottery)
+    kill = losub.add_parser("kill", help="stop a campaign's draws at once")
+    kill.add_argument("campaign")
+    kill.add_argument("--reason", required=True)
+    kill.set_defaults(func=cmd_lottery)
+    resume = losub.add_parser("resume", help="lift the kill switch")
+    resume.add_argument("campaign")
+    resume.set_defaults(func=cmd_lottery)
+    verify = losub.add_parser("verify", help="after the end: reveal the seed and recompute every draw")
+    verify.add_argument("campaign")
+    verify.set_defaults(func=cmd_lottery)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -152,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     stc.add_argument("--csv", action="store_true")
     stc.set_defaults(func=cmd_stats_channels)
     _add_sop_and_sim(sub)
+    _add_lottery(sub)
     c = sub.add_parser("content", help="operator content in content/")
     csub = c.add_subparsers(dest="content_command", required=True)
     chk = csub.add_parser("check", help="validate content files (file, key, reason)")
