@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -35,8 +34,6 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +42,25 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
+from common import (  # noqa: E402
+    RESULTS,
+    command_line,
+    machine_busy_seconds,
+    machine_lines,
+    pg_execute,
+    prepare_db,
+    utc_stamp,
+    write_results,
+)
 from serve_bench import WECOM_AES, WECOM_CORP, WECOM_PATH, WECOM_TOKEN  # noqa: E402
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/siyu_bench"
 TARGETS = ("bare", "sqlite", "postgres", "sqlite+handlers", "postgres+handlers")
-RESULTS = BENCH / "RESULTS.md"
 START, END = "<!-- bench:callbacks:start -->", "<!-- bench:callbacks:end -->"
 TARGET_RATIO = {"sqlite": 0.20, "postgres": 0.15}
 P99_LIMIT_MS = 50.0
+PACKAGES = ("aiohttp", "SQLAlchemy", "aiosqlite", "asyncpg", "wechatpy", "xmltodict", "cryptography")
+RESULTS_TITLE = "# Callback benchmark results"
 
 
 # --- request corpus ---------------------------------------------------------------------------
@@ -108,57 +116,6 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-async def _pg(url: str, *statements: str) -> list[Any]:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    engine = create_async_engine(url, poolclass=NullPool)
-    out: list[Any] = []
-    try:
-        async with engine.begin() as conn:
-            for sql in statements:
-                res = await conn.execute(text(sql))
-                out.append(res.scalar() if res.returns_rows else None)
-    finally:
-        await engine.dispose()
-    return out
-
-
-async def _ensure_database(url: str) -> None:
-    """Create the benchmark database when it is missing (connecting to the server's ``postgres`` db)."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    target = make_url(url)
-    name = target.database or ""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"--pg-url must name a plain database, got {name!r}")
-    admin = create_async_engine(target.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            found = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})).scalar()
-            if not found:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-
-
-def prepare_db(backend: str, workdir: Path, pg_url: str, tag: str) -> str:
-    from bot.db.migrate import upgrade
-
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{workdir / f'{tag}.db'}"
-    else:
-        url = pg_url
-        asyncio.run(_ensure_database(url))
-        asyncio.run(_pg(url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public"))
-    upgrade(url)
-    return url
-
-
 def count_receipts(url: str) -> dict[str, int]:
     sql_total = "SELECT count(*) FROM receipts"
     sql_keys = "SELECT count(DISTINCT dedup_key) FROM receipts"
@@ -167,7 +124,7 @@ def count_receipts(url: str) -> dict[str, int]:
         with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
             vals = [db.execute(q).fetchone()[0] for q in (sql_total, sql_keys, sql_pending)]
     else:
-        vals = asyncio.run(_pg(url, sql_total, sql_keys, sql_pending))
+        vals = asyncio.run(pg_execute(url, sql_total, sql_keys, sql_pending))
     return {"rows": int(vals[0]), "distinct_keys": int(vals[1]), "pending": int(vals[2])}
 
 
@@ -208,13 +165,6 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)
             self.proc.wait(timeout=10)
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds spent not idle by the whole machine so far (all cores, from /proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # --- wrk ----------------------------------------------------------------------------------------
@@ -333,7 +283,7 @@ def run_target(args: argparse.Namespace, target: str, workdir: Path, prefix: Pat
     if backend == "bare":
         serve += ["bare", "--port", str(port)]
     else:
-        db_url = prepare_db(backend, workdir, args.pg_url, target.replace("+", "_"))
+        db_url = asyncio.run(prepare_db(backend, workdir, args.pg_url, target.replace("+", "_")))
         serve += ["app", "--port", str(port), "--db-url", db_url, *(["--handlers"] if extra else [])]
     if args.pin:
         serve = ["taskset", "-c", args.server_cpus, *serve]
@@ -454,25 +404,8 @@ def _version(cmd: list[str]) -> str:
 
 
 def machine(args: argparse.Namespace, targets: list[str]) -> list[str]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    pkgs = ", ".join(
-        f"{p} {metadata.version(p)}"
-        for p in ("aiohttp", "SQLAlchemy", "aiosqlite", "asyncpg", "wechatpy", "xmltodict", "cryptography")
-    )
-    pg = "-"
-    if any(t.startswith("postgres") for t in targets):
-        with contextlib.suppress(Exception):
-            pg = str(asyncio.run(_pg(args.pg_url, "SHOW server_version"))[0])
-    return [
-        f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}; {pkgs}; SQLite {sqlite3.sqlite_version}; PostgreSQL {pg}",
-        f"- load generator: {_version(['wrk', '--version'])}",
-    ]
+    pg_url = args.pg_url if any(t.startswith("postgres") for t in targets) else None
+    return [*machine_lines(PACKAGES, pg_url), f"- load generator: {_version(['wrk', '--version'])}"]
 
 
 def render_section(args: argparse.Namespace, results: list[Result], argv: list[str], targets: list[str]) -> str:
@@ -481,11 +414,11 @@ def render_section(args: argparse.Namespace, results: list[Result], argv: list[s
         if args.pin
         else "no CPU pinning"
     )
-    cmd = " ".join([".venv/bin/python", "bench/callbacks.py", *argv])
+    cmd = command_line("bench/callbacks.py", argv)
     return "\n".join(
         [
             START,
-            f"## Run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"## Run of {utc_stamp()}",
             "",
             f"Command: `{cmd}`",
             "",
@@ -503,16 +436,6 @@ def render_section(args: argparse.Namespace, results: list[Result], argv: list[s
             END,
         ]
     )
-
-
-def write_results(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Callback benchmark results\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -582,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render_section(args, results, argv, targets)
     print(section)
     if args.write:
-        write_results(section)
+        write_results(section, START, END, title=RESULTS_TITLE)
         print(f"wrote {RESULTS}", file=sys.stderr)
     bad = [r for r in results if r.non2xx or not r.receipts_ok()]
     return 1 if bad else 0

@@ -38,8 +38,6 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import os
-import platform
 import random
 import re
 import shutil
@@ -50,17 +48,29 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from common import (  # noqa: E402
+    RESULTS,
+    CpuMeter,
+    command_line,
+    load_average,
+    machine_lines,
+    make_settings,
+    pct,
+    prepare_db,
+    utc_stamp,
+    write_results,
+)
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/siyu_bench_sop"
 BACKENDS = ("sqlite", "postgres")
-RESULTS = BENCH / "RESULTS.md"
 START, END = "<!-- bench:sop:start -->", "<!-- bench:sop:end -->"
 DRIP = "mp_48h"
 INDEX = "ix_drip_steps_due_pending"
@@ -69,101 +79,10 @@ T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai: out
 OWNERS = tuple(f"owner{n:02d}" for n in range(20))
 GROUPS_PER_OWNER = 50
 NO_INDEX = {"enable_indexscan": "off", "enable_bitmapscan": "off", "enable_indexonlyscan": "off"}
+PACKAGES = ("SQLAlchemy", "aiosqlite", "asyncpg")
 
 
-# --- small helpers (as in bench/welcome_latency.py) ----------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds spent not idle by the whole machine so far (all cores, from /proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
-
-
-class CpuMeter:
-    """This process's CPU and the rest of the machine (PostgreSQL included), in cores."""
-
-    def __init__(self) -> None:
-        self.t0, self.proc0, self.busy0 = time.monotonic(), time.process_time(), machine_busy_seconds()
-
-    def read(self) -> str:
-        elapsed = max(1e-9, time.monotonic() - self.t0)
-        proc = time.process_time() - self.proc0
-        other = max(0.0, machine_busy_seconds() - self.busy0 - proc)
-        return f"{proc / elapsed:.0%} / {other / elapsed:.0%}"
-
-
-async def _pg(url: str, *statements: str) -> list[Any]:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    engine = create_async_engine(url, poolclass=NullPool)
-    out: list[Any] = []
-    try:
-        async with engine.begin() as conn:
-            for sql in statements:
-                res = await conn.execute(text(sql))
-                out.append(res.scalar() if res.returns_rows else None)
-    finally:
-        await engine.dispose()
-    return out
-
-
-async def _ensure_database(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    target = make_url(url)
-    name = target.database or ""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"--pg-url must name a plain database, got {name!r}")
-    admin = create_async_engine(target.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            found = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})).scalar()
-            if not found:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-
-
-async def prepare_db(backend: str, workdir: Path, pg_url: str, tag: str) -> str:
-    from bot.db.migrate import upgrade
-
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{workdir / f'{tag}.db'}"
-    else:
-        url = pg_url
-        await _ensure_database(url)
-        await _pg(url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
-    await asyncio.to_thread(upgrade, url)
-    return url
-
-
-def make_settings(workdir: Path, url: str) -> Any:
-    from bot.config import DatabaseURL
-    from bot.demo import demo_settings
-
-    settings = demo_settings(workdir / "unused.db", str(ROOT / "content"))
-    return dataclasses.replace(settings, database=dataclasses.replace(settings.database, url=DatabaseURL(url)))
+# --- small helpers -------------------------------------------------------------------------------
 
 
 def services_for(settings: Any, clock: Any, engine: Any, **extra: Any) -> Any:
@@ -270,7 +189,7 @@ async def enrol_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
                 for customer in customers:
                     assert await enrol(ctx, customer, drip, T0)
         rows.append(EnrolRow(backend, f"enrol(), {args.batch} per transaction", n, math.ceil(n / args.batch),
-                             time.perf_counter() - t, await _count(engine, "drip_steps"), meter.read()))  # fmt: skip
+                             time.perf_counter() - t, await _count(engine, "drip_steps"), meter.text()))  # fmt: skip
 
         # handler path, one per transaction (as a follow callback does)
         await _clear_drips(engine)
@@ -281,7 +200,7 @@ async def enrol_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
                 customer = await session.get(Customer, cid)
                 assert customer is not None and await enrol(ctx, customer, drip, T0)
         rows.append(EnrolRow(backend, "enrol(), 1 per transaction", per, per, time.perf_counter() - t,
-                             await _count(engine, "drip_steps"), meter.read()))  # fmt: skip
+                             await _count(engine, "drip_steps"), meter.text()))  # fmt: skip
 
         # baseline: plain executemany of the same rows, one transaction
         await _clear_drips(engine)
@@ -307,7 +226,7 @@ async def enrol_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
                 ],
             )  # fmt: skip
         rows.append(EnrolRow(backend, "baseline: core executemany, 1 transaction", n, 1, time.perf_counter() - t,
-                             await _count(engine, "drip_steps"), meter.read()))  # fmt: skip
+                             await _count(engine, "drip_steps"), meter.text()))  # fmt: skip
     finally:
         await engine.dispose()
     return rows
@@ -393,7 +312,7 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
             meter, t = CpuMeter(), time.perf_counter()
             for post in posts:
                 assert await sop.fire(post.id, T0) == "done", post.id
-            seconds, cpu = time.perf_counter() - t, meter.read()
+            seconds, cpu = time.perf_counter() - t, meter.text()
             already = sum([await sop.fire(p.id, T0) == "already" for p in posts])
             async with s.sessions() as session:
                 fires = select(GroupFire).where(GroupFire.post_id.in_(ids), GroupFire.target != gsop.MARKER)
@@ -536,7 +455,7 @@ async def poll_case(backend: str, args: argparse.Namespace, workdir: Path) -> Po
         case.load_s = time.perf_counter() - t
         pending = await _count(engine, "drip_steps", "WHERE state = 'pending'")
         due_now = await _count(engine, "drip_steps", f"WHERE due_at <= {_lit(dialect, T0)}")
-        print(f"    loaded {pending:,} pending steps ({due_now} due) in {case.load_s:.1f} s ({meter.read()})",
+        print(f"    loaded {pending:,} pending steps ({due_now} due) in {case.load_s:.1f} s ({meter.text()})",
               file=sys.stderr)  # fmt: skip
         assert pending == steps and due_now == args.due, (pending, due_now)
 
@@ -556,7 +475,7 @@ async def poll_case(backend: str, args: argparse.Namespace, workdir: Path) -> Po
                 counts.append(len(ids))
                 if undo:
                     await reset(ids)
-            return timer.ms, counts, meter.read()
+            return timer.ms, counts, meter.text()
 
         def row(what: str, result: tuple[list[float], list[int], str], gated: bool = False) -> PollRow:
             ms, counts, cpu = result
@@ -598,7 +517,7 @@ async def poll_case(backend: str, args: argparse.Namespace, workdir: Path) -> Po
         for _ in range(math.ceil(args.due / 100)):
             async with timer():
                 counts.append(await worker.run_due(limit=100))
-        case.rows.append(row("full run_due(limit=100) on due rows", (timer.ms, counts, meter.read())))
+        case.rows.append(row("full run_due(limit=100) on due rows", (timer.ms, counts, meter.text())))
         async with engine.connect() as conn:
             res = await conn.execute(
                 text("SELECT state, reason IS NOT NULL AND reason LIKE 'waiting%', count(*) FROM drip_steps "
@@ -708,30 +627,11 @@ def verdicts(cases: list[PollCase], groups: list[GroupRow]) -> list[str]:
     return out
 
 
-def machine(pg_url: str, backends: list[str]) -> list[str]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    pkgs = ", ".join(f"{p} {metadata.version(p)}" for p in ("SQLAlchemy", "aiosqlite", "asyncpg"))
-    pg = "-"
-    if "postgres" in backends:
-        with contextlib.suppress(Exception):
-            pg = str(asyncio.run(_pg(pg_url, "SHOW server_version"))[0])
-    return [
-        f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {platform.system()} {platform.release()}; "
-        f"load average at the end {load_average()}",
-        f"- Python {platform.python_version()}; {pkgs}; SQLite {sqlite3.sqlite_version}; PostgreSQL {pg}",
-    ]
-
-
 def render_section(
     args: argparse.Namespace, argv: list[str], backends: list[str], enrols: list[EnrolRow], groups: list[GroupRow],
     polls: list[PollCase],
 ) -> str:  # fmt: skip
-    cmd = " ".join([".venv/bin/python", "bench/sop.py", *argv])
+    cmd = command_line("bench/sop.py", argv)
     plans: list[str] = []
     for c in polls:
         plans += [
@@ -752,9 +652,9 @@ def render_section(
             START,
             "## SOP engine (issue 4): drip enrolments, group-post fires, the due-step poll",
             "",
-            f"Run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}. Command: `{cmd}`",
+            f"Run of {utc_stamp()}. Command: `{cmd}`",
             "",
-            *machine(args.pg_url, backends),
+            *machine_lines(PACKAGES, args.pg_url if "postgres" in backends else None, load=True),
             "- SQLite on fresh temporary files, PostgreSQL (`siyu_bench_sop`) with its schema reset and migrated per "
             "phase; frozen clock at Monday 10:00 Asia/Shanghai; shipped `content/`",
             "- *bench / other CPU*: this process and the rest of the machine (PostgreSQL, neighbours) in cores, "
@@ -794,16 +694,6 @@ def render_section(
             END,
         ]
     )
-
-
-def write_results(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -882,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     print(section)
     print(f"total {time.monotonic() - started:.0f} s", file=sys.stderr)
     if args.write:
-        write_results(section)
+        write_results(section, START, END)
         print(f"wrote {RESULTS}", file=sys.stderr)
     ok = all(g.ok for g in groups) and all(c.uses_index for c in polls)
     pg = [c for c in polls if c.backend == "postgres"]

@@ -29,126 +29,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import dataclasses
 import io
 import math
-import os
-import platform
 import random
-import re
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from common import (  # noqa: E402
+    RESULTS,
+    CpuMeter,
+    command_line,
+    load_average,
+    machine_lines,
+    make_settings,
+    pct,
+    prepare_db,
+    utc_stamp,
+    write_results,
+)
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/siyu_bench_welcome"
 BACKENDS = ("sqlite", "postgres")
-RESULTS = BENCH / "RESULTS.md"
 START, END = "<!-- bench:welcome:start -->", "<!-- bench:welcome:end -->"
 WELCOME_API = "externalcontact/send_welcome_msg"
 CHANNEL = "pkgcard"
 STAFF = ("lulu", "axin")
 P99_LIMIT_MS = 1000.0
-
-
-# --- small helpers -------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (with N=50, p99 is the largest value)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds spent not idle by the whole machine so far (all cores, from /proc/stat)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
-
-
-class CpuMeter:
-    """This process's CPU (all threads: event loop, aiosqlite worker) and the rest of the machine."""
-
-    def __init__(self) -> None:
-        self.t0, self.proc0, self.busy0 = time.monotonic(), time.process_time(), machine_busy_seconds()
-
-    def read(self) -> tuple[float, float]:
-        """(this process, everything else) in cores since construction."""
-        elapsed = max(1e-9, time.monotonic() - self.t0)
-        proc = time.process_time() - self.proc0
-        other = max(0.0, machine_busy_seconds() - self.busy0 - proc)
-        return proc / elapsed, other / elapsed
-
-
-async def _pg(url: str, *statements: str) -> list[Any]:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    engine = create_async_engine(url, poolclass=NullPool)
-    out: list[Any] = []
-    try:
-        async with engine.begin() as conn:
-            for sql in statements:
-                res = await conn.execute(text(sql))
-                out.append(res.scalar() if res.returns_rows else None)
-    finally:
-        await engine.dispose()
-    return out
-
-
-async def _ensure_database(url: str) -> None:
-    """Create the benchmark database when it is missing (connecting to the server's ``postgres`` db)."""
-    from sqlalchemy import text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    target = make_url(url)
-    name = target.database or ""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"--pg-url must name a plain database, got {name!r}")
-    admin = create_async_engine(target.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            found = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})).scalar()
-            if not found:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await admin.dispose()
-
-
-async def prepare_db(backend: str, workdir: Path, pg_url: str, tag: str) -> str:
-    from bot.db.migrate import upgrade
-
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{workdir / f'{tag}.db'}"
-    else:
-        url = pg_url
-        await _ensure_database(url)
-        await _pg(url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
-    await asyncio.to_thread(upgrade, url)
-    return url
+PACKAGES = ("aiohttp", "SQLAlchemy", "aiosqlite", "asyncpg")
 
 
 # --- one case ------------------------------------------------------------------------------------
@@ -190,14 +108,6 @@ class Case:
     @property
     def p99(self) -> float:
         return pct(self.latency_ms, 99)
-
-
-def make_settings(workdir: Path, url: str) -> Any:
-    from bot.config import DatabaseURL
-    from bot.demo import demo_settings
-
-    settings = demo_settings(workdir / "unused.db", str(ROOT / "content"))
-    return dataclasses.replace(settings, database=dataclasses.replace(settings.database, url=DatabaseURL(url)))
 
 
 async def _db_state(rig: Any) -> tuple[dict[str, datetime], int]:
@@ -378,34 +288,16 @@ def verdicts(cases: list[Case], n: int) -> list[str]:
     return out
 
 
-def machine(pg_url: str, backends: list[str]) -> list[str]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    pkgs = ", ".join(f"{p} {metadata.version(p)}" for p in ("aiohttp", "SQLAlchemy", "aiosqlite", "asyncpg"))
-    pg = "-"
-    if "postgres" in backends:
-        with contextlib.suppress(Exception):
-            pg = str(asyncio.run(_pg(pg_url, "SHOW server_version"))[0])
-    return [
-        f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}; {pkgs}; SQLite {sqlite3.sqlite_version}; PostgreSQL {pg}",
-    ]
-
-
 def render_section(args: argparse.Namespace, cases: list[Case], argv: list[str], backends: list[str]) -> str:
-    cmd = " ".join([".venv/bin/python", "bench/welcome_latency.py", *argv])
+    cmd = command_line("bench/welcome_latency.py", argv)
     return "\n".join(
         [
             START,
             "## Welcome latency (issue 3): callback receipt → `send_welcome_msg`",
             "",
-            f"Run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}. Command: `{cmd}`",
+            f"Run of {utc_stamp()}. Command: `{cmd}`",
             "",
-            *machine(args.pg_url, backends),
+            *machine_lines(PACKAGES, args.pg_url if "postgres" in backends else None),
             "- real clock (`SystemClock`); SQLite on a fresh temporary file, PostgreSQL with its schema reset; "
             f"shipped `content/`, `content sync` run first; customers arrive through `{CHANNEL}`",
             "",
@@ -430,16 +322,6 @@ def render_section(args: argparse.Namespace, cases: list[Case], argv: list[str],
             END,
         ]
     )
-
-
-def write_results(section: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -492,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render_section(args, cases, argv, backends)
     print(section)
     if args.write:
-        write_results(section)
+        write_results(section, START, END)
         print(f"wrote {RESULTS}", file=sys.stderr)
     return 0 if all(c.ok for c in cases) else 1
 

@@ -24,6 +24,11 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # WAL is a property of the file: set it once here, so the server's connections never race to
+        # switch the journal mode at start-up (switching needs an exclusive lock and does not wait).
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        connection.commit()  # end the autobegun transaction: alembic must own the migration's transaction
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -38,6 +38,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file per session; each test gets a copy (migrations run once)."""
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:  # the file is in WAL mode: fold the log in before copying it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
 
 
@@ -140,3 +144,23 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     eng = create_async_engine(db_url, poolclass=NullPool)
     yield eng
     await eng.dispose()
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """aiosqlite's worker threads are not daemons: a connection left open by a failed test would keep
+    the interpreter (and CI) waiting forever after the summary. Exit with pytest's status instead."""
+    import sys
+    import threading
+
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if lingering and _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

@@ -1,13 +1,24 @@
-"""Helpers for drip journey tests: a rig with the drip worker beside it, ticks on the frozen clock."""
+"""Helpers for drip journey tests: a rig with the drip worker beside it, ticks on the frozen clock.
+
+The fixtures ``rig`` (started at :data:`MORNING`) and ``worker`` are defined here as :func:`drip_rig` and
+:func:`drip_worker`; a test module uses them by importing those names::
+
+    from tests.drip_helpers import drip_rig, drip_worker  # noqa: F401  (fixtures "rig", "worker")
+"""
 
 from __future__ import annotations
 
+import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.clock import FrozenClock
+from bot.config import Settings
+from bot.db.models import Customer
 from bot.db.sop import ContactLedger, DripEnrolment, DripStepRun
 from bot.drip_worker import DripWorker
 from bot.events import OrderPaid
@@ -15,6 +26,21 @@ from bot.rig import Rig
 from handlers.drip_steps import run_step
 
 MORNING = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture(name="rig")
+async def drip_rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
+    """The app and the simulator on the frozen clock, set to :data:`MORNING`."""
+    clock.set(MORNING)
+    rig = await Rig.start(settings, clock, rng=random.Random(7))
+    yield rig
+    await rig.close()
+
+
+@pytest.fixture(name="worker")
+def drip_worker(rig: Rig) -> DripWorker:
+    return worker_for(rig)
 
 
 def worker_for(rig: Rig) -> DripWorker:
@@ -58,6 +84,21 @@ async def rows(rig: Rig, model: Any, *where: Any) -> list[Any]:
     async with rig.services.sessions() as s:
         order = model.id if hasattr(model, "id") else model.created_at
         return list((await s.scalars(select(model).where(*where).order_by(order))).all())
+
+
+def drip_sends(rig: Rig, openid: str, marker: str = "from=drip_mp_48h") -> list[tuple[object, str]]:
+    """(time, text) of the drip's customer-service messages the follower received."""
+    return [
+        (d.at, d.body["text"]["content"])
+        for d in rig.state.delivered
+        if d.api == "message/custom/send" and d.to == openid and marker in d.body.get("text", {}).get("content", "")
+    ]
+
+
+async def customer_by(rig: Rig, column: str, value: str) -> Customer:
+    [found] = await rows(rig, Customer, getattr(Customer, column) == value)
+    assert isinstance(found, Customer)
+    return found
 
 
 async def steps_of(rig: Rig, drip_id: str) -> list[DripStepRun]:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from bot.clock import FrozenClock
 from bot.db.growth import SyncedObject
 from bot.db.models import OutboxCall
-from bot.db.synced import WECOM_TAG
+from bot.db.synced import MEDIA, MP_TAG, WECOM_TAG
 from bot.rig import Rig
 
 
@@ -60,3 +60,22 @@ async def pretend_synced(rig: Rig, clock: FrozenClock, wecom_tags: Iterable[str]
                 )
             )
     return ids
+
+
+async def sync_content(rig: Rig, clock: FrozenClock) -> dict[str, str]:
+    """Run the real ``siyu-bot content sync`` against the simulator: tags, codes, QR, and the welcome's
+    attachment files uploaded with ``media/upload`` (their media ids recorded as ``MEDIA``). Returns the
+    synced tag ids as ``{"<kind>:group/name": tag_id}`` for WeCom and Official Account tags."""
+    import io
+
+    from bot.sync import sync_command
+
+    out = io.StringIO()
+    assert await sync_command(rig.services.settings, False, out, clock=clock) == 0, out.getvalue()
+    assert rig.services.sessions is not None
+    async with rig.services.sessions() as s:
+        rows = (await s.scalars(select(SyncedObject).where(SyncedObject.kind.in_([WECOM_TAG, MP_TAG])))).all()
+        tag_ids = {f"{r.kind}:{r.key}": r.remote_id or "" for r in rows}
+        media = await s.get(SyncedObject, (MEDIA, "media/gift_29_cover.png"))
+        assert media is not None and media.remote_id in rig.state.media
+    return tag_ids

@@ -6,47 +6,27 @@ Frozen clock, real app and database (SQLite and PostgreSQL), the drip worker run
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bot.clock import FrozenClock
-from bot.config import Settings
-from bot.db.models import Customer, OutboxCall
+from bot.db.models import OutboxCall
 from bot.drip_worker import DripWorker
 from bot.rig import Rig
-from tests.drip_helpers import MORNING, at, enrolments, hours, ledger, pay, rows, steps_of, tick, worker_for
-
-MINUTE = hours(1 / 60)
-
-
-@pytest.fixture
-async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    clock.set(MORNING)
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
-    yield rig
-    await rig.close()
-
-
-@pytest.fixture
-def worker(rig: Rig) -> DripWorker:
-    return worker_for(rig)
-
-
-def drip_sends(rig: Rig, openid: str, marker: str = "from=drip_mp_48h") -> list[tuple[object, str]]:
-    """(time, text) of the drip's customer-service messages the follower received."""
-    return [
-        (d.at, d.body["text"]["content"])
-        for d in rig.state.delivered
-        if d.api == "message/custom/send" and d.to == openid and marker in d.body.get("text", {}).get("content", "")
-    ]
-
-
-async def customer_by(rig: Rig, column: str, value: str) -> Customer:
-    [found] = await rows(rig, Customer, getattr(Customer, column) == value)
-    assert isinstance(found, Customer)
-    return found
+from tests.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "worker")
+    MINUTE,
+    MORNING,
+    at,
+    customer_by,
+    drip_rig,
+    drip_sends,
+    drip_worker,
+    enrolments,
+    hours,
+    ledger,
+    pay,
+    rows,
+    steps_of,
+    tick,
+    worker_for,
+)
 
 
 async def test_follow_drip_sends_now_and_at_3h_and_stops_at_the_order(

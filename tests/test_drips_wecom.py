@@ -3,14 +3,9 @@ app messages to the staff, stop conditions, ``then.tags`` and ``then.start``."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-
 from bot.clock import FrozenClock
-from bot.config import Settings
 from bot.db.growth import CustomerTag, SyncedObject
 from bot.db.models import OutboxCall
 from bot.db.sop import ContactLedger
@@ -18,22 +13,22 @@ from bot.db.synced import MP_TAG
 from bot.drip_worker import DripWorker
 from bot.rig import Rig
 from bot.simulator.models import OaTag
-from tests.drip_helpers import MORNING, at, enrolments, hours, ledger, pay, rows, steps_of, tick, worker_for
-from tests.test_drips import MINUTE, customer_by, drip_sends
-
-
-@pytest.fixture
-async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    clock.set(MORNING)
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
-    yield rig
-    await rig.close()
-
-
-@pytest.fixture
-def worker(rig: Rig) -> DripWorker:
-    return worker_for(rig)
-
+from tests.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "worker")
+    MINUTE,
+    MORNING,
+    at,
+    customer_by,
+    drip_rig,
+    drip_sends,
+    drip_worker,
+    enrolments,
+    hours,
+    ledger,
+    pay,
+    rows,
+    steps_of,
+    tick,
+)
 
 NEXT_DAY_10 = MORNING + hours(25)  # 10:00 local on the day after the add
 

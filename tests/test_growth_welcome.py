@@ -11,30 +11,14 @@ from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.growth import CustomerTag, Loss, SyncedObject, Touch, Welcome
+from bot.db.growth import CustomerTag, Loss, Touch, Welcome
 from bot.db.models import Customer, OutboxCall
-from bot.db.synced import MEDIA, MP_TAG, WECOM_TAG
+from bot.db.synced import MP_TAG, WECOM_TAG
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from tests.journey import sync_content
 
 TAG_IDS: dict[str, str] = {}
-
-
-async def pretend_synced(rig: Rig, clock: FrozenClock) -> None:
-    """Run the real `siyu-bot content sync` against the simulator: tags, codes, QR, and the welcome's
-    attachment files uploaded with `media/upload` (their media ids recorded as `MEDIA`)."""
-    import io
-
-    from bot.sync import sync_command
-
-    out = io.StringIO()
-    assert await sync_command(rig.services.settings, False, out, clock=clock) == 0, out.getvalue()
-    assert rig.services.sessions is not None
-    async with rig.services.sessions() as s:
-        rows = (await s.scalars(select(SyncedObject).where(SyncedObject.kind.in_([WECOM_TAG, MP_TAG])))).all()
-        TAG_IDS.update({f"{r.kind}:{r.key}": r.remote_id or "" for r in rows})
-        media = await s.get(SyncedObject, (MEDIA, "media/gift_29_cover.png"))
-        assert media is not None and media.remote_id in rig.state.media
 
 
 def tag_id(ref: str, kind: str = WECOM_TAG) -> str:
@@ -46,7 +30,7 @@ async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     import random
 
     rig = await Rig.start(settings, clock, rng=random.Random(7))
-    await pretend_synced(rig, clock)
+    TAG_IDS.update(await sync_content(rig, clock))
     yield rig
     await rig.close()
 

@@ -8,7 +8,6 @@ from bot.context import Context
 from bot.db.models import OutboxCall
 from bot.periodic import Job, PeriodicJobs
 from handlers import all_jobs
-
 from tests.botapp import ClientFactory, start_bot
 
 

@@ -8,12 +8,8 @@ advance it instead of waiting.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +18,7 @@ import pytest
 from aiohttp import web
 
 from bot.clock import FrozenClock
-from bot.config import DatabaseConfig, DatabaseURL, OfficialAccountConfig, Secret, WeComConfig
-from bot.db.engine import make_engine, sessionmaker
-from bot.db.models import Base
+from bot.config import OfficialAccountConfig, Secret, WeComConfig
 from bot.platform import (
     ApiError,
     CredentialsRejected,
@@ -41,96 +35,21 @@ from bot.platform import (
     WelcomeCodeUsed,
     error_for,
 )
+from tests.fake_platform import START, FakePlatform, sqlite_token_store
 
 CORP_SECRET = "corp-secret-DO-NOT-LEAK-123"
 APP_SECRET = "app-secret-DO-NOT-LEAK-456"
-TOKEN_INVALID = {40001, 40014, 42001}
-
-
-@dataclass
-class Recorded:
-    api: str
-    query: dict[str, str]
-    body: Any
-    raw: bytes
-
-
-@dataclass
-class FakePlatform:
-    """A recording stand-in for qyapi.weixin.qq.com / api.weixin.qq.com."""
-
-    requests: list[Recorded] = field(default_factory=list)
-    scripts: dict[str, list[dict[str, Any] | web.Response]] = field(default_factory=lambda: defaultdict(list))
-    valid: set[str] = field(default_factory=set)
-    issued: int = 0
-    stable: str | None = None
-    token_errcode: int = 0
-    base_url: str = ""
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/cgi-bin/gettoken", self.gettoken)
-        app.router.add_post("/cgi-bin/stable_token", self.stable_token)
-        app.router.add_route("*", "/cgi-bin/{api:.+}", self.api)
-        return app
-
-    def calls(self, api: str) -> list[Recorded]:
-        return [r for r in self.requests if r.api == api]
-
-    def _issue(self) -> str:
-        self.issued += 1
-        token = f"TOKEN-{self.issued:04d}-SECRETLOOKING"
-        self.valid.add(token)
-        return token
-
-    async def _record(self, request: web.Request, api: str) -> Any:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        self.requests.append(Recorded(api, dict(request.query), body, raw))
-        await asyncio.sleep(0)  # let concurrent callers interleave
-        return body
-
-    async def gettoken(self, request: web.Request) -> web.Response:
-        await self._record(request, "gettoken")
-        if self.token_errcode:
-            msg = f"invalid credential, corpsecret={request.query['corpsecret']} url={request.url}"
-            return web.json_response({"errcode": self.token_errcode, "errmsg": msg})
-        return web.json_response({"errcode": 0, "access_token": self._issue(), "expires_in": 7200})
-
-    async def stable_token(self, request: web.Request) -> web.Response:
-        body = await self._record(request, "stable_token")
-        if self.stable is None or body["force_refresh"]:
-            self.stable = self._issue()
-        return web.json_response({"access_token": self.stable, "expires_in": 7200})
-
-    async def api(self, request: web.Request) -> web.Response:
-        api = request.match_info["api"]
-        await self._record(request, api)
-        token = request.query.get("access_token", "")
-        if token not in self.valid:
-            return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
-        if self.scripts[api]:
-            answer = self.scripts[api].pop(0)
-            if isinstance(answer, web.Response):
-                return answer
-            if answer.get("errcode") in TOKEN_INVALID:
-                self.valid.discard(token)
-            return web.json_response(answer)
-        return web.json_response({"errcode": 0, "errmsg": "ok", "api": api})
 
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(datetime(2025, 3, 1, 8, 0, tzinfo=UTC))
+    return FrozenClock(START)
 
 
 @pytest.fixture
 async def store(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[DbTokenStore]:
-    engine = make_engine(DatabaseConfig(url=DatabaseURL(f"sqlite+aiosqlite:///{tmp_path}/tokens.db")))
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield DbTokenStore(sessionmaker(engine), clock)
-    await engine.dispose()
+    async with sqlite_token_store(tmp_path / "tokens.db", clock) as store:
+        yield store
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,10 @@ import segno
 from aiohttp import web
 
 from bot.clock import FrozenClock
-from bot.config import DatabaseConfig, DatabaseURL, Secret, WeComConfig
-from bot.db.engine import make_engine, sessionmaker
-from bot.db.models import Base
-from bot.platform import ApiError, DbTokenStore, Retryable, WeComClient
+from bot.config import Secret, WeComConfig
+from bot.platform import ApiError, Retryable, WeComClient
 from bot.simulator import SimState, make_sim_app
-
-START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+from tests.fake_platform import START, sqlite_token_store
 
 
 def png_bytes(payload: str = "hello") -> bytes:
@@ -47,9 +43,6 @@ async def client(
     aiohttp_server: Callable[[web.Application], Awaitable[Any]], state: SimState, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[WeComClient]:
     server = await aiohttp_server(make_sim_app(state))
-    engine = make_engine(DatabaseConfig(url=DatabaseURL(f"sqlite+aiosqlite:///{tmp_path}/tokens.db")))
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
     acc = state.accounts
     cfg = WeComConfig(
         corp_id=acc.corp_id,
@@ -57,9 +50,8 @@ async def client(
         secret=Secret(acc.corp_secret),
         api_base_url=str(server.make_url("/wecom")),
     )
-    async with aiohttp.ClientSession() as http:
-        yield WeComClient(http, cfg, DbTokenStore(sessionmaker(engine), clock), clock, rng=random.Random(1))
-    await engine.dispose()
+    async with sqlite_token_store(tmp_path / "tokens.db", clock) as store, aiohttp.ClientSession() as http:
+        yield WeComClient(http, cfg, store, clock, rng=random.Random(1))
 
 
 async def test_upload_sends_multipart_media_and_returns_id_and_time(client: WeComClient, state: SimState) -> None:

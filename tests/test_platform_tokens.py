@@ -22,6 +22,7 @@ from bot.config import DatabaseConfig, DatabaseURL
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Base
 from bot.platform import CachedToken, DbTokenStore, RedisTokenStore, TokenManager, TokenStore, TokenUnavailable
+from tests.fake_platform import START, sqlite_token_store
 
 
 class SignallingClock(FrozenClock):
@@ -38,16 +39,13 @@ class SignallingClock(FrozenClock):
 
 @pytest.fixture
 def clock() -> SignallingClock:
-    return SignallingClock(datetime(2025, 3, 1, 8, 0, tzinfo=UTC))
+    return SignallingClock(START)
 
 
 @pytest.fixture
 async def sqlite_store(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[DbTokenStore]:
-    engine = make_engine(DatabaseConfig(url=DatabaseURL(f"sqlite+aiosqlite:///{tmp_path}/tokens.db")))
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield DbTokenStore(sessionmaker(engine), clock)
-    await engine.dispose()
+    async with sqlite_token_store(tmp_path / "tokens.db", clock) as store:
+        yield store
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -29,18 +28,17 @@ from bot.sim_clock import (
     real_seconds,
 )
 from tests.conftest import make_settings
-from tests.drip_helpers import MORNING, hours, steps_of, tick, worker_for
+from tests.drip_helpers import (
+    MORNING,
+    drip_rig,  # noqa: F401  (the fixture "rig")
+    hours,
+    steps_of,
+    tick,
+    worker_for,
+)
 
 REAL_WECOM = {"api_base_url": "https://qyapi.weixin.qq.com"}
 REAL_MP = {"api_base_url": "https://api.weixin.qq.com"}
-
-
-@pytest.fixture
-async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    clock.set(MORNING)
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
-    yield rig
-    await rig.close()
 
 
 def sim_paths(app: web.Application) -> list[str]:

@@ -12,13 +12,13 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
 from bot.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
-from tests.test_growth_welcome import pretend_synced
+from tests.journey import sync_content
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     rig = await Rig.start(settings, clock, rng=random.Random(3))
-    await pretend_synced(rig, clock)
+    await sync_content(rig, clock)
     yield rig
     await rig.close()
 

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.db.growth import SyncedObject
 from bot.simulator import SimAccounts, SimState, make_sim_app, wecom_channels
@@ -78,9 +79,12 @@ def seed(state: SimState, staff: tuple[str, ...], chat_ids: tuple[str, ...]) -> 
         state.add_group(staff[0], name=chat_id, chat_id=chat_id)
 
 
-async def make_world(aiohttp_server: ServerFactory, db_url: str, content_dir: Path) -> World:
-    base = make_settings(db_url)
-    state = SimState(accounts=SimAccounts.from_settings(base))
+async def serve_sim(
+    aiohttp_server: ServerFactory, db_url: str, content_dir: Path, clock: Clock | None = None
+) -> tuple[SimState, Settings]:
+    """The simulator on a loopback server (on ``clock``; default: the real clock) and the bot's settings
+    pointing at it, with content from ``content_dir``."""
+    state = SimState(clock=clock, accounts=SimAccounts.from_settings(make_settings(db_url)))
     server = await aiohttp_server(make_sim_app(state))
     settings = make_settings(
         db_url,
@@ -88,6 +92,11 @@ async def make_world(aiohttp_server: ServerFactory, db_url: str, content_dir: Pa
         official_account={"api_base_url": str(server.make_url("/mp"))},
         content_dir=str(content_dir),
     )
+    return state, settings
+
+
+async def make_world(aiohttp_server: ServerFactory, db_url: str, content_dir: Path) -> World:
+    state, settings = await serve_sim(aiohttp_server, db_url, content_dir)
     return World(state, settings, content_dir)
 
 

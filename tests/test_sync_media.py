@@ -22,11 +22,10 @@ from bot.db.engine import make_engine, sessionmaker
 from bot.db.synced import MEDIA, all_remote_ids
 from bot.platform import DbTokenStore, WeComClient
 from bot.rig import Rig
-from bot.simulator import SimAccounts, SimState, make_sim_app
+from bot.simulator import SimState
 from bot.sync import MediaRefresher, refresh_media, sync_command
 from bot.sync.records import RecordStore
-from tests.conftest import make_settings
-from tests.test_sync import ServerFactory, rows, seed
+from tests.test_sync import ServerFactory, rows, seed, serve_sim
 from tests.test_sync_plan import CHAT_IDS, STAFF, write_content
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -105,14 +104,7 @@ def clock() -> FrozenClock:
 @pytest.fixture
 async def world(aiohttp_server: ServerFactory, db_url: str, tmp_path: Path, clock: FrozenClock) -> MediaWorld:
     content_dir = write_media_content(tmp_path / "content")
-    state = SimState(clock=clock, accounts=SimAccounts.from_settings(make_settings(db_url)))
-    server = await aiohttp_server(make_sim_app(state))
-    settings = make_settings(
-        db_url,
-        wecom={"api_base_url": str(server.make_url("/wecom"))},
-        official_account={"api_base_url": str(server.make_url("/mp"))},
-        content_dir=str(content_dir),
-    )
+    state, settings = await serve_sim(aiohttp_server, db_url, content_dir, clock)
     seed(state, (*STAFF, "mia"), CHAT_IDS)
     return MediaWorld(state, settings, content_dir, clock)
 
