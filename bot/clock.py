@@ -43,4 +43,3 @@ class FrozenClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds)
         await asyncio.sleep(0)
-
