@@ -41,6 +41,9 @@ WRITE_APIS = {
     "tags/update",
     "tags/delete",
     "qrcode/create",
+    "externalcontact/group_welcome_template/add",
+    "externalcontact/group_welcome_template/edit",
+    "externalcontact/group_welcome_template/del",
 }
 REPO_CONTENT = Path(__file__).resolve().parent.parent / "content"
 ServerFactory = Callable[[Any], Awaitable[TestServer]]
@@ -154,7 +157,7 @@ async def test_second_sync_makes_no_call_at_all(world: World) -> None:
     mark = len(world.state.calls)
     assert await world.sync() == 0, world.output
     assert world.calls_since(mark) == []
-    assert "plan: 13 unchanged" in world.output and "nothing to do" in world.output
+    assert "plan: 14 unchanged" in world.output and "nothing to do" in world.output
 
 
 async def test_a_staff_change_is_exactly_one_update_call(world: World, engine: AsyncEngine) -> None:
@@ -285,6 +288,12 @@ async def test_the_sample_content_syncs_and_then_stays_quiet(
     seed(w.state, ("lulu", "axin", "kefu_backup", "weekend_duty", "zhubo_xiaoyu", "sh01_wangjie"), chats)
     assert await w.sync() == 0, w.output
     assert len(w.state.contact_ways) == 5 and len(w.state.join_ways) == 1 and len(w.state.qrcodes) == 2
+    (template,) = w.state.welcome_templates.values()  # group_fans' welcome_group_fans: text + one link
+    assert template.content["text"]["content"].startswith("欢迎%NICKNAME%加入山野小食福利群！")
+    assert template.content["link"] == {
+        "title": "本周会员日秒杀清单",
+        "url": "https://shop.example.com/activity/weekly",
+    }
     mark = len(w.state.calls)
     assert await w.sync() == 0 and w.calls_since(mark) == []
 

@@ -7,7 +7,19 @@ from pathlib import Path
 import pytest
 
 from bot.content import ContactWay, Content, load_content
-from bot.sync import CONTACT_WAY, CORP_TAG, JOIN_WAY, MP_QRCODE, MP_TAG, Op, Plan, PlatformState, Record, plan_sync
+from bot.sync import (
+    CONTACT_WAY,
+    CORP_TAG,
+    GROUP_WELCOME,
+    JOIN_WAY,
+    MP_QRCODE,
+    MP_TAG,
+    Op,
+    Plan,
+    PlatformState,
+    Record,
+    plan_sync,
+)
 from bot.sync.desired import contact_way_type, desired_objects
 from bot.sync.model import fingerprint
 
@@ -106,7 +118,8 @@ def ops(plan: Plan) -> dict[tuple[str, str], Op]:
 def test_empty_records_plan_creates_every_object(content: Content) -> None:
     plan = plan_sync(content, [])
     assert set(ops(plan).values()) == {Op.CREATE}
-    assert len(plan.writes) == 13  # 2 groups + 4 corp tags + 3 OA tags + 2 contact ways + 1 join way + 1 QR
+    assert len(plan.writes) == 14  # 2 groups + 4 corp tags + 3 OA tags + 2 contact ways + 1 join way + 1 QR
+    # … + 1 group welcome template (the wecom_group channel's welcome)
     assert plan.needs_read(CORP_TAG) and plan.needs_read(MP_TAG)
     fields = {a.key: a.desired.fields for a in plan.of(CONTACT_WAY) if a.desired}
     assert fields["pkgcard"] == {
@@ -122,13 +135,17 @@ def test_empty_records_plan_creates_every_object(content: Content) -> None:
     assert join is not None and join.fields["chat_id_list"] == list(CHAT_IDS)
     qr = plan.of(MP_QRCODE)[0].desired
     assert qr is not None and qr.fields == {"action_name": "QR_LIMIT_STR_SCENE", "scene_str": "poster_618"}
+    template = plan.of(GROUP_WELCOME)[0].desired
+    assert (
+        template is not None and template.key == "fans" and template.fields == {"text": {"content": "你好%NICKNAME%"}}
+    )
 
 
 def test_recorded_objects_are_unchanged_and_need_no_read(content: Content) -> None:
     plan = plan_sync(content, synced_records(content))
     assert set(ops(plan).values()) == {Op.UNCHANGED}
     assert not plan.has_work and not plan.writes and not plan.needs_read(CORP_TAG, MP_TAG)
-    assert plan.summary() == "plan: 13 unchanged"
+    assert plan.summary() == "plan: 14 unchanged"
 
 
 def test_changed_staff_is_one_update_with_the_changed_field(tmp_path: Path, content: Content) -> None:

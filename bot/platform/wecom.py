@@ -1,4 +1,5 @@
-"""WeCom (企业微信) server API: customer contact, channel codes, group-send tasks, kf, app messages.
+"""WeCom (企业微信) server API: customer contact, channel codes, group-send tasks, kf, app messages,
+group welcome templates (``add/edit/get/del_group_welcome_template``, §5.2, in :mod:`.wecom_welcome`).
 
 Doc pages are cited as ``[W:<id>]`` = developer.work.weixin.qq.com/document/path/<id>; section numbers
 (§) refer to /work/shared/reference/wechat-protocol.md. Every API shares the per-corp limit of
@@ -20,6 +21,7 @@ from bot.platform.base import JsonObject, drop_none
 from bot.platform.errors import TransportError
 from bot.platform.tokens import TokenStore
 from bot.platform.wecom_messaging import Attachment, WeComMessaging, check_attachments
+from bot.platform.wecom_welcome import GroupWelcomeTemplates
 
 STATE_MAX_CHARS = 30
 MEDIA_TTL_SECONDS = 3 * 86400  # a temporary media_id is valid 3 days [W:90253]
@@ -37,8 +39,12 @@ class TempSession(TypedDict, total=False):
     conclusions: Mapping[str, object]  # closing message sent when the session ends
 
 
-class WeComClient(WeComMessaging):
-    """One WeCom app (corp id + secret + agent id); its token key is ``wecom:<corp_id>:<agent_id>``."""
+class WeComClient(WeComMessaging, GroupWelcomeTemplates):
+    """One WeCom app (corp id + secret + agent id); its token key is ``wecom:<corp_id>:<agent_id>``.
+
+    Group welcome templates (§5.2): :meth:`add_group_welcome_template`, :meth:`edit_group_welcome_template`,
+    :meth:`get_group_welcome_template`, :meth:`del_group_welcome_template`.
+    """
 
     def __init__(
         self,

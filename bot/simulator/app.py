@@ -36,6 +36,7 @@ from bot.simulator import (
     wecom_messages,
     wecom_robots,
     wecom_tags,
+    wecom_welcome,
 )
 from bot.simulator.api import ApiError, ApiRequest, Platform, Route, UploadedFile
 from bot.simulator.oauth import add_oauth_routes
@@ -52,6 +53,7 @@ ROUTES: dict[Platform, dict[str, Route]] = {
         **wecom_messages.ROUTES,
         **wecom_media.ROUTES,
         **wecom_robots.ROUTES,
+        **wecom_welcome.ROUTES,
     },
     "mp": {**tokens.MP_ROUTES, **mp_api.ROUTES},
 }

@@ -208,3 +208,14 @@ class Media:
     filename: str
     size: int
     created_at: datetime
+
+
+@dataclass
+class WelcomeTemplate:
+    """A group welcome template (§5.2): ``content`` is ``text`` plus at most one attachment field, as sent."""
+
+    template_id: str
+    content: dict[str, Any]
+    notify: int
+    create_time: int
+    created_by_api: bool = True  # an app may edit/delete only the templates it created

@@ -35,6 +35,7 @@ from bot.simulator.models import (
     ServiceWindow,
     StaffUser,
     WelcomeCode,
+    WelcomeTemplate,
 )
 from bot.simulator.tokens import TokenStore
 
@@ -125,6 +126,7 @@ class SimState:
         self.join_ways: dict[str, ChannelCode] = {}
         self.media: dict[str, Media] = {}  # media_id -> uploaded temporary media
         self.msg_templates: dict[str, MsgTemplate] = {}
+        self.welcome_templates: dict[str, WelcomeTemplate] = {}  # template_id -> group welcome template
         self.mass_received: dict[tuple[str, str], int] = {}
         self.kf_messages: list[KfMessage] = []
         self.kf_tokens: dict[str, datetime] = {}

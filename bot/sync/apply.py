@@ -1,6 +1,6 @@
 """``apply(plan, target)``: perform a plan's writes in order (tags before the channels that use them,
-attachment media last), and ``read_platform_state``: the tag reads that let a sync adopt tags instead of
-duplicating them.
+then attachment media, then group welcome templates, whose bodies carry the uploaded media ids), and
+``read_platform_state``: the tag reads that let a sync adopt tags instead of duplicating them.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from bot.platform import JsonObject
-from bot.sync import media, mp_steps, wecom_steps
+from bot.sync import group_welcome, media, mp_steps, wecom_steps
 from bot.sync.model import (
     CONTACT_WAY,
     CORP_TAG,
     CORP_TAG_GROUP,
+    GROUP_WELCOME,
     JOIN_WAY,
     MEDIA,
     MP_QRCODE,
@@ -40,6 +41,8 @@ STEPS: dict[tuple[str, Op], Step] = {
     (MEDIA, Op.CREATE): media.upload_media,
     (MEDIA, Op.REPLACE): media.upload_media,
     (MEDIA, Op.REFRESH): media.upload_media,
+    (GROUP_WELCOME, Op.CREATE): group_welcome.create_template,
+    (GROUP_WELCOME, Op.UPDATE): group_welcome.edit_template,
 }
 
 
@@ -98,7 +101,7 @@ async def apply(plan: Plan, target: SyncTarget) -> SyncResult:
     for a in plan.of(MP_TAG):
         if a.op in (Op.CREATE, Op.ADOPT):
             await result.run([a], mp_steps.sync_mp_tag(a, plan.platform, target))
-    for a in plan.actions:
+    for a in sorted(plan.actions, key=lambda a: a.kind == GROUP_WELCOME):  # templates after media uploads
         step = STEPS.get((a.kind, a.op))
         if step is not None:
             await result.run([a], step(a, target))

@@ -5,8 +5,8 @@
 * ``wecom_friend`` channels → a 「联系我」 QR code (§4.1, scene 2).
 * ``wecom_group`` channels → a 「加入群聊」 QR code (§4.2, scene 2, ≤ 5 chat ids).
 * ``mp`` channels → a permanent string-scene QR code (§8.2, ``QR_LIMIT_STR_SCENE``).
-
-Group welcome templates (§5.2) are not in the content model yet, so nothing is synced for them.
+* ``wecom_group`` channels with a welcome → a group welcome template (§5.2, :mod:`bot.sync.group_welcome`;
+  the only desired fields that read a file: the sha256 of the attachment file, if any).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.content import Channel, ContactWay, Content, JoinWay, Platform
+from bot.sync.group_welcome import template_objects
 from bot.sync.model import CONTACT_WAY, CORP_TAG, CORP_TAG_GROUP, JOIN_WAY, MP_QRCODE, MP_TAG, Desired
 
 QR_SCENE = 2  # scene 2 = QR code: only then does add_contact_way answer qr_code (§4.1)
@@ -81,6 +82,7 @@ def tag_objects(content: Content) -> list[Desired]:
 
 
 def desired_objects(content: Content) -> list[Desired]:
-    """Every object the content asks for: tags first (channels refer to them), then channel codes."""
+    """Every object the content asks for: tags first (channels refer to them), then channel codes, then
+    group welcome templates."""
     channels = [obj for c in content.channels if (obj := channel_object(c)) is not None]
-    return [*tag_objects(content), *channels]
+    return [*tag_objects(content), *channels, *template_objects(content)]

@@ -22,8 +22,9 @@ JOIN_WAY = "join_way"  # key channel code, remote_id = config_id, data.qr_code (
 MP_TAG = "mp_tag"  # key "group/tag", remote_id = OA tag id (int as text)
 MP_QRCODE = "mp_qrcode"  # key channel code, remote_id = ticket, data.url (§8.2)
 MEDIA = "media"  # key content-relative path, remote_id = media_id, data.sha256 / data.created_at [W:90253]
+GROUP_WELCOME = "group_welcome_template"  # key channel code, remote_id = template_id (§5.2)
 
-KIND_ORDER = (CORP_TAG_GROUP, CORP_TAG, MP_TAG, CONTACT_WAY, JOIN_WAY, MP_QRCODE)
+KIND_ORDER = (CORP_TAG_GROUP, CORP_TAG, MP_TAG, CONTACT_WAY, JOIN_WAY, MP_QRCODE, GROUP_WELCOME)
 CHANNEL_KINDS = (CONTACT_WAY, JOIN_WAY, MP_QRCODE)
 
 ObjectId = tuple[str, str]

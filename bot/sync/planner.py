@@ -1,5 +1,9 @@
 """``plan_sync``: compare what the content wants with what was recorded (and, for tags, what the
-platform shows) and decide one :class:`~bot.sync.model.Action` per object. Pure: no I/O.
+platform shows) and decide one :class:`~bot.sync.model.Action` per object. No platform or database I/O
+(a group welcome template's attachment file is hashed, :mod:`bot.sync.group_welcome`).
+
+A changed group welcome template is an ``update`` (``edit`` keeps its ``template_id``, so groups that
+applied it keep it).
 """
 
 from __future__ import annotations
