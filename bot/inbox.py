@@ -116,18 +116,17 @@ class ReceiptWriter:
         now = self._clock.now()
         rows: dict[str, Row] = {}
         wanted: dict[str, bool] = {}
-        for item in batch:
+        keys = [item.event.dedup_key for item in batch]  # a sha256 each: compute once per event
+        for item, key in zip(batch, keys, strict=True):
             ev = item.event
-            key = ev.dedup_key
             if key in rows:
                 continue
             wanted[key] = self._wants(ev)
             status, finished = ("pending", None) if wanted[key] else ("done", now)
             rows[key] = (key, ev.platform, ev.kind, ev.raw, now, status, 0, now + self._lease, finished)
         inserted = await sink.insert(list(rows.values()))
-        for item in batch:
+        for item, key in zip(batch, keys, strict=True):
             # pop: the first waiter for a key owns the new receipt; later ones in the batch are duplicates
-            key = item.event.dedup_key
             rid = inserted.pop(key, None)
             if not item.future.done():
                 item.future.set_result(Claim(rid, wanted.get(key, True)))
