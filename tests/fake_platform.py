@@ -112,3 +112,28 @@ async def sqlite_token_store(path: Path, clock: Clock) -> AsyncIterator[DbTokenS
         yield DbTokenStore(sessionmaker(engine), clock)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def simulator_wecom_client(
+    aiohttp_server: Any, state: Any, clock: Clock, token_db: Path, seed: int = 1
+) -> AsyncIterator[Any]:
+    """A real ``WeComClient`` talking to the simulator served on ``aiohttp_server`` (tokens in SQLite)."""
+    import random
+
+    import aiohttp
+
+    from bot.config import Secret, WeComConfig
+    from bot.platform import WeComClient
+    from bot.simulator import make_sim_app
+
+    server = await aiohttp_server(make_sim_app(state))
+    acc = state.accounts
+    cfg = WeComConfig(
+        corp_id=acc.corp_id,
+        agent_id=acc.agent_id,
+        secret=Secret(acc.corp_secret),
+        api_base_url=str(server.make_url("/wecom")),
+    )
+    async with sqlite_token_store(token_db, clock) as store, aiohttp.ClientSession() as http:
+        yield WeComClient(http, cfg, store, clock, rng=random.Random(seed))

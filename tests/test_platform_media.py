@@ -3,21 +3,18 @@ answer, and the shared token/errcode handling (a refreshed token re-sends a fres
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import segno
 from aiohttp import web
 
 from bot.clock import FrozenClock
-from bot.config import Secret, WeComConfig
 from bot.platform import ApiError, Retryable, WeComClient
-from bot.simulator import SimState, make_sim_app
-from tests.fake_platform import START, sqlite_token_store
+from bot.simulator import SimState
+from tests.fake_platform import START, simulator_wecom_client
 
 
 def png_bytes(payload: str = "hello") -> bytes:
@@ -42,16 +39,8 @@ def state(clock: FrozenClock) -> SimState:
 async def client(
     aiohttp_server: Callable[[web.Application], Awaitable[Any]], state: SimState, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[WeComClient]:
-    server = await aiohttp_server(make_sim_app(state))
-    acc = state.accounts
-    cfg = WeComConfig(
-        corp_id=acc.corp_id,
-        agent_id=acc.agent_id,
-        secret=Secret(acc.corp_secret),
-        api_base_url=str(server.make_url("/wecom")),
-    )
-    async with sqlite_token_store(tmp_path / "tokens.db", clock) as store, aiohttp.ClientSession() as http:
-        yield WeComClient(http, cfg, store, clock, rng=random.Random(1))
+    async with simulator_wecom_client(aiohttp_server, state, clock, tmp_path / "tokens.db") as wecom:
+        yield wecom
 
 
 async def test_upload_sends_multipart_media_and_returns_id_and_time(client: WeComClient, state: SimState) -> None:

@@ -4,21 +4,18 @@ templates only, media ids from ``media/upload``)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from bot.clock import FrozenClock
-from bot.config import Secret, WeComConfig
 from bot.platform import ApiError, WeComClient
-from bot.simulator import SimState, make_sim_app
+from bot.simulator import SimState
 from bot.simulator.wecom_welcome import MAX_TEMPLATES, add_console_template
-from tests.fake_platform import START, sqlite_token_store
+from tests.fake_platform import START, simulator_wecom_client
 from tests.test_platform_media import png_bytes
 
 LINK = {"link": {"title": "本周秒杀", "url": "https://shop.example.com/weekly"}}
@@ -38,16 +35,8 @@ def state(clock: FrozenClock) -> SimState:
 async def client(
     aiohttp_server: Callable[[web.Application], Awaitable[Any]], state: SimState, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[WeComClient]:
-    server = await aiohttp_server(make_sim_app(state))
-    acc = state.accounts
-    cfg = WeComConfig(
-        corp_id=acc.corp_id,
-        agent_id=acc.agent_id,
-        secret=Secret(acc.corp_secret),
-        api_base_url=str(server.make_url("/wecom")),
-    )
-    async with sqlite_token_store(tmp_path / "tokens.db", clock) as store, aiohttp.ClientSession() as http:
-        yield WeComClient(http, cfg, store, clock, rng=random.Random(1))
+    async with simulator_wecom_client(aiohttp_server, state, clock, tmp_path / "tokens.db") as wecom:
+        yield wecom
 
 
 async def errcode_of(call: Awaitable[object]) -> int:
