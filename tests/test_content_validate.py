@@ -311,3 +311,23 @@ def test_fallbacks_defined_twice(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     found = content_problems(tmp_path / "nope")
     assert [p.reason for p in found] == ["content directory not found"]
+
+
+def test_a_group_welcome_longer_than_a_template_allows_is_refused(tmp_path: Path) -> None:
+    """group_welcome_template text.content is at most 3000 bytes (reference §5.2); 1001 CJK chars = 3003."""
+    import re
+    import shutil
+
+    from bot.content import content_problems
+
+    root = tmp_path / "content"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "content", root)
+    messages = root / "messages.toml"
+    text = messages.read_text(encoding="utf-8")
+    start = text.index('id = "welcome_group_fans"')
+    old = re.search(r'text = """.*?"""|text = ".*?"', text[start:], re.DOTALL)
+    assert old is not None
+    patched = text[:start] + text[start:].replace(old.group(0), f'text = "{"欢" * 1001}"', 1)
+    messages.write_text(patched, encoding="utf-8")
+    problems = [str(p) for p in content_problems(root)]
+    assert any("at most 3000 bytes (got 3003)" in p for p in problems), problems

@@ -73,6 +73,9 @@ def check_channel_tags(draft: Draft, report: Reporter) -> None:
                 report.add(located.file, f"{located.key}.tags[{i}]", reason)
 
 
+GROUP_WELCOME_TEXT_BYTES = 3000  # group_welcome_template text.content (reference §5.2)
+
+
 def _welcome_fits(channel: Channel, message: Message) -> str | None:
     """Why a channel's platform cannot send this message, or None."""
     if channel.platform is Platform.WECOM_GROUP:
@@ -83,6 +86,9 @@ def _welcome_fits(channel: Channel, message: Message) -> str | None:
             return "a group welcome template holds text and at most 1 attachment"
         if variant.variables - {"nickname"}:
             return "a group welcome template can only use {nickname}"
+        size = len(variant.text.replace("{nickname}", "%NICKNAME%").encode())
+        if size > GROUP_WELCOME_TEXT_BYTES:
+            return f"a group welcome template's text is at most {GROUP_WELCOME_TEXT_BYTES} bytes (got {size})"
     if channel.platform is Platform.MP:
         for variant in message.variants:
             if len(variant.attachments) > MP_WELCOME_ATTACHMENTS:
