@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content
+from bot.content_reload import ContentReloader
 from bot.content_runtime import empty_content, load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.dispatcher import Dispatcher, Router
@@ -63,6 +64,7 @@ class Services:
     sweeper: Sweeper | None = None
     drips: DripWorker | None = None
     scheduler: Scheduler | None = None
+    reloader: ContentReloader | None = None
     content: Content = field(default_factory=lambda: empty_content("."))
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +99,7 @@ def build_app(
     )
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICES] = services
+    services.reloader = ContentReloader(services)
     chosen = list(routers) if routers is not None else default_routers()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_platform_clients)
@@ -180,9 +183,12 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     from handlers.group_sop_runtime import install_group_sop
 
     s = app[SERVICES]
-    s.scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
-    install_group_sop(s.scheduler, s)
-    s.scheduler.start()
+    scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
+    s.scheduler = scheduler
+    install_group_sop(scheduler, s)
+    if s.reloader is not None:  # a content reload rebuilds the group-post jobs from the new calendar
+        s.reloader.hooks.append(lambda: install_group_sop(scheduler, s))
+    scheduler.start()
     yield
     await s.scheduler.stop(s.settings.server.shutdown_grace_seconds)
 

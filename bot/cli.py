@@ -35,7 +35,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.app import build_app
+    from bot.app import SERVICES, build_app
     from bot.db.migrate import pending_migrations, upgrade
 
     settings = _settings(args)
@@ -47,6 +47,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("error: database is not at the newest migration; run `siyu-bot migrate` first", file=sys.stderr)
         return 2
     app = build_app(settings)
+
+    async def reload_on_sighup(a: web.Application) -> None:
+        reloader = a[SERVICES].reloader
+        if reloader is not None:
+            reloader.install_signal()
+
+    app.on_startup.append(reload_on_sighup)
     web.run_app(
         app,
         host=args.host or settings.server.host,
