@@ -71,3 +71,4 @@ def configure_logging(level: str, fmt: str, secrets: Iterable[str], stream: Any 
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one INFO line per job run otherwise

@@ -65,3 +65,10 @@ def test_postgres_round_trip_and_models_match() -> None:
         _round_trip(url)
     finally:
         asyncio.run(recreate(False))
+
+
+def test_first_run_creates_the_sqlite_folder(tmp_path: Path) -> None:
+    """The default URL is sqlite:///var/siyu.db: `serve` on a fresh checkout must not fail on a missing var/."""
+    target = tmp_path / "var" / "nested" / "siyu.db"
+    upgrade(f"sqlite+aiosqlite:///{target}")
+    assert target.exists()

@@ -14,7 +14,7 @@ from bot.config import DatabaseConfig
 def make_engine(cfg: DatabaseConfig) -> AsyncEngine:
     url = cfg.url.get()
     if url.startswith("sqlite"):
-        _ensure_sqlite_dir(url)
+        ensure_sqlite_dir(url)
         engine = create_async_engine(url, echo=cfg.echo, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -42,7 +42,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def ensure_sqlite_dir(url: str) -> None:
     from pathlib import Path
 
     path = url.split(":///", 1)[-1].split("?", 1)[0]

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from bot.db.engine import ensure_sqlite_dir
 
 
 def alembic_config(url: str) -> Config:
@@ -19,6 +20,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run in a worker thread or before the event loop: alembic's env.py starts its own loop."""
+    if url.startswith("sqlite"):
+        ensure_sqlite_dir(url)  # a first run: the database file's folder (default var/) may not exist yet
     command.upgrade(alembic_config(url), revision)
 
 
