@@ -30,6 +30,7 @@ from bot.drip_worker import DripWorker
 from bot.h5 import add_h5_routes
 from bot.inbox import ReceiptWriter, Sweeper
 from bot.inbox_sql import open_sink
+from bot.instances import Instances
 from bot.metrics import Metrics
 from bot.ops import add_ops_routes
 from bot.outbox import OutboxWorker, PlatformCaller
@@ -55,6 +56,7 @@ class Services:
     rng: random.Random
     metrics: Metrics = field(default_factory=Metrics)
     engine: AsyncEngine | None = None
+    instances: Instances | None = None
     sessions: async_sessionmaker[AsyncSession] | None = None
     http: aiohttp.ClientSession | None = None
     clients: dict[str, PlatformCaller] = field(default_factory=dict)
@@ -132,7 +134,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     s = app[SERVICES]
     s.engine = make_engine(s.settings.database)
     s.sessions = sessionmaker(s.engine)
+    s.instances = Instances(s.engine, s.settings.instances)
+    await s.instances.register()  # frees a killed predecessor's receipts and calls before intake opens
+    s.instances.start()
     yield
+    await s.instances.stop()  # last: whatever is still held becomes free for the other replicas at once
     await s.engine.dispose()
 
 
@@ -141,7 +147,9 @@ async def _token_store(s: Services) -> tuple[TokenStore, Any]:
     if url:
         import redis.asyncio as redis
 
-        client = redis.from_url(url)
+        # A Redis that stops answering must fail a call in seconds (the outbox retries before the row's
+        # deadline), never hang it.
+        client = redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         return RedisTokenStore(client, s.clock), client
     assert s.sessions is not None
     return DbTokenStore(s.sessions, s.clock), None
@@ -167,12 +175,13 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
 
 async def _outbox(app: web.Application) -> AsyncIterator[None]:
     s = app[SERVICES]
-    assert s.engine is not None
+    assert s.engine is not None and s.instances is not None
     from handlers.group_sop_runtime import group_task_reconcilers  # asks the platform before any re-send
 
     s.outbox = OutboxWorker(
-        s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, reconcilers=group_task_reconcilers(s)
-    )
+        s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, s.instances,
+        reconcilers=group_task_reconcilers(s),
+    )  # fmt: skip
     s.outbox.start()
     yield
     await s.outbox.stop(s.settings.server.shutdown_grace_seconds)
@@ -195,7 +204,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 
 async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[None]:
     s = app[SERVICES]
-    assert s.engine is not None and s.sessions is not None and s.outbox is not None
+    assert s.engine is not None and s.sessions is not None and s.outbox is not None and s.instances is not None
     cfg = s.settings
     s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
     s.outbox.result_sink = s.dispatcher.complete_call
@@ -207,14 +216,15 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
         # one writer: a second PostgreSQL connection pipelining batches measured worse (bench/RESULTS.md)
         [open_sink(cfg.database.url.get())],
         s.clock,
-        cfg.inbox.lease_seconds,
+        s.instances.id,
         cfg.inbox.batch_max,
         wants=lambda event: bool(s.dispatcher and s.dispatcher.handlers_for(event)),
     )
     s.writer.start()
     s.sweeper = Sweeper(
-        s.engine, s.clock, cfg.inbox.lease_seconds, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit
-    )
+        s.engine, s.clock, s.instances, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit,
+        s.dispatcher.in_flight_ids,
+    )  # fmt: skip
     s.sweeper.start()
     yield
     await s.drips.stop()

@@ -131,9 +131,12 @@ class OfficialAccountConfig:
 
 @dataclass(frozen=True)
 class InboxConfig:
-    lease_seconds: float = 30.0
-    sweep_interval_seconds: float = 5.0
+    # How often pending receipts of dead instances (and failed runs due for a retry) are looked for.
+    sweep_interval_seconds: float = 1.0
     max_attempts: int = 5
+    # A failed handler run is retried after retry_base · 2^(attempt-1) s: 1, 2, 4, 8 s with the default,
+    # so a new friend's receipt still welcomes inside the 20-second welcome_code window.
+    retry_base_seconds: float = 1.0
     batch_max: int = 32
 
 
@@ -141,8 +144,19 @@ class InboxConfig:
 class OutboxConfig:
     poll_interval_seconds: float = 1.0
     max_attempts: int = 6
-    lease_seconds: float = 30.0
     concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class InstancesConfig:
+    """Every process writes a heartbeat; rows held by a process without one are taken over.
+
+    A process restarted on the same host frees its dead predecessor's rows at once (the pid is gone);
+    another host's dead replica is taken over ``dead_after_seconds`` + one sweep after its last beat.
+    """
+
+    heartbeat_seconds: float = 1.0
+    dead_after_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +200,7 @@ class Settings:
     official_account: OfficialAccountConfig = field(default_factory=OfficialAccountConfig)
     inbox: InboxConfig = field(default_factory=InboxConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    instances: InstancesConfig = field(default_factory=InstancesConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -204,6 +219,7 @@ _SECTIONS: dict[str, type] = {
     "official_account": OfficialAccountConfig,
     "inbox": InboxConfig,
     "outbox": OutboxConfig,
+    "instances": InstancesConfig,
     "redis": RedisConfig,
     "webhooks": WebhooksConfig,
     "logging": LoggingConfig,
@@ -345,12 +361,36 @@ def _validate(s: Settings) -> None:
             "official_account.encoding_aes_key",
             "is required unless official_account.allow_plain = true (safe mode is the default)",
         )
+    _validate_takeover(s)
     _validate_webhooks(s.webhooks)
     _validate_h5(s)
     if s.logging.format not in {"json", "text"}:
         raise ConfigError("logging.format", "must be 'json' or 'text'")
     if s.logging.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+
+
+# A dead replica's work must be taken over well inside the 20-second welcome_code window (DESIGN).
+TAKEOVER_LIMIT_SECONDS = 10.0
+
+
+def _validate_takeover(s: Settings) -> None:
+    inst, inbox = s.instances, s.inbox
+    if not 0.1 <= inst.heartbeat_seconds <= 5:
+        raise ConfigError("instances.heartbeat_seconds", "must be between 0.1 and 5")
+    if inst.dead_after_seconds < 3 * inst.heartbeat_seconds:
+        raise ConfigError("instances.dead_after_seconds", "must be at least 3 heartbeats (a busy process is not dead)")
+    if not 0.05 <= inbox.sweep_interval_seconds <= 5:
+        raise ConfigError("inbox.sweep_interval_seconds", "must be between 0.05 and 5")
+    worst = inst.dead_after_seconds + max(inbox.sweep_interval_seconds, s.outbox.poll_interval_seconds)
+    if worst > TAKEOVER_LIMIT_SECONDS:
+        raise ConfigError(
+            "instances.dead_after_seconds",
+            f"with the sweep/poll interval a dead replica's work would wait {worst:g} s; must be ≤ "
+            f"{TAKEOVER_LIMIT_SECONDS:g} s (welcome_code lives 20 s)",
+        )
+    if not 0.1 <= inbox.retry_base_seconds <= 10:
+        raise ConfigError("inbox.retry_base_seconds", "must be between 0.1 and 10")
 
 
 def _validate_webhooks(w: WebhooksConfig) -> None:

@@ -97,7 +97,7 @@ class Dispatcher:
         self._metrics = metrics
         self._on_outbox = on_outbox
         self._services = services
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
         # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
         # (and keeps the inbox writer's commits flowing); PostgreSQL takes the pool's width.
         sqlite = settings.database.url.get().startswith("sqlite")
@@ -107,19 +107,28 @@ class Dispatcher:
         return [h for r in self._routers for h in r.handlers_for(event)]
 
     def submit(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
-        """Run the event's handlers in a tracked background task."""
+        """Run the event's handlers in a tracked background task (once per receipt in this process)."""
+        if receipt_id in self._tasks:
+            if slot is not None:
+                slot.deliver(None)
+            return
         task = asyncio.create_task(self.run(receipt_id, event, slot), name=f"dispatch-{receipt_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[receipt_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(receipt_id, None))
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    def in_flight_ids(self) -> set[int]:
+        """Receipts this process is running now (the sweeper leaves them alone)."""
+        return set(self._tasks)
+
     async def drain(self, timeout: float) -> None:
-        """Wait for running handlers (shutdown); whatever is cut off stays pending for the sweeper."""
+        """Wait for running handlers (shutdown); whatever is cut off stays pending, free for others once this
+        instance is marked stopped."""
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            _, pending = await asyncio.wait(set(self._tasks.values()), timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -192,7 +201,7 @@ class Dispatcher:
             done = await session.execute(
                 update(OutboxCall)
                 .where(OutboxCall.id == call.id, OutboxCall.state == "sending")
-                .values(state="sent", finished_at=self._clock.now(), result=response, lease_until=None)
+                .values(state="sent", finished_at=self._clock.now(), result=response, lease_until=None, owner=None)
             )
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return False
@@ -216,8 +225,11 @@ class Dispatcher:
                 receipt.attempts += 1
                 receipt.error = f"{type(exc).__name__}: {exc}"[:2000]
                 if receipt.attempts >= inbox.max_attempts:
-                    receipt.status, receipt.finished_at = "failed", now
-                else:  # back off: the sweeper retries after the lease runs out
-                    receipt.lease_until = now + timedelta(seconds=inbox.lease_seconds * 2 ** (receipt.attempts - 1))
+                    receipt.status, receipt.finished_at, receipt.owner = "failed", now, None
+                else:  # released: any instance's sweeper retries it once the back-off has passed
+                    receipt.owner = None
+                    receipt.lease_until = now + timedelta(
+                        seconds=inbox.retry_base_seconds * 2 ** (receipt.attempts - 1)
+                    )
         except Exception:
             log.exception("could not record handler failure", extra={"receipt_id": receipt_id})

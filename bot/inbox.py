@@ -5,20 +5,22 @@ One writer task batches the INSERTs of many concurrent callbacks into one transa
 own commit. That keeps the ORM session and a per-request transaction off the hot path: the
 durable path stays within a few times the cost of a bare handler (bench/RESULTS.md).
 
-A receipt is ``pending`` with a lease until a dispatcher finishes it. The :class:`Sweeper`
-re-dispatches pending receipts whose lease ran out — after a crash, or when a handler failed.
+A receipt is ``pending`` and held by the instance that stored it (``owner``, bot/instances.py) until a
+dispatcher finishes it. The :class:`Sweeper` re-dispatches pending receipts whose owner is dead (a
+crash: at once when the process restarted on the same host, within ``dead_after_seconds`` from another
+replica), whose failed run is due for a retry, or that this process holds but no longer runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, select, update
+from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
@@ -26,6 +28,7 @@ from bot.db.models import Receipt
 from bot.event_parser import from_fields
 from bot.events import Event, Platform
 from bot.inbox_sql import ReceiptSink, Row
+from bot.instances import Instances
 from bot.wechat import CallbackRejected
 
 log = logging.getLogger(__name__)
@@ -61,14 +64,16 @@ class ReceiptWriter:
         self,
         sinks: list[ReceiptSink],
         clock: Clock,
-        lease_seconds: float,
+        owner: str,
         batch_max: int = 256,
         wants: Callable[[Event], bool] = lambda _event: True,
     ) -> None:
-        """One writer task per sink: SQLite has one (a single writer), PostgreSQL may pipeline batches."""
+        """One writer task per sink: SQLite has one (a single writer), PostgreSQL may pipeline batches.
+
+        ``owner`` is this process's instance id: the receipts it stores are its own until handled."""
         self._sinks = sinks
         self._clock = clock
-        self._lease = timedelta(seconds=lease_seconds)
+        self._owner = owner
         self._batch_max = batch_max
         self._wants = wants
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -122,8 +127,8 @@ class ReceiptWriter:
             if key in rows:
                 continue
             wanted[key] = self._wants(ev)
-            status, finished = ("pending", None) if wanted[key] else ("done", now)
-            rows[key] = (key, ev.platform, ev.kind, ev.raw, now, status, 0, now + self._lease, finished)
+            status, finished, owner = ("pending", None, self._owner) if wanted[key] else ("done", now, None)
+            rows[key] = (key, ev.platform, ev.kind, ev.raw, now, status, 0, now, finished, owner)
         inserted = await sink.insert(list(rows.values()))
         for item, key in zip(batch, keys, strict=True):
             # pop: the first waiter for a key owns the new receipt; later ones in the batch are duplicates
@@ -146,22 +151,28 @@ def event_from_receipt(platform: str, payload: dict[str, Any]) -> Event | None:
 
 
 class Sweeper:
-    """Re-dispatches receipts whose lease ran out: crashed before finishing, or a handler failed."""
+    """Re-dispatches pending receipts that nobody alive is handling, and failed runs due for a retry."""
+
+    OWN_ORPHANS_EVERY = 10.0  # seconds between looks for this process's own lost receipts
+    OWN_GRACE = timedelta(seconds=2)  # stored but not yet submitted: not lost
 
     def __init__(
         self,
         engine: AsyncEngine,
         clock: Clock,
-        lease_seconds: float,
+        instances: Instances,
         interval: float,
         dispatch: Callable[[int, Event], None],
+        in_flight: Callable[[], Collection[int]],
     ) -> None:
         self._engine = engine
         self._clock = clock
-        self._lease = timedelta(seconds=lease_seconds)
+        self._instances = instances
         self._interval = interval
         self._dispatch = dispatch
+        self._in_flight = in_flight
         self._task: asyncio.Task[None] | None = None
+        self._own_due = 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="inbox-sweeper")
@@ -173,31 +184,60 @@ class Sweeper:
             self._task = None
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.sweep_once()
+                if loop.time() >= self._own_due:
+                    self._own_due = loop.time() + self.OWN_ORPHANS_EVERY
+                    await self.sweep_own()
             except Exception:
                 log.exception("inbox sweep failed")
             await asyncio.sleep(self._interval)
 
     async def sweep_once(self, limit: int = 200) -> int:
-        """Claim expired pending receipts (one conditional UPDATE each) and dispatch them."""
+        """Take receipts of dead owners and failed runs whose retry time came; dispatch them."""
         now = self._clock.now()
-        expired = and_(_TABLE.c.status == "pending", _TABLE.c.lease_until < now)
+        live = await self._instances.live_ids()
+        free = and_(
+            _TABLE.c.status == "pending",
+            or_(
+                and_(_TABLE.c.owner.is_(None), _TABLE.c.lease_until < now),
+                _TABLE.c.owner.not_in(sorted(live)),
+            ),
+        )
+        return await self._take(free, limit)
+
+    async def sweep_own(self, limit: int = 200) -> int:
+        """Receipts this process holds but no task runs (a run ended without recording its outcome)."""
+        now = self._clock.now()
+        mine = and_(
+            _TABLE.c.status == "pending",
+            _TABLE.c.owner == self._instances.id,
+            _TABLE.c.received_at < now - self.OWN_GRACE,
+        )
+        running = set(self._in_flight())
+        return await self._take(mine, limit, skip=running)
+
+    async def _take(self, where: ColumnElement[bool], limit: int, skip: Collection[int] = ()) -> int:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(_TABLE.c.id, _TABLE.c.platform, _TABLE.c.payload)
-                    .where(expired)
+                    select(_TABLE.c.id, _TABLE.c.platform, _TABLE.c.payload, _TABLE.c.owner)
+                    .where(where)
                     .order_by(_TABLE.c.id)
                     .limit(limit)
                 )
             ).all()
         claimed = 0
-        for rid, platform, payload in rows:
+        for rid, platform, payload, owner in rows:
+            if rid in skip:
+                continue
             async with self._engine.begin() as conn:
                 res = await conn.execute(
-                    update(_TABLE).where(_TABLE.c.id == rid, expired).values(lease_until=now + self._lease)
+                    update(_TABLE)
+                    .where(_TABLE.c.id == rid, _TABLE.c.status == "pending", _TABLE.c.owner.is_not_distinct_from(owner))
+                    .values(owner=self._instances.id)
                 )
             if res.rowcount != 1:
                 continue  # another replica took it

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 from sqlalchemy.engine import make_url
 
 COLUMNS = ("dedup_key", "platform", "kind", "payload", "received_at", "status", "attempts", "lease_until",
-           "finished_at")  # fmt: skip
+           "finished_at", "owner")  # fmt: skip
 log = logging.getLogger(__name__)
-Row = tuple[str, str, str, dict[str, Any], datetime, str, int, datetime, datetime | None]
+Row = tuple[str, str, str, dict[str, Any], datetime, str, int, datetime, datetime | None, str | None]
 
 
 class ReceiptSink(Protocol):
@@ -106,8 +106,8 @@ class SqliteSink:
         batch = json.dumps(
             [
                 [key, platform, kind, json.dumps(payload, ensure_ascii=False), _sqlite_time(received), status,
-                 attempts, _sqlite_time(lease), _sqlite_time(finished)]
-                for key, platform, kind, payload, received, status, attempts, lease, finished in rows
+                 attempts, _sqlite_time(lease), _sqlite_time(finished), owner]
+                for key, platform, kind, payload, received, status, attempts, lease, finished, owner in rows
             ],
             ensure_ascii=False,
         )  # fmt: skip
@@ -134,13 +134,17 @@ class SqliteSink:
 _PG_INSERT = (
     f"INSERT INTO receipts ({','.join(COLUMNS)}) "
     "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::json[], $5::timestamptz[], "
-    "$6::varchar[], $7::int[], $8::timestamptz[], $9::timestamptz[]) "
+    "$6::varchar[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::varchar[]) "
     "ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
 )
 
 
 class PostgresSink:
     """One asyncpg connection; the whole batch is one prepared ``INSERT … SELECT unnest(…)``."""
+
+    # A hung database must not hold callbacks past WeChat's 5 s: fail, answer 503, WeChat retries (the
+    # dedup key catches a batch that did commit).
+    STATEMENT_TIMEOUT = 4.0
 
     def __init__(self, url: str) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -153,13 +157,13 @@ class PostgresSink:
         if self._conn is None or self._conn.is_closed():
             import asyncpg
 
-            self._conn = await asyncpg.connect(self._dsn)
+            self._conn = await asyncpg.connect(self._dsn, timeout=5)
         columns: list[list[Any]] = [[] for _ in COLUMNS]
         for row in rows:
             for i, value in enumerate(row):
                 columns[i].append(json.dumps(value, ensure_ascii=False) if i == 3 else value)
         try:
-            records = await self._conn.fetch(_PG_INSERT, *columns)
+            records = await self._conn.fetch(_PG_INSERT, *columns, timeout=self.STATEMENT_TIMEOUT)
         except Exception:
             await self.close()
             raise

@@ -1,11 +1,13 @@
 """Outbox worker: performs queued platform calls once, in priority order, within their deadlines.
 
-States: ``pending → sending → sent | failed | expired``. A row is claimed with a conditional
-UPDATE (``pending → sending`` with a lease), so several replicas never send the same row. Rows
-whose lease ran out while ``sending`` (the process died mid-call) are re-sent only when the API is
-idempotent on the platform side; others go to a reconciler, or fail loudly — never a blind re-send.
-Welcome sends (priority 0) are poked straight from the dispatcher after commit; the poll loop is
-the safety net and the path for scheduled rows.
+States: ``pending → sending → sent | failed | expired | uncertain``. A row is claimed with a
+compare-and-set (``pending → sending``, ``owner`` = this instance, ``attempts + 1``), so several replicas
+never send the same row. A ``sending`` row whose owner died (bot/instances.py) was interrupted mid-call:
+it is repeated only when the API is safe to repeat (bot/platform/repeat.py); otherwise a reconciler asks
+the platform, or the row ends ``uncertain`` — never a blind re-send. Every other failure around a call
+(a lost answer, Redis or the token store down, a bug) releases the row for a retry that still fits its
+deadline; nothing waits for a lease. Welcome sends (priority 0) are poked straight from the dispatcher
+after commit; the poll loop is the safety net and the path for scheduled rows.
 """
 
 from __future__ import annotations
@@ -17,14 +19,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.db.models import OutboxCall
+from bot.instances import Instances
 from bot.metrics import Metrics
-from bot.platform.errors import PlatformError, Retryable, TransportError, WelcomeBeingDistributed
+from bot.platform.errors import (
+    PlatformError,
+    Retryable,
+    TransportError,
+    WelcomeBeingDistributed,
+    WelcomeCodeUsed,
+)
+from bot.platform.repeat import repeatable
 
 log = logging.getLogger(__name__)
 _T: Table = OutboxCall.__table__  # type: ignore[assignment]
@@ -40,14 +50,15 @@ class PlatformCaller(Protocol):
     ) -> dict[str, Any]: ...
 
 
-# APIs that create something on the platform each time they are called: after a crash mid-call we
-# cannot know whether the platform acted, so they need a reconciler instead of a re-send.
-NOT_IDEMPOTENT = {"externalcontact/add_msg_template", "message/send", "appchat/send", "kf/send_msg"}
-
+# Returns the state an interrupted call resolves to: "sent" (the platform has it) or "pending" (it has
+# not: send it now).
 Reconciler = Callable[[OutboxCall], Awaitable[str]]
 # Marks a call sent and runs its result handlers in one transaction (Dispatcher.complete_call).
 ResultSink = Callable[[OutboxCall, dict[str, Any], dict[str, Any]], Awaitable[bool]]
 _RESERVED = ("_method", "_params", "_then")
+FINAL_STATES = ("sent", "failed", "expired", "uncertain")
+# The shortest retry worth scheduling before a deadline; closer than this the row expires.
+MIN_RETRY = timedelta(seconds=0.3)
 
 
 def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
@@ -57,6 +68,8 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[st
 
 
 class OutboxWorker:
+    OWN_ORPHANS_EVERY = 10.0  # seconds between looks for this process's own abandoned ``sending`` rows
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -64,6 +77,7 @@ class OutboxWorker:
         clock: Clock,
         cfg: OutboxConfig,
         metrics: Metrics,
+        instances: Instances,
         reconcilers: Mapping[str, Reconciler] | None = None,
         result_sink: ResultSink | None = None,
     ) -> None:
@@ -73,11 +87,18 @@ class OutboxWorker:
         self._clock = clock
         self._cfg = cfg
         self._metrics = metrics
+        self._instances = instances
         self._reconcilers = dict(reconcilers or {})
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[int] = set()  # rows this process is performing right now
         self._loops: list[asyncio.Task[None]] = []
         self._limit = asyncio.Semaphore(cfg.concurrency)
+        self._own_due = 0.0
+
+    @property
+    def owner(self) -> str:
+        return self._instances.id
 
     def start(self) -> None:
         self._loops = [asyncio.create_task(self._poll_loop(), name="outbox-poll")]
@@ -125,9 +146,13 @@ class OutboxWorker:
             self._spawn(rid)
 
     async def _poll_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.run_due()
+                if loop.time() >= self._own_due:
+                    self._own_due = loop.time() + self.OWN_ORPHANS_EVERY
+                    await self.run_own_orphans()
             except Exception:
                 log.exception("outbox poll failed")
             with contextlib.suppress(TimeoutError):
@@ -135,23 +160,35 @@ class OutboxWorker:
             self._wake.clear()
 
     async def run_due(self, limit: int = 100) -> int:
-        """Claim and run due rows (and recover abandoned ``sending`` rows). Returns how many ran."""
+        """Claim and run due rows, and rows a dead instance was sending. Returns how many ran."""
         now = self._clock.now()
+        live = await self._instances.live_ids()
         due = or_(
             and_(_T.c.state == "pending", _T.c.next_attempt_at <= now),
-            and_(_T.c.state == "sending", _T.c.lease_until < now),
+            _abandoned(live),
         )
+        return await self._run_where(due, limit, live)
+
+    async def run_own_orphans(self, limit: int = 100) -> int:
+        """``sending`` rows this process holds but no task performs (a run ended without its outcome)."""
+        mine = and_(_T.c.state == "sending", _T.c.owner == self.owner)
+        return await self._run_where(mine, limit, None, skip=set(self._running))
+
+    async def _run_where(
+        self, where: ColumnElement[bool], limit: int, live: set[str] | None, skip: set[int] | None = None
+    ) -> int:
         async with self._engine.connect() as conn:
             ids = (
                 (
                     await conn.execute(
-                        select(_T.c.id).where(due).order_by(_T.c.priority, _T.c.next_attempt_at).limit(limit)
+                        select(_T.c.id).where(where).order_by(_T.c.priority, _T.c.next_attempt_at).limit(limit)
                     )
                 )
                 .scalars()
                 .all()
             )
-        await asyncio.gather(*(self._guarded(rid) for rid in ids))
+        ids = [rid for rid in ids if not skip or rid not in skip]
+        await asyncio.gather(*(self._guarded(rid, live, orphan=skip is not None) for rid in ids))
         return len(ids)
 
     def _spawn(self, rid: int) -> asyncio.Task[None]:
@@ -160,32 +197,57 @@ class OutboxWorker:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _guarded(self, rid: int) -> None:
+    async def _guarded(self, rid: int, live: set[str] | None = None, *, orphan: bool = False) -> None:
+        if rid in self._running:
+            return
+        self._running.add(rid)
         try:
             async with self._limit:
-                await self.run_one(rid)
+                await self.run_one(rid, live, orphan=orphan)
         except Exception:
             log.exception("outbox row failed unexpectedly", extra={"outbox_id": rid})
+        finally:
+            self._running.discard(rid)
 
-    async def run_one(self, rid: int) -> str | None:
-        """Claim row ``rid`` if it is due and perform it. Returns the final state it reached, or None."""
-        row = await self._claim(rid)
+    async def run_one(self, rid: int, live: set[str] | None = None, *, orphan: bool = False) -> str | None:
+        """Claim row ``rid`` if it is due (or abandoned) and perform it. Returns the state it reached, or None.
+
+        ``live``: the instances alive now (a ``sending`` row of anyone else is abandoned); ``orphan``: also
+        take this process's own ``sending`` row (nobody here performs it)."""
+        if live is None and not orphan:
+            live = await self._instances.live_ids()
+        row = await self._claim(rid, live, orphan)
         if row is None:
             return None
-        if row.state == "sending" and row.api in NOT_IDEMPOTENT:
-            return await self._recover_interrupted(row)
+        if row.state == "sending":  # interrupted mid-call: the platform may have acted
+            row.maybe_sent = True
+            if not repeatable(row.api):
+                return await self._recover_interrupted(row)
         now = self._clock.now()
         if row.deadline_at is not None and now > row.deadline_at:
-            return await self._finish(row, "expired", error="deadline passed before the call was made")
+            return await self._past_deadline(row, "deadline passed before the call was made")
         client = self._clients.get(row.platform)
         if client is None:
             return await self._finish(row, "failed", error=f"no client configured for platform {row.platform}")
+        return await self._perform(row, client)
+
+    async def _perform(self, row: OutboxCall, client: PlatformCaller) -> str | None:
         body, method, params = split_payload(row.payload)
         try:
             result = await client.call(row.api, body if method == "POST" else None, params, method)
-        except PlatformError as exc:
+        except WelcomeCodeUsed as exc:
+            if row.maybe_sent:  # our earlier attempt delivered it; only its answer was lost
+                return await self._finish(row, "sent", error=f"delivered by an earlier attempt ({exc.errmsg})")
             return await self._after_error(row, exc, exc.final)
         except TransportError as exc:
+            if exc.maybe_sent and not repeatable(row.api):
+                return await self._finish(row, "uncertain", error=f"answer lost, not re-sent: {exc}")
+            row.maybe_sent = row.maybe_sent or exc.maybe_sent
+            return await self._after_error(row, exc, False)
+        except PlatformError as exc:
+            return await self._after_error(row, exc, exc.final)
+        except Exception as exc:  # the token store, Redis … failed before the request went out
+            log.warning("outbox call could not be made: %s", type(exc).__name__, extra={"outbox_id": row.id})
             return await self._after_error(row, exc, False)
         if row.payload.get("_then") and self.result_sink is not None:
             try:
@@ -197,72 +259,114 @@ class OutboxWorker:
             return "sent"
         return await self._finish(row, "sent", result=result)
 
-    async def _claim(self, rid: int) -> OutboxCall | None:
+    async def _claim(self, rid: int, live: set[str] | None, orphan: bool) -> OutboxCall | None:
         now = self._clock.now()
-        lease = now + timedelta(seconds=self._cfg.lease_seconds)
-        claimable = or_(
-            and_(_T.c.state == "pending", _T.c.next_attempt_at <= now),
-            and_(_T.c.state == "sending", _T.c.lease_until < now),
-        )
+        claimable: list[ColumnElement[bool]] = [and_(_T.c.state == "pending", _T.c.next_attempt_at <= now)]
+        if live is not None:
+            claimable.append(_abandoned(live))
+        if orphan:
+            claimable.append(and_(_T.c.state == "sending", _T.c.owner == self.owner))
         async with self._engine.begin() as conn:
-            before = (await conn.execute(select(_T).where(_T.c.id == rid, claimable))).mappings().first()
+            before = (await conn.execute(select(_T).where(_T.c.id == rid, or_(*claimable)))).mappings().first()
             if before is None:
                 return None
             res = await conn.execute(
                 update(_T)
-                .where(_T.c.id == rid, _T.c.state == before["state"], claimable)
-                .values(state="sending", lease_until=lease, attempts=_T.c.attempts + 1)
+                .where(_T.c.id == rid, _T.c.state == before["state"], _T.c.attempts == before["attempts"])
+                .values(state="sending", owner=self.owner, lease_until=None, attempts=_T.c.attempts + 1)
             )
             if res.rowcount != 1:
                 return None
         row = OutboxCall(**{k: before[k] for k in before.keys()})  # noqa: SIM118 (RowMapping)
         row.attempts = before["attempts"] + 1
+        row.maybe_sent = bool(before["maybe_sent"])
         return row
 
-    async def _after_error(self, row: OutboxCall, exc: Exception, final: bool) -> str:
+    def _retry_delay(self, row: OutboxCall, exc: Exception) -> float:
+        if isinstance(exc, WelcomeBeingDistributed):  # 41096: another app is sending it right now
+            return 0.5
+        if isinstance(exc, Retryable):  # the client already backed off; minute blocks last 60 s (WeCom)
+            return 60.0 * row.attempts
+        if isinstance(exc, TransportError) or not isinstance(exc, PlatformError):
+            return float(min(30.0, 0.5 * 2 ** (row.attempts - 1)))  # the network, Redis, the token store
+        return min(300.0, 2.0**row.attempts)
+
+    async def _after_error(self, row: OutboxCall, exc: Exception, final: bool) -> str | None:
         now = self._clock.now()
         error = f"{type(exc).__name__}: {exc}"[:2000]
         if final or row.attempts >= self._cfg.max_attempts:
-            return await self._finish(row, "failed", error=error)
-        if isinstance(exc, WelcomeBeingDistributed):  # 41096: another app is sending it right now
-            delay = 0.5
-        elif isinstance(exc, Retryable):  # the client already backed off; minute blocks last 60 s (§9.2)
-            delay = 60.0 * row.attempts
-        else:
-            delay = min(300.0, 2.0**row.attempts)
-        retry_at = now + timedelta(seconds=delay)
+            return await self._finish(row, "uncertain" if row.maybe_sent else "failed", error=error)
+        retry_at = now + timedelta(seconds=self._retry_delay(row, exc))
         if row.deadline_at is not None and retry_at > row.deadline_at:
-            return await self._finish(row, "expired", error=f"{error}; no retry possible before the deadline")
-        await self._update(row.id, state="pending", next_attempt_at=retry_at, last_error=error, lease_until=None)
+            # back off only as far as the deadline allows: half the time left, while that is worth trying
+            left = row.deadline_at - now
+            if left / 2 < MIN_RETRY:
+                return await self._past_deadline(row, f"{error}; no retry possible before the deadline")
+            retry_at = now + left / 2
+        updated = await self._update(
+            row, state="pending", next_attempt_at=retry_at, last_error=error, owner=None, maybe_sent=row.maybe_sent
+        )
+        if not updated:
+            return None
         self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome="retry")
         return "pending"
 
-    async def _recover_interrupted(self, row: OutboxCall) -> str:
+    async def _past_deadline(self, row: OutboxCall, error: str) -> str | None:
+        """Expired — unless an earlier attempt may have acted: then nobody can tell (``uncertain``)."""
+        return await self._finish(row, "uncertain" if row.maybe_sent else "expired", error=error)
+
+    async def _recover_interrupted(self, row: OutboxCall) -> str | None:
         reconcile = self._reconcilers.get(row.api)
         if reconcile is None:
-            return await self._finish(row, "failed", error="interrupted mid-call; not re-sent (not idempotent)")
-        state = await reconcile(row)
+            return await self._finish(row, "uncertain", error="interrupted mid-call; not re-sent (not repeatable)")
+        try:
+            state = await reconcile(row)
+        except Exception as exc:  # the platform could not be asked: ask again on the next attempt
+            log.warning("reconciler failed: %s", type(exc).__name__, extra={"outbox_id": row.id})
+            return await self._release_interrupted(row, exc)
+        if state == "pending":  # the platform has no trace of it: send it now, once
+            row.maybe_sent = False
+            client = self._clients.get(row.platform)
+            if client is None:
+                return await self._finish(row, "failed", error=f"no client configured for platform {row.platform}")
+            return await self._perform(row, client)
         return await self._finish(row, state, error=None if state == "sent" else "reconciled after interruption")
+
+    async def _release_interrupted(self, row: OutboxCall, exc: Exception) -> str | None:
+        """Keep the row ``sending`` (still interrupted) but let any instance retry the reconciliation."""
+        if row.attempts >= self._cfg.max_attempts:
+            return await self._finish(row, "uncertain", error=f"could not reconcile: {type(exc).__name__}")
+        ok = await self._update(row, state="sending", owner=None, last_error=f"reconcile: {type(exc).__name__}")
+        return "sending" if ok else None
 
     async def _finish(
         self, row: OutboxCall, state: str, *, error: str | None = None, result: dict[str, Any] | None = None
-    ) -> str:
-        await self._update(
-            row.id,
-            state=state,
-            finished_at=self._clock.now(),
-            last_error=error,
-            result=result,
-            lease_until=None,
+    ) -> str | None:
+        updated = await self._update(
+            row, state=state, finished_at=self._clock.now(), last_error=error, result=result, owner=None
         )
+        if not updated:
+            return None
         self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome=state)
         if state != "sent":
             log.warning("outbox call %s: %s (%s)", state, row.api, error, extra={"outbox_id": row.id})
         return state
 
-    async def _update(self, rid: int, **values: Any) -> None:
+    async def _update(self, row: OutboxCall, **values: Any) -> bool:
+        """Write the outcome of this process's attempt — unless another instance took the row meanwhile."""
         async with self._engine.begin() as conn:
-            await conn.execute(update(_T).where(_T.c.id == rid).values(**values))
+            res = await conn.execute(
+                update(_T).where(_T.c.id == row.id, _T.c.state == "sending", _T.c.owner == self.owner).values(**values)
+            )
+        if res.rowcount != 1:
+            log.warning("outbox row taken over by another instance", extra={"outbox_id": row.id})
+            return False
+        return True
+
+
+def _abandoned(live: set[str]) -> ColumnElement[bool]:
+    """A ``sending`` row nobody alive performs: its owner is dead, or it was released (owner NULL)."""
+    return and_(_T.c.state == "sending", or_(_T.c.owner.is_(None), _T.c.owner.not_in(sorted(live))))
 
 
 async def backlog(engine: AsyncEngine) -> dict[str, int]:

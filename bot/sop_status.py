@@ -3,7 +3,7 @@
 Sections: enrolments by drip and state (with stop reasons); drip steps by state — ``pending`` split into
 ``deferred`` (budget: quiet hours, caps) and ``waiting`` (no Official Account window) — with reasons and the
 latest N; group fires by state (the fire marker's ``missed`` included) with reasons and the latest N;
-failed/expired outbox calls of the SOP (keys ``global:drip…`` / ``global:gsop…``) with their last error; and
+failed/expired/uncertain outbox calls of the SOP (keys ``global:drip…`` / ``global:gsop…``) with their last error; and
 the ledger's deferred/skipped reasons of the last 7 days. Reasons are grouped with their measurements
 (how late, until when) taken out; the latest rows show them in full. Read-only, like the preview.
 """
@@ -132,11 +132,12 @@ async def fire_section(session: AsyncSession, tz: tzinfo, latest: int) -> list[s
 
 async def outbox_section(session: AsyncSession, tz: tzinfo, latest: int) -> list[str]:
     sop = or_(*(OutboxCall.idempotency_key.like(k) for k in SOP_KEYS))
-    bad = (OutboxCall.state.in_(("failed", "expired")), sop)
+    bad = (OutboxCall.state.in_(("failed", "expired", "uncertain")), sop)
     grouped = (await session.execute(
         select(OutboxCall.api, OutboxCall.state, func.count()).where(*bad).group_by(OutboxCall.api, OutboxCall.state)
     )).all()  # fmt: skip
-    lines = ["SOP platform calls failed/expired: " + (", ".join(f"{a} {s} {n}" for a, s, n in grouped) or "none")]
+    summary = ", ".join(f"{a} {s} {n}" for a, s, n in grouped) or "none"
+    lines = [f"SOP platform calls failed/expired/uncertain (answer lost, not re-sent): {summary}"]
     recent = await session.scalars(
         select(OutboxCall).where(*bad).order_by(OutboxCall.id.desc()).limit(latest)
     )  # fmt: skip

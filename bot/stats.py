@@ -6,7 +6,8 @@ Definitions, per channel code (unattributed arrivals — unknown or missing code
 - unique: distinct customers among those adds;
 - losses: relationships from this channel that ended in the period (customer deleted staff, staff
   deleted customer, unfollow, left group); net = adds − losses;
-- welcomes: sent / expired / failed / pending / skipped, from the welcome rows and their outbox calls;
+- welcomes: delivered / expired / failed (not delivered) / unknown / pending / skipped, from the welcome
+  rows and their outbox calls;
 - variants: how many welcomes each A/B variant (``message/variant``) went out as;
 - retention_7d: of the adds at least 7 days old, the share with no loss on the same channel within
   7 days of the add (None when no add is old enough).
@@ -101,13 +102,17 @@ async def _losses(session: AsyncSession) -> list[Loss]:
     return list((await session.scalars(select(Loss))).all())
 
 
+# Delivered, not delivered (expired: too late; failed: the platform refused), or nobody can tell
+# (unknown: the call may have acted but its answer was lost and the code is spent or past its 20 s).
 _OUTBOX_TO_WELCOME = {
-    "sent": "sent",
+    "sent": "delivered",
     "expired": "expired",
     "failed": "failed",
+    "uncertain": "unknown",
     "pending": "pending",
     "sending": "pending",
 }
+_ROW_TO_WELCOME = {"sent": "delivered"}  # a passive reply is delivered with the HTTP answer
 
 
 async def _welcomes(
@@ -120,14 +125,15 @@ async def _welcomes(
         query = query.where(Welcome.created_at < until)
     for welcome, outbox_state in (await session.execute(query)).all():
         st = rows[_label(welcome.channel_code)]
-        state = _OUTBOX_TO_WELCOME.get(outbox_state, welcome.state) if welcome.outbox_id else welcome.state
+        own = _ROW_TO_WELCOME.get(welcome.state, welcome.state)
+        state = _OUTBOX_TO_WELCOME.get(outbox_state, own) if welcome.outbox_id else own
         st.welcomes[state] += 1
-        if welcome.variant_ref and state in ("sent", "pending"):
+        if welcome.variant_ref and state in ("delivered", "pending"):
             st.variants[welcome.variant_ref] += 1
 
 
-HEADER = ["channel", "name", "adds", "unique", "losses", "net", "welcome_sent", "welcome_expired",
-          "welcome_failed", "variants", "retention_7d"]  # fmt: skip
+HEADER = ["channel", "name", "adds", "unique", "losses", "net", "welcome_delivered", "welcome_expired",
+          "welcome_failed", "welcome_unknown", "variants", "retention_7d"]  # fmt: skip
 
 
 def as_rows(stats: dict[str, ChannelStats], names: dict[str, str]) -> list[list[str]]:
@@ -138,7 +144,8 @@ def as_rows(stats: dict[str, ChannelStats], names: dict[str, str]) -> list[list[
         variants = " ".join(f"{ref.split('/', 1)[-1]}:{n}" for ref, n in sorted(st.variants.items())) or "-"
         out.append([
             code, names.get(code, ""), str(st.adds), str(st.unique), str(st.losses), str(st.net),
-            str(st.welcomes["sent"]), str(st.welcomes["expired"]), str(st.welcomes["failed"]), variants, retention,
+            str(st.welcomes["delivered"]), str(st.welcomes["expired"]), str(st.welcomes["failed"]),
+            str(st.welcomes["unknown"]), variants, retention,
         ])  # fmt: skip
     return out
 

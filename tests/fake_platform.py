@@ -38,12 +38,22 @@ class Recorded:
     raw: bytes
 
 
+@dataclass(frozen=True)
+class LoseAnswer:
+    """A script entry: the platform acts (the request is recorded as delivered) and its answer is lost —
+    the connection is cut (``stall`` = 0) or the answer comes after ``stall`` seconds (a client timeout)."""
+
+    stall: float = 0.0
+
+
 @dataclass
 class FakePlatform:
     """A recording stand-in for qyapi.weixin.qq.com / api.weixin.qq.com."""
 
     requests: list[Recorded] = field(default_factory=list)
-    scripts: dict[str, list[dict[str, Any] | web.Response]] = field(default_factory=lambda: defaultdict(list))
+    scripts: dict[str, list[dict[str, Any] | web.Response | LoseAnswer]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     valid: set[str] = field(default_factory=set)
     issued: int = 0
     stable: str | None = None
@@ -96,6 +106,12 @@ class FakePlatform:
             answer = self.scripts[api].pop(0)
             if isinstance(answer, web.Response):
                 return answer
+            if isinstance(answer, LoseAnswer):
+                if answer.stall:
+                    await asyncio.sleep(answer.stall)
+                elif request.transport is not None:
+                    request.transport.abort()  # reset: the caller reads no answer
+                return web.json_response({"errcode": 0, "errmsg": "ok", "api": api})
             if answer.get("errcode") in TOKEN_INVALID:
                 self.valid.discard(token)
             return web.json_response(answer)

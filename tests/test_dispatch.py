@@ -47,7 +47,7 @@ async def test_failing_handler_is_retried_by_the_sweeper_then_marked_failed(
 ) -> None:
     from tests.conftest import make_settings
 
-    settings = make_settings(db_url, inbox={"lease_seconds": 10, "max_attempts": 3})
+    settings = make_settings(db_url, inbox={"max_attempts": 3})
     calls: list[int] = []
     r = Router("flaky")
 
@@ -62,7 +62,7 @@ async def test_failing_handler_is_retried_by_the_sweeper_then_marked_failed(
     await bot.settle()
     sweeper = bot.services.sweeper
     assert sweeper is not None
-    assert await sweeper.sweep_once() == 0  # backing off: lease not expired yet
+    assert await sweeper.sweep_once() == 0  # backing off: the retry time has not come yet
     for _ in range(2):
         clock.advance(timedelta(minutes=5))
         assert await sweeper.sweep_once() == 1

@@ -148,7 +148,9 @@ async def test_an_interrupted_task_call_is_reconciled_not_blindly_resent(
     await seed_groups(rig, clock)
     s = rig.services
     assert s.engine is not None and s.dispatcher is not None and s.outbox is not None
-    worker = OutboxWorker(s.engine, s.clients, clock, s.settings.outbox, s.metrics, reconcilers=reconcilers(s))
+    worker = OutboxWorker(
+        s.engine, s.clients, clock, s.settings.outbox, s.metrics, s.instances, reconcilers=reconcilers(s)
+    )
     worker.result_sink = s.dispatcher.complete_call
     s.outbox = worker  # the restarted process's outbox, with the reconciler the app wires in
     monkeypatch.setattr(worker, "notify", lambda calls: None)

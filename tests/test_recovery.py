@@ -45,7 +45,6 @@ app_id = "{MP_APPID}"
 token = "{MP_TOKEN}"
 allow_plain = true
 [inbox]
-lease_seconds = 1
 sweep_interval_seconds = 0.2
 [logging]
 level = "WARNING"

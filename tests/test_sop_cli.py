@@ -129,7 +129,7 @@ async def test_status_shows_reasons_for_deferred_skipped_and_missed(
     assert "pkgcard_followup/gift" in text
     assert "Group fires: missed 1" in text and "missed      … late; missed_after is 0:30:00" in text
     assert "tue_snack_tips" in text and "(the whole fire)" in text and (marker.reason or "") in text
-    assert "SOP platform calls failed/expired: none" in text
+    assert "SOP platform calls failed/expired/uncertain (answer lost, not re-sent): none" in text
     ledger = text.split("Contact ledger, last 7 days:")[1]
     assert "deferred    quiet hours 22:00-08:00" in ledger and "skipped     group-send quota reached" in ledger
 

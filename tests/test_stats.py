@@ -52,12 +52,12 @@ async def test_stats_match_the_journeys(rig: Rig, clock: FrozenClock) -> None:
         pkg, live, poster, unattributed = (stats[k] for k in ("pkgcard", "live_0611", "mp_poster_618", UNATTRIBUTED))
         assert (pkg.adds, pkg.unique, pkg.losses, pkg.net) == (3, 3, 2, 1)
         assert (pkg.eligible_7d, pkg.retained_7d) == (3, 2)  # the day-8 loss is outside the 7 days
-        assert pkg.welcomes["sent"] == 3 and sum(pkg.variants.values()) == 3
+        assert pkg.welcomes["delivered"] == 3 and sum(pkg.variants.values()) == 3
         assert set(pkg.variants) <= {"welcome_pkgcard/a", "welcome_pkgcard/b"}
         assert (live.adds, live.losses, live.retention_7d) == (1, 0, 1.0)
         assert (poster.adds, poster.unique, poster.losses, poster.net) == (2, 2, 1, 1)
-        assert poster.retention_7d == 0.5 and poster.welcomes["sent"] == 3  # 2 follows + 1 scan, passive replies
-        assert (unattributed.adds, unattributed.welcomes["sent"]) == (1, 1)
+        assert poster.retention_7d == 0.5 and poster.welcomes["delivered"] == 3  # 2 follows + 1 scan, passive replies
+        assert (unattributed.adds, unattributed.welcomes["delivered"]) == (1, 1)
 
         # --since excludes what happened before it (adds and losses alike)
         later = await channel_stats(session, clock.now(), since=start + timedelta(days=1))

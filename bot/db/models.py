@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Index, Integer, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.db.types import UTCDateTime
@@ -41,10 +41,13 @@ class Receipt(Base):
     kind: Mapped[str] = mapped_column(String(48))
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime]
-    # pending → done | failed; a pending row whose lease ran out is re-dispatched by the sweeper.
+    # pending → done | failed. A pending row is held by ``owner`` (the instance that stored or took it);
+    # the sweeper re-dispatches it once the owner is dead, or — owner NULL after a failed run — once
+    # ``lease_until`` (the retry time) has passed.
     status: Mapped[str] = mapped_column(String(8), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime]
+    owner: Mapped[str | None] = mapped_column(String(32))
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -55,7 +58,11 @@ class Receipt(Base):
 
 
 class OutboxCall(Base):
-    """One platform call to make: pending → sending → sent | failed | expired."""
+    """One platform call to make: pending → sending → sent | failed | expired | uncertain.
+
+    ``uncertain``: the call may have reached the platform but its answer was lost, and the API is not
+    safe to repeat (bot/platform/repeat.py): it is never re-sent.
+    """
 
     __tablename__ = "outbox"
 
@@ -66,17 +73,36 @@ class OutboxCall(Base):
     api: Mapped[str] = mapped_column(String(96))
     payload: Mapped[dict[str, Any]]
     priority: Mapped[int] = mapped_column(Integer, default=100)  # lower runs first
-    state: Mapped[str] = mapped_column(String(8), default="pending")
+    state: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
     deadline_at: Mapped[datetime | None]  # e.g. welcome_code + 20 s: past it the call is expired
-    lease_until: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]  # unused since instances hold rows (kept for old rows)
     finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
+    owner: Mapped[str | None] = mapped_column(String(32))  # the instance performing a ``sending`` call
+    # An earlier attempt may have reached the platform (answer lost): a later 41051 means delivered, and
+    # a final failure is ``uncertain`` rather than ``failed``.
+    maybe_sent: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at", "priority"),)
+
+
+class Instance(Base):
+    """A running siyu-bot process. Rows it holds (receipts, outbox calls) name it as ``owner``; when its
+    heartbeat stops, or it stopped, or its pid is gone from this host, the rows are free at once."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))  # hostname + pid namespace: where ``pid`` means something
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started: Mapped[str] = mapped_column(String(32))  # /proc start time: a reused pid is not us
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
 
 
 class AccessToken(Base):

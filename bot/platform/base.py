@@ -36,6 +36,9 @@ QueryParams = Mapping[str, str | int]
 class PlatformClient(ABC):
     """Shared call logic; subclasses provide the token endpoint (:meth:`_fetch_token`) and the API."""
 
+    # A token fetch holds the refresh lease (TokenManager, 5 s): it must give up before the lease ends.
+    TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=4.0)
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -97,7 +100,7 @@ class PlatformClient(ABC):
         refreshed = False
         attempt = 1
         while True:
-            token = await self.token_manager.get()
+            token = await self._token()
             query = {**(params or {}), "access_token": token}
             try:
                 return await send(query, (token,))
@@ -111,6 +114,16 @@ class PlatformClient(ABC):
                     raise
                 await self._clock.sleep(self._backoff(attempt))
                 attempt += 1
+
+    async def _token(self) -> str:
+        """The cached token. Failing to get one means the call was never made: say so (``maybe_sent``)."""
+        failed: TransportError | None = None
+        try:
+            return await self.token_manager.get()
+        except TransportError as exc:
+            failed = exc
+        # raised outside the except block: no __context__ to carry aiohttp's texts
+        raise TransportError(failed.api, f"no access token: {failed.errmsg}", maybe_sent=False)
 
     @abstractmethod
     async def _fetch_token(self) -> tuple[str, int]:
@@ -129,7 +142,7 @@ class PlatformClient(ABC):
     ) -> tuple[str, int]:
         """Call a token endpoint; a 40001 there means our credentials are wrong, not the token."""
         try:
-            data = await self._exchange(api, method, params, body, hide=hide)
+            data = await self._exchange(api, method, params, body, hide=hide, timeout=self.TOKEN_TIMEOUT)
         except TokenInvalid as exc:
             raise CredentialsRejected(exc.api, exc.errcode, exc.errmsg) from None
         token, expires_in = data.get("access_token"), data.get("expires_in")
@@ -157,6 +170,7 @@ class PlatformClient(ABC):
         )
         headers = {"Content-Type": "application/json; charset=utf-8"} if isinstance(data, bytes) else None
         failure: str | None = None
+        unsent = False
         try:
             async with self._session.request(
                 method, url, params=params, data=data, headers=headers, timeout=timeout or self._timeout
@@ -164,9 +178,10 @@ class PlatformClient(ABC):
                 status, raw = resp.status, await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             failure = f"{type(exc).__name__}: {redact(str(exc), *hide)}"
+            unsent = never_sent(exc)
         if failure is not None:
             # Raised outside the except block so __context__ doesn't carry aiohttp's URL (and token).
-            raise TransportError(api, failure)
+            raise TransportError(api, failure, maybe_sent=not unsent)
         if status != 200:
             raise TransportError(api, f"HTTP {status}")
         return _decode(api, raw, hide)
@@ -174,6 +189,11 @@ class PlatformClient(ABC):
     def _backoff(self, attempt: int) -> float:
         """Exponential back-off with jitter: base · 2^(attempt-1) · U[0.5, 1.5)."""
         return float(self._backoff_base * 2 ** (attempt - 1) * (0.5 + self._rng.random()))
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when the request cannot have reached the platform: the connection was never made."""
+    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
 
 
 def _decode(api: str, raw: bytes, hide: tuple[str, ...]) -> JsonObject:

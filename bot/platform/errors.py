@@ -93,13 +93,16 @@ class SendQuotaExceeded(PlatformError):
 class TransportError(PlatformError):
     """No usable platform answer: connection error, timeout, non-200 status, or a body that isn't JSON.
 
-    Not final (the network may recover), but a timed-out *send* may still have been delivered.
+    Not final (the network may recover). ``maybe_sent`` is False only when the request certainly never
+    reached the platform (the connection could not be made, or no token to send it with); a timeout, a
+    reset or an unreadable answer may follow a call the platform performed (bot/platform/repeat.py).
     """
 
     final = False
 
-    def __init__(self, api: str, reason: str) -> None:
+    def __init__(self, api: str, reason: str, *, maybe_sent: bool = True) -> None:
         super().__init__(api, None, reason)
+        self.maybe_sent = maybe_sent
 
 
 class TokenUnavailable(PlatformError):

@@ -182,7 +182,9 @@ class TokenManager:
         clock: Clock,
         *,
         margin: float = 300.0,
-        lease_seconds: float = 30.0,
+        # The refresh lease guards a token fetch (4 s timeout, PlatformClient.TOKEN_TIMEOUT). If its holder
+        # dies, the others wait at most twice this — short enough for a 20-second welcome_code.
+        lease_seconds: float = 5.0,
         poll_interval: float = 0.25,
     ) -> None:
         self.key = key
