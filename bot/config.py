@@ -173,6 +173,16 @@ def whsec_key(value: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Where to POST a small JSON when a receipt ends ``failed`` (bot/alerts.py); empty = no alert hook.
+
+    The URL is kept as a secret: chat-robot webhooks carry their key in it."""
+
+    url: Secret = field(default_factory=lambda: Secret(""))
+    timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "json"
@@ -188,6 +198,7 @@ class Settings:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     timezone: str = "Asia/Shanghai"
     content_dir: str = "content"
@@ -206,6 +217,7 @@ _SECTIONS: dict[str, type] = {
     "outbox": OutboxConfig,
     "redis": RedisConfig,
     "webhooks": WebhooksConfig,
+    "alerts": AlertsConfig,
     "logging": LoggingConfig,
 }
 _TOP_LEVEL = {"timezone", "content_dir"}
@@ -346,6 +358,7 @@ def _validate(s: Settings) -> None:
             "is required unless official_account.allow_plain = true (safe mode is the default)",
         )
     _validate_webhooks(s.webhooks)
+    _validate_alerts(s.alerts)
     _validate_h5(s)
     if s.logging.format not in {"json", "text"}:
         raise ConfigError("logging.format", "must be 'json' or 'text'")
@@ -363,6 +376,13 @@ def _validate_webhooks(w: WebhooksConfig) -> None:
         raise ConfigError("webhooks.tolerance_seconds", "must be between 1 and 3600")
     if not w.orders_path.startswith("/"):
         raise ConfigError("webhooks.orders_path", "must start with '/'")
+
+
+def _validate_alerts(a: AlertsConfig) -> None:
+    if a.url and not a.url.get().startswith(("https://", "http://")):
+        raise ConfigError("alerts.url", "must be an http(s) URL")  # the value is never echoed: it may hold a key
+    if not 0.1 <= a.timeout_seconds <= 30:
+        raise ConfigError("alerts.timeout_seconds", "must be between 0.1 and 30")
 
 
 def _validate_h5(s: Settings) -> None:
@@ -395,7 +415,10 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string in ``settings``: the log filter masks these wherever they appear."""
     out: list[str] = []
-    sections = (settings.wecom, settings.official_account, settings.database, settings.redis, settings.webhooks)
+    sections = (
+        settings.server, settings.wecom, settings.official_account, settings.database, settings.redis,
+        settings.webhooks, settings.alerts,
+    )  # fmt: skip
     for section in sections:
         for f in fields(section):
             value = getattr(section, f.name)
