@@ -38,6 +38,14 @@ ReceiptFailed = Callable[[int, str, str], Awaitable[None]]
 """``(receipt_id, kind, error)`` — what the dispatcher and the sweeper call when a receipt ends failed."""
 
 
+async def report_receipt_failed(services: Any, receipt_id: int, kind: str, error: str | None) -> None:
+    """What the dispatcher calls where it marks a receipt failed: a no-op when the app has no alerts
+    (``services`` is None in some unit rigs), so the call site stays one line."""
+    alerts = getattr(services, "alerts", None)
+    if isinstance(alerts, FailureAlerts):
+        await alerts.receipt_failed(receipt_id, kind, error or "")
+
+
 class FailureAlerts:
     def __init__(
         self, url: str, metrics: Metrics, clock: Clock, secrets: Iterable[str] = (), timeout: float = 3.0

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.alerts import FAILED_TOTAL, FailureAlerts
+from bot.alerts import FAILED_TOTAL, FailureAlerts, report_receipt_failed
+from bot.app import Services
 from bot.cli import main
 from bot.clock import FrozenClock
 from bot.config import ConfigError, whsec_key
@@ -120,6 +122,15 @@ async def test_without_a_url_a_failure_is_still_logged_and_counted(
     await alerts.close()
     assert metrics.value(FAILED_TOTAL, kind="order_refunded") == 2
     assert "receipt 4 (order_refunded) failed" in caplog.text
+
+
+async def test_the_dispatcher_call_site_reports_through_the_apps_alerts(sqlite_url: str, clock: FrozenClock) -> None:
+    services = Services(settings=make_settings(sqlite_url), clock=clock, rng=random.Random(1))
+    await report_receipt_failed(services, 1, "order_paid", "x")  # alerts not set up: nothing, no error
+    await report_receipt_failed(None, 1, "order_paid", "x")
+    services.alerts = FailureAlerts("", services.metrics, clock)
+    await report_receipt_failed(services, 2, "order_paid", None)
+    assert services.metrics.value(FAILED_TOTAL, kind="order_paid") == 1
 
 
 def test_alerts_url_is_checked_and_treated_as_a_secret(sqlite_url: str) -> None:
