@@ -19,8 +19,9 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.alerts import FailureAlerts
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import Settings, secret_values
 from bot.content import Content
 from bot.content_reload import ContentReloader
 from bot.content_runtime import empty_content, load_runtime_content
@@ -63,6 +64,7 @@ class Services:
     outbox: OutboxWorker | None = None
     writer: ReceiptWriter | None = None
     dispatcher: Dispatcher | None = None
+    alerts: FailureAlerts | None = None  # a receipt that ends failed: log, metric, alert hook
     sweeper: Sweeper | None = None
     drips: DripWorker | None = None
     scheduler: Scheduler | None = None
@@ -105,6 +107,7 @@ def build_app(
     chosen = list(routers) if routers is not None else default_routers()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_platform_clients)
+    app.cleanup_ctx.append(_alerts)
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(lambda a: _intake(a, chosen))
     if routers is None:  # the full application: group-post schedules and the handlers' periodic jobs too
@@ -171,6 +174,15 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
     await s.http.close()
     if redis_client is not None:
         await redis_client.aclose()
+
+
+async def _alerts(app: web.Application) -> AsyncIterator[None]:
+    """Set up before the workers that fail receipts, torn down after them: their last alerts still go out."""
+    s = app[SERVICES]
+    cfg = s.settings.alerts
+    s.alerts = FailureAlerts(cfg.url.get(), s.metrics, s.clock, secret_values(s.settings), cfg.timeout_seconds)
+    yield
+    await s.alerts.close(cfg.timeout_seconds)
 
 
 async def _outbox(app: web.Application) -> AsyncIterator[None]:

@@ -187,6 +187,16 @@ def whsec_key(value: str) -> bytes:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Where to POST a small JSON when a receipt ends ``failed`` (bot/alerts.py); empty = no alert hook.
+
+    The URL is kept as a secret: chat-robot webhooks carry their key in it."""
+
+    url: Secret = field(default_factory=lambda: Secret(""))
+    timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "json"
@@ -203,6 +213,7 @@ class Settings:
     instances: InstancesConfig = field(default_factory=InstancesConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     timezone: str = "Asia/Shanghai"
     content_dir: str = "content"
@@ -222,6 +233,7 @@ _SECTIONS: dict[str, type] = {
     "instances": InstancesConfig,
     "redis": RedisConfig,
     "webhooks": WebhooksConfig,
+    "alerts": AlertsConfig,
     "logging": LoggingConfig,
 }
 _TOP_LEVEL = {"timezone", "content_dir"}
@@ -363,6 +375,7 @@ def _validate(s: Settings) -> None:
         )
     _validate_takeover(s)
     _validate_webhooks(s.webhooks)
+    _validate_alerts(s.alerts)
     _validate_h5(s)
     if s.logging.format not in {"json", "text"}:
         raise ConfigError("logging.format", "must be 'json' or 'text'")
@@ -405,6 +418,13 @@ def _validate_webhooks(w: WebhooksConfig) -> None:
         raise ConfigError("webhooks.orders_path", "must start with '/'")
 
 
+def _validate_alerts(a: AlertsConfig) -> None:
+    if a.url and not a.url.get().startswith(("https://", "http://")):
+        raise ConfigError("alerts.url", "must be an http(s) URL")  # the value is never echoed: it may hold a key
+    if not 0.1 <= a.timeout_seconds <= 30:
+        raise ConfigError("alerts.timeout_seconds", "must be between 0.1 and 30")
+
+
 def _validate_h5(s: Settings) -> None:
     secret = s.server.session_secret.get()
     if not secret:
@@ -435,7 +455,10 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string in ``settings``: the log filter masks these wherever they appear."""
     out: list[str] = []
-    sections = (settings.wecom, settings.official_account, settings.database, settings.redis, settings.webhooks)
+    sections = (
+        settings.server, settings.wecom, settings.official_account, settings.database, settings.redis,
+        settings.webhooks, settings.alerts,
+    )  # fmt: skip
     for section in sections:
         for f in fields(section):
             value = getattr(section, f.name)

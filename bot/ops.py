@@ -44,7 +44,17 @@ def add_ops_routes(app: web.Application, services: Services) -> None:
                 pending = (
                     await conn.execute(select(func.count()).select_from(Receipt).where(Receipt.status == "pending"))
                 ).scalar_one()
+                failed = (
+                    await conn.execute(
+                        select(Receipt.kind, func.count()).where(Receipt.status == "failed").group_by(Receipt.kind)
+                    )
+                ).all()
             gauges["siyu_inbox_pending"] = ("Receipts not handled yet.", {(): float(pending)})
+            gauges["siyu_inbox_failed"] = (
+                "Receipts that ended failed after their delivery was accepted, by event kind (siyu-bot events "
+                "--status failed).",
+                {(("kind", kind),): float(n) for kind, n in failed} or {(): 0.0},
+            )
         return web.Response(text=services.metrics.render(gauges), content_type="text/plain", charset="utf-8")
 
     app.router.add_get("/healthz", healthz)

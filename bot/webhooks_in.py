@@ -24,31 +24,31 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import web
 
 from bot.clock import Clock
 from bot.config import Settings, whsec_key
-from bot.events import Event, OrderPaid, OrderRefunded, Platform
+from bot.events import Event, Platform
+from bot.order_payload import PayloadInvalid, order_event_from_payload, stored_order_event
 from bot.transport import CallbackEndpoint, Intake
 from bot.wechat import CallbackRejected
 
 log = logging.getLogger(__name__)
+__all__ = ["OrdersEndpoint", "add_webhook_routes", "order_event_from_payload", "sign", "stored_order_event", "verify"]
 
 MAX_BODY = 64 * 1024
-ORDER_TYPES: dict[str, type[OrderPaid] | type[OrderRefunded]] = {
-    "order.paid": OrderPaid,
-    "order.refunded": OrderRefunded,
-}
-CUSTOMER_IDS = ("unionid", "openid", "external_userid")
 _MSG_ID = re.compile(r"^[\x21-\x2d\x2f-\x7e]{1,256}$")  # printable ASCII without '.' (spec: no '.' in the id)
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
-_MAX_CENTS = 2**63 - 1
 
 
-class PayloadInvalid(ValueError):
-    """A verified body that is not a valid order; the message is the reason given back (400)."""
+class PayloadRejected(CallbackRejected):
+    """A verified body that is not a valid order: 400 naming the ``field`` (``body`` when not JSON at all)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(400, reason)
+        self.field = field
 
 
 class WebhookIntake(Intake, Protocol):
@@ -93,86 +93,6 @@ def verify(key: bytes, headers: Mapping[str, str], body: bytes, now: datetime, t
         if hmac.compare_digest(expected, given):
             return msg_id
     raise CallbackRejected(401, "no valid signature")
-
-
-def order_event_from_payload(payload: Any) -> Event:
-    """The typed order event of a webhook body (also rebuilds stored receipts for the sweeper)."""
-    if not isinstance(payload, dict):
-        raise PayloadInvalid("body must be a JSON object")
-    kind = payload.get("type")
-    if kind not in ORDER_TYPES:
-        raise PayloadInvalid(f"type must be one of {', '.join(ORDER_TYPES)}, got {kind!r}")
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise PayloadInvalid("data must be an object")
-    order_id, amount = _text(data, "order_id", 128), _cents(data.get("amount_cents"))
-    currency, paid_at = _currency(data.get("currency")), _paid_at(data.get("paid_at"))
-    ids = _customer_ids(data.get("customer"))
-    return ORDER_TYPES[kind](
-        platform="shop",
-        account="shop",
-        create_time=int(paid_at.timestamp()),
-        raw=payload,
-        order_id=order_id,
-        amount_cents=amount,
-        currency=currency,
-        unionid=ids["unionid"],
-        openid=ids["openid"],
-        external_userid=ids["external_userid"],
-    )
-
-
-def stored_order_event(payload: dict[str, Any]) -> Event | None:
-    """The event of a stored shop receipt, or None when it no longer parses (the sweeper marks it failed)."""
-    try:
-        return order_event_from_payload(payload)
-    except PayloadInvalid:
-        return None
-
-
-def _text(data: dict[str, Any], name: str, max_len: int) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise PayloadInvalid(f"data.{name} must be a non-empty string")
-    if len(value) > max_len:
-        raise PayloadInvalid(f"data.{name} is longer than {max_len} characters")
-    return value
-
-
-def _cents(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_CENTS:
-        raise PayloadInvalid("data.amount_cents must be an integer ≥ 0 (fen)")
-    return value
-
-
-def _currency(value: Any) -> str:
-    if value != "CNY":  # totals are kept in fen; another currency would corrupt them
-        raise PayloadInvalid(f"data.currency must be 'CNY', got {value!r}")
-    return "CNY"
-
-
-def _paid_at(value: Any) -> datetime:
-    try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise PayloadInvalid("data.paid_at must be an ISO-8601 time with a UTC offset, e.g. 2026-11-23T18:00:00+08:00")
-    return when
-
-
-def _customer_ids(value: Any) -> dict[str, str | None]:
-    if not isinstance(value, dict):
-        raise PayloadInvalid("data.customer must be an object")
-    ids: dict[str, str | None] = {}
-    for name in CUSTOMER_IDS:
-        raw = value.get(name)
-        if raw is not None and (not isinstance(raw, str) or len(raw) > 64):
-            raise PayloadInvalid(f"data.customer.{name} must be a string of at most 64 characters")
-        ids[name] = raw or None
-    if not any(ids.values()):
-        raise PayloadInvalid("data.customer needs at least one of unionid, openid, external_userid")
-    return ids
 
 
 class OrdersEndpoint(CallbackEndpoint):
@@ -221,22 +141,24 @@ class OrdersEndpoint(CallbackEndpoint):
                 raise CallbackRejected(413, "body too large")
         return b"".join(chunks)
 
-    @staticmethod
-    def _parse(body: bytes) -> Event:
+    def _parse(self, body: bytes) -> Event:
         try:
             payload = json.loads(body)
         except ValueError as exc:  # includes bodies that are not UTF-8
-            raise CallbackRejected(400, f"body is not valid JSON: {exc}") from None
+            raise PayloadRejected("body", f"body is not valid JSON: {exc}") from None
         except RecursionError:
-            raise CallbackRejected(400, "body is not valid JSON: nested too deeply") from None
+            raise PayloadRejected("body", "body is not valid JSON: nested too deeply") from None
         try:
-            return order_event_from_payload(payload)
+            return order_event_from_payload(payload, self._clock.now())
         except PayloadInvalid as exc:
-            raise CallbackRejected(400, str(exc)) from None
+            raise PayloadRejected(exc.field, str(exc)) from None
 
     def _rejected(self, exc: CallbackRejected, request: web.Request) -> web.Response:
         super()._rejected(exc, request)
-        return web.json_response({"status": "rejected", "reason": exc.reason}, status=exc.status)
+        body = {"status": "rejected", "reason": exc.reason}
+        if isinstance(exc, PayloadRejected):
+            body["field"] = exc.field
+        return web.json_response(body, status=exc.status)
 
 
 def add_webhook_routes(app: web.Application, intake: WebhookIntake) -> None:

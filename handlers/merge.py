@@ -26,6 +26,7 @@ from bot.db.interactions import (
 )
 from bot.db.models import Customer
 from bot.db.sop import ContactLedger, DripEnrolment, DripStepRun, Order
+from bot.order_payload import MAX_TOTAL_SPENT_CENTS
 
 # (model, the columns that are unique together with customer_id) — survivor wins on a clash.
 _UNIQUE_WITH_CUSTOMER: list[tuple[Any, tuple[str, ...]]] = [
@@ -95,7 +96,8 @@ async def _recompute_points(session: AsyncSession, old: int, new: int) -> None:
 
 def add_purchases(keep: Customer, drop: Customer) -> None:
     keep.purchase_count = (keep.purchase_count or 0) + (drop.purchase_count or 0)
-    keep.total_spent_cents = (keep.total_spent_cents or 0) + (drop.total_spent_cents or 0)
+    total = (keep.total_spent_cents or 0) + (drop.total_spent_cents or 0)
+    keep.total_spent_cents = min(total, MAX_TOTAL_SPENT_CENTS)  # saturates, as orders do
     if drop.last_purchase_at is not None and (
         keep.last_purchase_at is None or drop.last_purchase_at > keep.last_purchase_at
     ):

@@ -5,7 +5,8 @@ The order row is the idempotence key: ``INSERT … ON CONFLICT (order_id) DO NOT
 inserted (paid) or really flipped ``paid → refunded`` (refund), with SQL increments so concurrent orders
 of one customer on PostgreSQL never lose an update. A refund that arrives before its order is recorded
 as a refunded order, so the late ``order.paid`` counts nothing. Stopping drips on a paid order belongs
-to the drip engine's own handler.
+to the drip engine's own handler. The total saturates at ``MAX_TOTAL_SPENT_CENTS`` and an amount beyond
+``MAX_ORDER_CENTS`` fails the receipt, so no order can overflow the ``bigint`` total.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.db.types import UTCDateTime
 from bot.db.upsert import insert_ignore
 from bot.dispatcher import Router
 from bot.events import OrderPaid, OrderRefunded
+from bot.order_payload import MAX_ORDER_CENTS, MAX_TOTAL_SPENT_CENTS
 from handlers.identity import ensure_customer, find_customer, link_unionid
 
 router = Router("orders")
@@ -32,6 +34,7 @@ _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 
 @router.on(OrderPaid)
 async def record_purchase(event: OrderPaid, ctx: Context) -> None:
+    _check_amount(event)
     customer = await find_buyer(ctx, event)
     paid_at = datetime.fromtimestamp(event.create_time, UTC)
     if not await insert_ignore(ctx.session, Order, _order_row(ctx, event, customer.id, "paid"), ["order_id"]):
@@ -49,6 +52,7 @@ async def record_purchase(event: OrderPaid, ctx: Context) -> None:
 
 @router.on(OrderRefunded)
 async def record_refund(event: OrderRefunded, ctx: Context) -> None:
+    _check_amount(event)
     row = await _mark_refunded(ctx, event.order_id)
     if row is None and await ctx.session.scalar(select(Order.id).where(Order.order_id == event.order_id)) is None:
         customer = await find_buyer(ctx, event)
@@ -63,6 +67,12 @@ async def record_refund(event: OrderRefunded, ctx: Context) -> None:
         .scalar_subquery()
     )
     await _move_facts(ctx, row[0], count=-1, cents=-row[1], last_purchase_at=latest_paid)
+
+
+def _check_amount(event: OrderPaid | OrderRefunded) -> None:
+    """The webhook refuses such amounts with a 400; an event from anywhere else fails its receipt instead."""
+    if not 0 <= event.amount_cents <= MAX_ORDER_CENTS:
+        raise ValueError(f"order {event.order_id!r}: amount_cents outside 0..{MAX_ORDER_CENTS}")
 
 
 async def find_buyer(ctx: Context, event: OrderPaid | OrderRefunded) -> Customer:
@@ -123,12 +133,15 @@ async def _move_facts(
 ) -> None:
     """Add to the purchase facts in SQL (no lost update), then reload them into the session's object."""
     await ctx.session.flush()  # pending identity changes first: the reload below must not drop them
+    total = _CUSTOMERS.c.total_spent_cents
+    # saturate, comparing before adding: even a total past the cap (written before it existed) cannot overflow
+    capped = case((total >= MAX_TOTAL_SPENT_CENTS - cents, MAX_TOTAL_SPENT_CENTS), else_=total + cents)
     await ctx.session.execute(
         update(_CUSTOMERS)
         .where(_CUSTOMERS.c.id == customer_id)
         .values(
             purchase_count=_CUSTOMERS.c.purchase_count + count,
-            total_spent_cents=_CUSTOMERS.c.total_spent_cents + cents,
+            total_spent_cents=capped,
             last_purchase_at=last_purchase_at,
             updated_at=ctx.now(),
         )

@@ -13,12 +13,17 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import func, select
+from yarl import URL
 
 from bot.clock import FrozenClock
 from bot.config import ConfigError
-from bot.h5.core import H5
-from bot.h5.session import SESSION_COOKIE, Signer
+from bot.db.h5 import H5OAuthState
+from bot.db.interactions import ReferralCode
+from bot.h5.core import H5, SECURITY_HEADERS
+from bot.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Signer
 from bot.rig import Rig
+from tests.botapp import ClientFactory, start_bot
 from tests.conftest import make_settings
 
 SECRET = "h5-test-session-secret-0123456789abcdef"
@@ -139,12 +144,99 @@ async def test_rate_limit_per_customer(h5_rig: Rig, browser: aiohttp.ClientSessi
     assert statuses[:10] == [200] * 10 and 429 in statuses[10:]
 
 
-async def test_invite_endpoint_gives_the_personal_code(h5_rig: Rig, browser: aiohttp.ClientSession) -> None:
-    await sign_in(h5_rig, browser)
-    async with browser.get(h5_rig.base_url + "/h5/api/invite") as r:
+async def test_invite_code_is_made_by_a_post_with_the_csrf_header_never_by_a_get(
+    h5_rig: Rig, browser: aiohttp.ClientSession
+) -> None:
+    csrf = await sign_in(h5_rig, browser)
+    url = h5_rig.base_url + "/h5/api/invite"
+    async with browser.get(url) as get:
+        assert get.status == 405  # a link, a prefetch or an <img> must not create a code and a platform call
+    async with browser.post(url) as no_token:
+        assert no_token.status == 403
+    assert await _count(h5_rig, ReferralCode) == 0
+    async with browser.post(url, headers={"X-CSRF-Token": csrf}) as r:
         body = await r.json()
     # the follower is no WeCom friend yet: the code's 联系我 goes to the default channel's staff member
     assert body["ok"] and body["code"].startswith("ref_")
+    async with browser.post(url, headers={"X-CSRF-Token": csrf}) as again:
+        assert (await again.json())["code"] == body["code"]
+    assert await _count(h5_rig, ReferralCode) == 1
+
+
+async def _count(rig: Rig, model: Any) -> int:
+    assert rig.services.sessions is not None
+    async with rig.services.sessions() as s:
+        return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+async def _authorize(rig: Rig, browser: aiohttp.ClientSession) -> tuple[str, str]:
+    """Start a sign-in: (WeChat's authorize URL, this browser's signed state cookie)."""
+    async with browser.get(rig.base_url + "/h5/checkin", allow_redirects=False) as first:
+        authorize = first.headers["Location"]
+    cookie = browser.cookie_jar.filter_cookies(URL(rig.base_url + "/h5/oauth"))[OAUTH_COOKIE].value
+    return authorize, cookie
+
+
+async def _code_for(browser: aiohttp.ClientSession, authorize: str) -> str:
+    async with browser.get(authorize, allow_redirects=False) as wechat:
+        assert wechat.status == 302
+        return wechat.headers["Location"]
+
+
+async def test_an_oauth_state_works_once_even_with_its_cookie_and_a_fresh_code(
+    h5_rig: Rig, browser: aiohttp.ClientSession
+) -> None:
+    authorize, cookie = await _authorize(h5_rig, browser)
+    first, second = await _code_for(browser, authorize), await _code_for(browser, authorize)
+    async with browser.get(first, allow_redirects=False) as ok:
+        assert ok.status == 302 and ok.headers["Location"] == "/h5/checkin"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as replayer:
+        replayer.cookie_jar.update_cookies({OAUTH_COOKIE: cookie}, URL(h5_rig.base_url + "/h5/"))
+        async with replayer.get(second, allow_redirects=False) as replay:
+            assert replay.status == 400 and SESSION_COOKIE not in replay.cookies
+    assert await _count(h5_rig, H5OAuthState) == 0
+
+
+async def test_an_oauth_state_expires_on_the_server_after_ten_minutes(
+    h5_rig: Rig, browser: aiohttp.ClientSession, clock: FrozenClock
+) -> None:
+    authorize, _ = await _authorize(h5_rig, browser)
+    clock.advance(601)  # the browser still holds the cookie: only the server knows the state is stale
+    callback = await _code_for(browser, authorize)
+    async with browser.get(callback, allow_redirects=False) as late:
+        assert late.status == 400 and "链接已失效" in await late.text()
+    await _authorize(h5_rig, browser)  # issuing a new state purges the expired one
+    assert await _count(h5_rig, H5OAuthState) == 1
+
+
+async def test_static_files_404s_and_405s_carry_the_security_headers(
+    h5_rig: Rig, browser: aiohttp.ClientSession
+) -> None:
+    for method, path, status in [
+        ("GET", "/h5/static/h5.js", 200),
+        ("GET", "/h5/static/h5.css", 200),
+        ("GET", "/h5/static/missing.js", 404),
+        ("GET", "/h5/nowhere", 404),
+        ("GET", "/h5/api/checkin", 405),
+    ]:
+        async with browser.request(method, h5_rig.base_url + path) as r:
+            assert r.status == status, path
+            for name, value in SECURITY_HEADERS.items():
+                assert r.headers.get(name) == value, (path, name)
+            assert "Strict-Transport-Security" not in r.headers  # public_base_url is http here
+    async with browser.get(h5_rig.base_url + "/healthz") as other:
+        assert "Content-Security-Policy" not in other.headers  # only the /h5 subtree
+
+
+async def test_behind_https_every_h5_answer_asks_for_https_only(
+    aiohttp_client: ClientFactory, db_url: str, clock: FrozenClock
+) -> None:
+    server = {"session_secret": SECRET, "public_base_url": "https://h5.example.com"}
+    bot = await start_bot(aiohttp_client, make_settings(db_url, server=server), clock)
+    for path in ("/h5/static/h5.css", "/h5/nowhere", "/h5/checkin"):
+        r = await bot.client.get(path, allow_redirects=False)
+        assert r.headers["Strict-Transport-Security"] == "max-age=31536000", path
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_forged_or_expired_session_is_refused(clock: FrozenClock) -> None:

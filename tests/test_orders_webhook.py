@@ -17,6 +17,7 @@ from bot.clock import FrozenClock
 from bot.config import ConfigError, build_settings, secret_values, whsec_key
 from bot.db.models import Customer, Receipt
 from bot.db.sop import Order
+from bot.order_payload import MAX_ORDER_CENTS, MAX_TOTAL_SPENT_CENTS
 from bot.webhooks_in import order_event_from_payload, sign, verify
 from bot.wechat import CallbackRejected
 from tests.botapp import ClientFactory, RunningBot, start_bot
@@ -224,6 +225,70 @@ async def test_verified_but_invalid_bodies_are_400_and_oversized_ones_413(bot: R
     big = json.dumps({**order(), "pad": "x" * 70_000}).encode()
     assert (await bot.client.post(PATH, data=big, headers=signed(big, clock))).status == 413
     assert await bot.count(Receipt) == 0
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    payload = order()
+    *parents, last = path.split(".")
+    target = payload
+    for name in parents:
+        target = target[name]
+    target[last] = value
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("data.amount_cents", 2**63 - 1),  # was accepted, then overflowed the buyer's total forever
+        ("data.amount_cents", MAX_ORDER_CENTS + 1),
+        ("data.amount_cents", 129.0),
+        ("data.paid_at", "0001-01-01T00:00:00+00:00"),  # was accepted, then failed in the handler
+        ("data.paid_at", "9999-12-31T23:59:59+00:00"),
+        ("data.paid_at", "9999-12-31T23:00:00-05:00"),  # no UTC datetime exists for it
+        ("data.paid_at", "1999-12-31T23:59:59Z"),
+        ("data.paid_at", "2026-11-24T10:00:01Z"),  # a day and a second after the clock
+        ("data.currency", "USD"),
+        ("data.order_id", "S" * 129),
+        ("data.order_id", "SO-1\n2"),
+        ("data.customer.openid", "o" * 65),
+        ("data.customer.unionid", 42),
+    ],
+)
+async def test_out_of_bounds_orders_are_400_naming_the_field(
+    bot: RunningBot, clock: FrozenClock, field: str, value: Any
+) -> None:
+    status, body = await post(bot, _with(field, value), clock)
+    assert status == 400 and body["status"] == "rejected"
+    assert body["field"] == field and body["reason"].startswith(field + " ")
+    assert await bot.count(Receipt) == 0
+
+
+async def test_orders_at_the_bounds_are_accepted_and_counted(bot: RunningBot, clock: FrozenClock) -> None:
+    cases = [("SO-MAX", MAX_ORDER_CENTS, "2026-11-24T09:59:59Z"), ("SO-FREE", 0, "2000-01-01T00:00:00Z")]
+    for order_id, amount, paid_at in cases:
+        assert await post(bot, order(order_id, amount, paid_at=paid_at), clock, msg_id=order_id) == (
+            200,
+            {"status": "accepted"},
+        )
+    await bot.settle()
+    assert [r.status for r in await bot.receipts()] == ["done", "done"]
+    c = await customer(bot, unionid="uUNION1")
+    assert (c.purchase_count, c.total_spent_cents) == (2, MAX_ORDER_CENTS)
+
+
+async def test_a_customer_total_saturates_instead_of_overflowing(bot: RunningBot, clock: FrozenClock) -> None:
+    """A total already at the bigint limit (written before the door checked amounts) takes more orders."""
+    assert await post(bot, order("SO-1", 100), clock, msg_id="m1") == (200, {"status": "accepted"})
+    await bot.settle()
+    assert bot.services.sessions is not None
+    async with bot.services.sessions() as s, s.begin():
+        (await s.scalars(select(Customer).where(Customer.unionid == "uUNION1"))).one().total_spent_cents = 2**63 - 1
+    assert await post(bot, order("SO-2", 12900), clock, msg_id="m2") == (200, {"status": "accepted"})
+    await bot.settle()
+    assert [r.status for r in await bot.receipts()] == ["done", "done"]
+    c = await customer(bot, unionid="uUNION1")
+    assert (c.purchase_count, c.total_spent_cents) == (2, MAX_TOTAL_SPENT_CENTS)
 
 
 async def test_a_body_arriving_in_pieces_is_verified_whole(bot: RunningBot, clock: FrozenClock) -> None:

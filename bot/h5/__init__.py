@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.h5.api import add_api_routes
-from bot.h5.core import H5, H5_STATE, H5Actions
+from bot.h5.core import H5, H5_STATE, H5Actions, secure_h5_responses
 from bot.h5.oauth import CALLBACK_PATH, oauth_callback
 from bot.h5.pages import checkin_page, lottery_page
 from bot.h5.session import Signer
@@ -41,3 +41,4 @@ def add_h5_routes(app: web.Application, services: Any, actions: H5Actions | None
     app.router.add_get(CALLBACK_PATH, oauth_callback)
     add_api_routes(app)
     app.router.add_static("/h5/static", STATIC_DIR, append_version=False)
+    app.on_response_prepare.append(secure_h5_responses)

@@ -4,7 +4,8 @@ per-customer rate limit → one transaction running the business function (:clas
 * ``GET  /h5/api/me`` → ``{balance, streak, checked_in_today}``
 * ``POST /h5/api/checkin`` → ``{ok, status, text, me}``
 * ``POST /h5/api/lottery/<campaign>/draw`` → ``{ok, outcome, text, prize, me}``
-* ``GET  /h5/api/invite`` → ``{ok, code, qr_url}`` (the personal referral code; created on first call)
+* ``POST /h5/api/invite`` → ``{ok, code, qr_url}`` (the personal referral code; created on first call, so
+  a POST with the CSRF header: a GET never changes anything)
 
 401: no or expired session (the page reloads and signs in again); 403: CSRF token missing or wrong;
 429: rate limited (``Retry-After``).
@@ -84,4 +85,4 @@ def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/h5/api/me", _guard(_me, changes_state=False))
     app.router.add_post("/h5/api/checkin", _guard(_check_in, changes_state=True))
     app.router.add_post("/h5/api/lottery/{campaign}/draw", _guard(_draw, changes_state=True))
-    app.router.add_get("/h5/api/invite", _guard(_invite, changes_state=False))
+    app.router.add_post("/h5/api/invite", _guard(_invite, changes_state=True))

@@ -13,6 +13,7 @@ from bot.actions import run_action
 from bot.context import Context
 from bot.h5.ratelimit import TokenBucket
 from bot.h5.session import SESSION_COOKIE, SESSION_TTL, Session, Signer
+from bot.h5.states import OAuthStates
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,6 +28,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",  # never leak ?code= to a third party
     "Cache-Control": "no-store",
 }
+HSTS = "max-age=31536000"  # one year; no includeSubDomains: other hosts of the domain are not ours to pin
 
 
 class H5Actions(Protocol):
@@ -52,6 +54,10 @@ class H5:
     def secure_cookies(self) -> bool:
         return bool(self.services.settings.server.public_base_url.startswith("https://"))
 
+    @property
+    def states(self) -> OAuthStates:
+        return OAuthStates(self.services.engine, self.services.clock)  # the engine exists once the app runs
+
     def session(self, request: web.Request) -> Session | None:
         return self.signer.read_session(request.cookies.get(SESSION_COOKIE), self.services.clock.now())
 
@@ -72,6 +78,20 @@ H5_STATE: web.AppKey[H5] = web.AppKey("h5", H5)
 def secured(response: R) -> R:
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def is_h5(path: str) -> bool:
+    return path == "/h5" or path.startswith("/h5/")
+
+
+async def secure_h5_responses(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer under /h5 — pages, API, static files, 404s, 405s, errors — gets
+    the security headers, plus ``Strict-Transport-Security`` when ``public_base_url`` is https."""
+    if not is_h5(request.path):
+        return
+    secured(response)
+    if request.app[H5_STATE].secure_cookies:
+        response.headers["Strict-Transport-Security"] = HSTS
 
 
 def json_response(data: dict[str, Any], status: int = 200, **headers: str) -> web.Response:

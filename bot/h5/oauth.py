@@ -4,7 +4,8 @@
    public_base_url/h5/oauth>&response_type=code&scope=snsapi_base&state=STATE#wechat_redirect``. WeChat
    checks the parameters in exactly this order; ``state`` is ``[a-zA-Z0-9]`` ≤ 128 bytes;
    ``#wechat_redirect`` is required. snsapi_base shows no consent page.
-2. WeChat redirects to ``/h5/oauth?code=CODE&state=STATE`` (code: once, 5 minutes).
+2. WeChat redirects to ``/h5/oauth?code=CODE&state=STATE`` (code: once, 5 minutes). The state must match
+   this browser's signed cookie and is consumed server-side (single use, 10 minutes: :mod:`bot.h5.states`).
 3. ``MpClient.sns_oauth2_access_token(code)`` → ``openid`` → customer → signed session cookie → ``next``.
 Doc: developers.weixin.qq.com/doc/offiaccount/OA_Web_Apps/Wechat_webpage_authorization.html
 """
@@ -36,8 +37,9 @@ def authorize_url(h5: H5, state: str) -> str:
     )
 
 
-def send_to_authorize(h5: H5, next_path: str) -> web.Response:
-    state, cookie = h5.signer.oauth_cookie(next_path)
+async def send_to_authorize(h5: H5, next_path: str) -> web.Response:
+    state = await h5.states.issue()
+    cookie = h5.signer.oauth_cookie(state, next_path)
     response = web.Response(status=302, headers={"Location": authorize_url(h5, state)})
     response.set_cookie(
         OAUTH_COOKIE, cookie, max_age=int(OAUTH_TTL.total_seconds()), path="/h5",
@@ -62,6 +64,8 @@ async def oauth_callback(request: web.Request) -> web.Response:
     code, state = request.query.get("code"), request.query.get("state")
     next_path = h5.signer.read_oauth(request.cookies.get(OAUTH_COOKIE), state)
     if next_path is None or not next_path.startswith("/h5/"):
+        return _problem(400, "链接已失效，请回到公众号重新打开页面。")
+    if not await h5.states.consume(state or ""):  # used already, or older than OAUTH_TTL
         return _problem(400, "链接已失效，请回到公众号重新打开页面。")
     if not code:
         return _problem(403, "需要授权才能继续，请回到公众号重新打开页面。")

@@ -64,7 +64,7 @@ async def checkin_page(request: web.Request) -> web.Response:
     h5 = request.app[H5_STATE]
     session = h5.session(request)
     if session is None:
-        return send_to_authorize(h5, "/h5/checkin")
+        return await send_to_authorize(h5, "/h5/checkin")
 
     async def load(ctx: Context) -> dict[str, Any]:
         return await h5.actions.me(ctx, session.customer_id)
@@ -81,7 +81,7 @@ async def lottery_page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     session = h5.session(request)
     if session is None:
-        return send_to_authorize(h5, f"/h5/lottery/{campaign_id}")
+        return await send_to_authorize(h5, f"/h5/lottery/{campaign_id}")
 
     async def load(ctx: Context) -> tuple[str | None, dict[str, Any]]:
         return h5.actions.campaign_name(ctx, campaign_id), await h5.actions.me(ctx, session.customer_id)

@@ -4,7 +4,8 @@
 * CSRF token: ``HMAC(key, "csrf|" + cookie)`` — put in the page, sent back in the ``X-CSRF-Token``
   header; a cross-site page can neither read it nor set the header (double-submit with a keyed token).
 * OAuth state cookie ``siyu_h5_oauth``: ``<state>.<next path, base64url>.<HMAC>``; the ``state`` sent
-  to the authorize page must come back unchanged (no login CSRF), ``next`` is where to land after.
+  to the authorize page must come back unchanged (no login CSRF), ``next`` is where to land after. The
+  state itself is also stored server-side (:mod:`bot.h5.states`): single use, expires after OAUTH_TTL.
 
 The HMAC key is derived from ``server.session_secret``; changing the secret signs everyone out.
 """
@@ -15,7 +16,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,11 +69,10 @@ class Signer:
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
 
-    def oauth_cookie(self, next_path: str) -> tuple[str, str]:
-        """``(state, cookie)``: state is ``[a-zA-Z0-9]`` ≤ 128 bytes as the authorize page requires."""
-        state = secrets.token_hex(16)
+    def oauth_cookie(self, state: str, next_path: str) -> str:
+        """The cookie binding ``state`` (from :class:`~bot.h5.states.OAuthStates`) to this browser."""
         payload = f"{state}.{_b64(next_path.encode())}"
-        return state, f"{payload}.{self._mac('oauth', payload)}"
+        return f"{payload}.{self._mac('oauth', payload)}"
 
     def read_oauth(self, cookie: str | None, state: str | None) -> str | None:
         """The ``next`` path if ``state`` is the one this browser was sent away with."""
