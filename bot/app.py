@@ -235,7 +235,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     s.writer.start()
     s.sweeper = Sweeper(
         s.engine, s.clock, s.instances, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit,
-        s.dispatcher.in_flight_ids,
+        s.dispatcher.in_flight_ids, on_failed=s.alerts.receipt_failed if s.alerts is not None else None,
     )  # fmt: skip
     s.sweeper.start()
     yield

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.alerts import report_receipt_failed
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import Context
@@ -217,6 +218,7 @@ class Dispatcher:
     async def _record_failure(self, receipt_id: int, exc: BaseException) -> None:
         inbox = self._settings.inbox
         now = self._clock.now()
+        failed: tuple[str, str] | None = None
         try:
             async with self._sessions() as session, session.begin():
                 receipt = await session.get(Receipt, receipt_id)
@@ -226,6 +228,7 @@ class Dispatcher:
                 receipt.error = f"{type(exc).__name__}: {exc}"[:2000]
                 if receipt.attempts >= inbox.max_attempts:
                     receipt.status, receipt.finished_at, receipt.owner = "failed", now, None
+                    failed = (receipt.kind, receipt.error)
                 else:  # released: any instance's sweeper retries it once the back-off has passed
                     receipt.owner = None
                     receipt.lease_until = now + timedelta(
@@ -233,3 +236,6 @@ class Dispatcher:
                     )
         except Exception:
             log.exception("could not record handler failure", extra={"receipt_id": receipt_id})
+            return
+        if failed is not None:  # after the commit: alert only on a failure that is recorded
+            await report_receipt_failed(self._services, receipt_id, *failed)

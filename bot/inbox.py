@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.alerts import ReceiptFailed
 from bot.clock import Clock
 from bot.db.models import Receipt
 from bot.event_parser import from_fields
@@ -164,8 +165,10 @@ class Sweeper:
         interval: float,
         dispatch: Callable[[int, Event], None],
         in_flight: Callable[[], Collection[int]],
+        on_failed: ReceiptFailed | None = None,
     ) -> None:
         self._engine = engine
+        self._on_failed = on_failed
         self._clock = clock
         self._instances = instances
         self._interval = interval
@@ -223,14 +226,14 @@ class Sweeper:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(_TABLE.c.id, _TABLE.c.platform, _TABLE.c.payload, _TABLE.c.owner)
+                    select(_TABLE.c.id, _TABLE.c.platform, _TABLE.c.kind, _TABLE.c.payload, _TABLE.c.owner)
                     .where(where)
                     .order_by(_TABLE.c.id)
                     .limit(limit)
                 )
             ).all()
         claimed = 0
-        for rid, platform, payload, owner in rows:
+        for rid, platform, kind, payload, owner in rows:
             if rid in skip:
                 continue
             async with self._engine.begin() as conn:
@@ -243,16 +246,19 @@ class Sweeper:
                 continue  # another replica took it
             event = event_from_receipt(platform, payload)
             if event is None:
-                await self._mark_unparseable(rid)
+                await self._mark_unparseable(rid, kind)
                 continue
             claimed += 1
             self._dispatch(rid, event)
         return claimed
 
-    async def _mark_unparseable(self, rid: int) -> None:
+    async def _mark_unparseable(self, rid: int, kind: str) -> None:
+        error = "payload no longer parses"
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(_TABLE)
                 .where(_TABLE.c.id == rid)
-                .values(status="failed", error="payload no longer parses", finished_at=self._clock.now())
+                .values(status="failed", error=error, finished_at=self._clock.now(), owner=None)
             )
+        if self._on_failed is not None:
+            await self._on_failed(rid, kind, error)

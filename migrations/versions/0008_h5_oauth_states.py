@@ -1,7 +1,7 @@
 """h5: single-use OAuth states with a server-side expiry
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06 13:20:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import bot.db.types
 
 
-revision = '0007'
-down_revision = '0006'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
