@@ -145,7 +145,7 @@ async def test_the_running_app_reports_failed_receipts_in_metrics_and_to_the_hoo
     aiohttp_client: ClientFactory, db_url: str, clock: FrozenClock, receiver: Receiver
 ) -> None:
     """A handler that keeps failing ends its receipt failed: /metrics shows it (gauge from the database);
-    the app's FailureAlerts (what the dispatcher calls) counts it and POSTs it to ``alerts.url``."""
+    the dispatcher reports it to the app's FailureAlerts, which counts it and POSTs it to ``alerts.url``."""
     broken = Router("broken")
 
     @broken.on(OrderPaid)
@@ -172,8 +172,6 @@ async def test_the_running_app_reports_failed_receipts_in_metrics_and_to_the_hoo
     await bot.settle()
     [receipt] = await bot.receipts()
     assert (receipt.status, receipt.error) == ("failed", "RuntimeError: the handler broke")
-    assert bot.services.alerts is not None
-    await bot.services.alerts.receipt_failed(receipt.id, receipt.kind, receipt.error or "")
     await asyncio.wait_for(receiver.arrived.wait(), 5)
     assert receiver.bodies[0]["receipt_id"] == receipt.id and receiver.bodies[0]["kind"] == "order_paid"
     text = await (await bot.client.get("/metrics")).text()
@@ -201,4 +199,5 @@ def test_events_lists_failed_receipts_with_their_error(
     monkeypatch.setenv("SIYU_DATABASE_URL", sqlite_url)
     assert main(["events", "--status", "failed"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and "failed" in lines[1] and lines[1].endswith("RuntimeError: the handler broke")
+    assert len(lines) == 3 and "failed" in lines[1] and lines[1].endswith("RuntimeError: the handler broke")
+    assert lines[2].startswith("platform calls not delivered") and lines[2].endswith(": none")
