@@ -1,8 +1,17 @@
 """Structured logging with secret redaction.
 
-Every record passes :class:`RedactSecrets`, which masks the configured secrets (corp secret, tokens,
-EncodingAESKeys, database passwords) and any ``access_token=`` query value wherever they appear, so a
-stray ``repr`` or exception text cannot leak them.
+Every record passes :class:`RedactSecrets`, which masks
+
+- the configured secrets (``secret_values(settings)``: app/corp secrets, callback tokens, EncodingAESKeys,
+  the session secret, the order-webhook secret, database and Redis passwords),
+- the *live* values registered at run time with :func:`remember_secret` (every access token the token
+  manager fetches or reads from the shared store, group-robot webhook keys),
+- ``access_token=`` / ``secret=`` query values, SQL parameter dumps (``[parameters: …]``), PostgreSQL's
+  ``DETAIL: Key (…)=(…)`` values, SQLAlchemy's DEBUG result-row dumps and aiosqlite's DEBUG call dumps
+
+wherever they appear (message, arguments, extras, exception text), so a stray ``repr`` or exception
+text cannot leak them. The engines are also built with ``hide_parameters=True`` (bot/db/engine.py):
+the scrubbing here is the second line, not the only one.
 """
 
 from __future__ import annotations
@@ -11,34 +20,90 @@ import json
 import logging
 import re
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 _ACCESS_TOKEN = re.compile(r"(access_token|corpsecret|secret)=([^&\s\"']+)", re.IGNORECASE)
+_JSON_TOKEN = re.compile(r"""(?i)("(?:access_token|corpsecret|appsecret|secret)"\s*:\s*")[^"]*""")
+# SQLAlchemy's StatementError text: "[parameters: (...)]" up to the end of its line.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+# PostgreSQL constraint violations: "DETAIL:  Key (external_userid)=(wm123) already exists."
+_PG_KEY_DETAIL = re.compile(
+    r"(Key \([^)]*\)=\()[^\n]*?(\) (?:already exists|is not present|is still referenced)|$)", re.MULTILINE
+)
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_MIN_SECRET = 4  # shorter values would mask ordinary words
+_LIVE_MAX = 256  # live values kept (tokens rotate every ~2 h; older ones have expired anyway)
+
+
+class _LiveSecrets:
+    """Values learnt at run time that no log line may show (thread-safe: aiosqlite logs from threads)."""
+
+    def __init__(self) -> None:
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._snapshot: tuple[str, ...] = ()
+
+    def add(self, value: str) -> None:
+        if len(value) < _MIN_SECRET:
+            return
+        with self._lock:
+            if value in self._values:
+                self._values.move_to_end(value)
+                return
+            self._values[value] = None
+            while len(self._values) > _LIVE_MAX:
+                self._values.popitem(last=False)
+            self._snapshot = tuple(sorted(self._values, key=len, reverse=True))
+
+    def values(self) -> tuple[str, ...]:
+        return self._snapshot
+
+
+_LIVE = _LiveSecrets()
+
+
+def remember_secret(value: str) -> None:
+    """Mask ``value`` in every log line from now on (e.g. an access token just fetched or read)."""
+    _LIVE.add(value)
 
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET}, key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return _ACCESS_TOKEN.sub(r"\1=***", text)
+        for values in (self._secrets, _LIVE.values()):
+            for secret in values:
+                if secret in text:
+                    text = text.replace(secret, "***")
+        text = _ACCESS_TOKEN.sub(r"\1=***", text)
+        text = _JSON_TOKEN.sub(r"\1***", text)
+        text = _SQL_PARAMETERS.sub("[parameters: hidden]", text)
+        return _PG_KEY_DETAIL.sub(r"\1***\2", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("aiosqlite") and record.levelno <= logging.DEBUG:
+            return False  # "executing functools.partial(<execute>, 'SQL', (params…))": a parameter dump
+        if record.name.startswith("sqlalchemy.engine") and record.msg == "Row %r":
+            record.args = None
+            record.msg = "Row [hidden]"  # result rows carry tokens and customer ids
         record.msg = self.scrub(record.getMessage())
         record.args = None
         if record.exc_info:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, self.scrub(value))
+            if key not in _STANDARD and not isinstance(value, int | float | bool | None):
+                setattr(record, key, self.scrub(str(value)))  # the formatters print extras with str()
         return True
 
 
