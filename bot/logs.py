@@ -89,9 +89,8 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("aiosqlite") and record.levelno <= logging.DEBUG:
             return False  # "executing functools.partial(<execute>, 'SQL', (params…))": a parameter dump
-        if record.name.startswith("sqlalchemy.engine") and record.msg == "Row %r":
-            record.args = None
-            record.msg = "Row [hidden]"  # result rows carry tokens and customer ids
+        if record.name.startswith("sqlalchemy.engine") and isinstance(record.msg, str):
+            _hide_engine_values(record)
         record.msg = self.scrub(record.getMessage())
         record.args = None
         if record.exc_info:
@@ -105,6 +104,16 @@ class RedactSecrets(logging.Filter):
             if key not in _STANDARD and not isinstance(value, int | float | bool | None):
                 setattr(record, key, self.scrub(str(value)))  # the formatters print extras with str()
         return True
+
+
+def _hide_engine_values(record: logging.LogRecord) -> None:
+    """SQLAlchemy's own dumps: result rows (DEBUG) and, from an engine without ``hide_parameters``, the
+    statement's parameters (INFO). Tokens and customer ids travel in both."""
+    msg, args = str(record.msg), record.args
+    if msg.endswith("Row %r"):
+        record.msg, record.args = msg[:-2] + "[hidden]", None
+    elif msg.endswith("[%s] %r") and isinstance(args, tuple) and len(args) == 2:
+        record.msg, record.args = msg[:-2] + "[SQL parameters hidden]", args[:1]
 
 
 class JsonFormatter(logging.Formatter):
