@@ -36,28 +36,35 @@ _PG_KEY_DETAIL = re.compile(
 )
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _MIN_SECRET = 4  # shorter values would mask ordinary words
-_LIVE_MAX = 256  # live values kept (tokens rotate every ~2 h; older ones have expired anyway)
+_ROTATING_MAX = 256
 
 
 class _LiveSecrets:
-    """Values learnt at run time that no log line may show (thread-safe: aiosqlite logs from threads)."""
+    """Values learnt at run time that no log line may show (thread-safe: aiosqlite logs from threads).
+
+    Fixed values (robot webhook keys) are kept for the life of the process; rotating ones (access tokens,
+    a new one every ~2 h) only the newest ``_ROTATING_MAX``: older tokens have expired anyway.
+    """
 
     def __init__(self) -> None:
-        self._values: OrderedDict[str, None] = OrderedDict()
+        self._fixed: set[str] = set()
+        self._rotating: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._snapshot: tuple[str, ...] = ()
 
-    def add(self, value: str) -> None:
+    def add(self, value: str, rotates: bool) -> None:
         if len(value) < _MIN_SECRET:
             return
         with self._lock:
-            if value in self._values:
-                self._values.move_to_end(value)
+            if value in self._fixed or (rotates and value in self._rotating):
                 return
-            self._values[value] = None
-            while len(self._values) > _LIVE_MAX:
-                self._values.popitem(last=False)
-            self._snapshot = tuple(sorted(self._values, key=len, reverse=True))
+            if rotates:
+                self._rotating[value] = None
+                while len(self._rotating) > _ROTATING_MAX:
+                    self._rotating.popitem(last=False)
+            else:
+                self._fixed.add(value)
+            self._snapshot = tuple(sorted({*self._fixed, *self._rotating}, key=len, reverse=True))
 
     def values(self) -> tuple[str, ...]:
         return self._snapshot
@@ -66,9 +73,10 @@ class _LiveSecrets:
 _LIVE = _LiveSecrets()
 
 
-def remember_secret(value: str) -> None:
-    """Mask ``value`` in every log line from now on (e.g. an access token just fetched or read)."""
-    _LIVE.add(value)
+def remember_secret(value: str, *, rotates: bool = False) -> None:
+    """Mask ``value`` in every log line from now on. ``rotates``: one of a series that replace each other
+    (access tokens), of which only the newest few hundred are kept."""
+    _LIVE.add(value, rotates)
 
 
 class RedactSecrets(logging.Filter):

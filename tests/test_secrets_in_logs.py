@@ -328,6 +328,10 @@ def test_live_values_and_driver_texts_are_masked() -> None:
     assert live in flt.scrub(live)  # not known yet
     remember_secret(live)
     assert flt.scrub(f"token {live}!") == "token ***!"
+    for n in range(300):  # a few weeks of token rotation: only the newest tokens are kept ...
+        remember_secret(f"RotatingToken{n:04d}", rotates=True)
+    assert flt.scrub("RotatingToken0299") == "***" and flt.scrub("RotatingToken0000") == "RotatingToken0000"
+    assert flt.scrub(f"token {live}!") == "token ***!"  # ... but a fixed value (a robot key) stays masked
     detail = "DETAIL:  Key (external_userid)=(wmABC) already exists."
     assert flt.scrub(detail) == "DETAIL:  Key (external_userid)=(***) already exists."
     dump = "[SQL: UPDATE t SET a=?]\n[parameters: ('tok', 'wmABC')]\n(Background on this error …)"

@@ -242,13 +242,13 @@ class TokenManager:
         stored = await self._store.get(self.key)
         if stored is None or not self._fresh(stored):
             return None
-        remember_secret(stored.token)  # fetched by another replica: still never to be logged here
+        remember_secret(stored.token, rotates=True)  # fetched by another replica: still never to be logged here
         self._local = stored
         return stored.token
 
     async def _fetch_and_store(self) -> str:
         token, expires_in = await self._fetch()
-        remember_secret(token)  # before storing it: a failing store write must not log it either
+        remember_secret(token, rotates=True)  # before storing it: a failing store write must not log it either
         expires_at = self._clock.now() + timedelta(seconds=self._usable_seconds(expires_in))
         await self._store.put(self.key, token, expires_at)
         self._local = CachedToken(token, expires_at)
