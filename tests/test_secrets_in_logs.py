@@ -93,26 +93,32 @@ async def token_server() -> AsyncIterator[TokenServer]:
 
 @pytest.fixture
 def capture_logs() -> Iterator[Callable[[Settings], io.StringIO]]:
-    """``capture(settings)``: the production log set-up at DEBUG everywhere, into a buffer; restored after."""
+    """``capture(settings)``: the production log set-up at DEBUG everywhere, into a buffer; undone after.
+
+    configure_logging replaces the root handlers; pytest's own are put back behind ours (so they only
+    ever see scrubbed records, and pytest removes them itself as usual)."""
     root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
+    level = root.level
     levels = {name: logging.getLogger(name).level for name in (*NOISY, "aiohttp.access")}
+    ours: list[logging.Handler] = []
 
     def capture(settings: Settings) -> io.StringIO:
         buf = io.StringIO()
+        before = list(root.handlers)
         configure_logging("DEBUG", "json", secret_values(settings), stream=buf)
+        ours.extend(root.handlers)
+        for handler in before:
+            root.addHandler(handler)
         for name in (*NOISY, "aiohttp.access"):  # configure_logging quiets the access log: open it up
             logging.getLogger(name).setLevel(logging.DEBUG)
         return buf
 
     yield capture
-    for handler in list(root.handlers):
+    for handler in ours:
         root.removeHandler(handler)
-    for handler in saved[0]:
-        root.addHandler(handler)
-    root.setLevel(saved[1])
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+    root.setLevel(level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 def with_password(url: str) -> str:
