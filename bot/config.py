@@ -15,10 +15,10 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 class ConfigError(ValueError):
@@ -455,17 +455,16 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string in ``settings``: the log filter masks these wherever they appear."""
     out: list[str] = []
-    sections = (
-        settings.server, settings.wecom, settings.official_account, settings.database, settings.redis,
-        settings.webhooks, settings.alerts,
-    )  # fmt: skip
-    for section in sections:
+    for section_field in fields(settings):
+        section = getattr(settings, section_field.name)
+        if not is_dataclass(section):
+            continue
         for f in fields(section):
             value = getattr(section, f.name)
             if isinstance(value, DatabaseURL):
                 pw = urlsplit(value.get()).password if value.get() else None
                 if pw:
-                    out.append(pw)
+                    out += [pw, unquote(pw)]  # as written in the URL and as sent to the server
             elif isinstance(value, Secret) and value.get():
                 out.append(value.get())
                 if value.get().startswith("whsec_"):

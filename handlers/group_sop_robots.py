@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Secret
 from bot.db.models import OutboxCall
+from bot.logs import remember_secret
 from bot.outbox import PlatformCaller
 from bot.platform.errors import ApiError
 
@@ -43,6 +44,8 @@ class RobotKeys:
 
     def __init__(self, keys: Mapping[str, str | Secret] | None = None) -> None:
         self._keys = {c: k if isinstance(k, Secret) else Secret(k) for c, k in (keys or {}).items()}
+        for key in self._keys.values():
+            remember_secret(key.get())  # it travels in the URL (?key=…): keep it out of every log line
 
     def has(self, chat_id: str) -> bool:
         return bool(self._keys.get(chat_id))

@@ -40,7 +40,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=NullPool)
+    engine = create_async_engine(_url(), poolclass=NullPool, hide_parameters=True)
     async with engine.connect() as conn:
         await conn.run_sync(_run)
     await engine.dispose()

@@ -12,15 +12,18 @@ from bot.config import DatabaseConfig
 
 
 def make_engine(cfg: DatabaseConfig) -> AsyncEngine:
+    """The app's engine. ``hide_parameters``: bound values (access tokens, external_userids) never appear
+    in SQLAlchemy's log lines (``echo``) nor in the text of the errors it raises, which handlers log."""
     url = cfg.url.get()
+    common: dict[str, Any] = {"echo": cfg.echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
-        engine = create_async_engine(url, echo=cfg.echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **common)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     if cfg.pool_size <= 0:
-        return create_async_engine(url, echo=cfg.echo, poolclass=NullPool)
-    return create_async_engine(url, echo=cfg.echo, pool_size=cfg.pool_size, max_overflow=cfg.pool_size)
+        return create_async_engine(url, poolclass=NullPool, **common)
+    return create_async_engine(url, pool_size=cfg.pool_size, max_overflow=cfg.pool_size, **common)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -37,7 +37,7 @@ async def pending_migrations(url: str) -> bool:
     from sqlalchemy.pool import NullPool
 
     heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, hide_parameters=True)
     try:
         async with engine.connect() as conn:
             current = await conn.run_sync(lambda c: set(MigrationContext.configure(c).get_current_heads()))

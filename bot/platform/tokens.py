@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.db.models import AccessToken
+from bot.logs import remember_secret
 from bot.platform.errors import TokenUnavailable
 
 TokenFetcher = Callable[[], Awaitable[tuple[str, int]]]
@@ -243,11 +244,13 @@ class TokenManager:
         stored = await self._store.get(self.key)
         if stored is None or not self._fresh(stored):
             return None
+        remember_secret(stored.token, rotates=True)  # fetched by another replica: still never to be logged here
         self._local = stored
         return stored.token
 
     async def _fetch_and_store(self) -> str:
         token, expires_in = await self._fetch()
+        remember_secret(token, rotates=True)  # before storing it: a failing store write must not log it either
         expires_at = self._clock.now() + timedelta(seconds=self._usable_seconds(expires_in))
         await self._store.put(self.key, token, expires_at)
         self._local = CachedToken(token, expires_at)
