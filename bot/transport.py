@@ -1,12 +1,13 @@
 """HTTP transport for callbacks: verify → decrypt → parse → durable receipt → ack.
 
 WeCom (reference §1.2–1.3): GET answers the decrypted ``echostr`` within 1 s; POST is always
-encrypted (``msg_signature`` over ``Encrypt``). Official Account (§1.4): GET checks the plain
-``signature`` and echoes ``echostr``; POST is safe mode (``encrypt_type=aes``, ``msg_signature``)
-unless ``official_account.allow_plain`` is set. A forged or malformed callback gets a 4xx and
-nothing is stored; a callback is answered 200 only after its receipt is committed (503 if the
-database fails, so WeChat retries). Official Account events may get a passive reply inside the
-reply budget.
+encrypted (``msg_signature`` over ``Encrypt``): the signature is checked before anything it does not
+cover is parsed (the envelope is only scanned for ``Encrypt``, see :func:`bot.wechat.envelope_encrypt`).
+Official Account (§1.4): GET checks the plain ``signature`` and echoes ``echostr``; POST is safe mode
+(``encrypt_type=aes``, ``msg_signature``, same order) unless ``official_account.allow_plain`` is set.
+A forged or malformed callback gets a 4xx and nothing is stored; a callback is answered 200 only after
+its receipt is committed (503 if the database fails, so WeChat retries). Official Account events may
+get a passive reply inside the reply budget.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bot.events import Event, Followed, MenuClicked, Platform, Scanned, TextRece
 from bot.inbox import ReceiptWriter
 from bot.metrics import Metrics
 from bot.reply_slot import ReplySlot
-from bot.wechat import CallbackRejected, EnvelopeCrypto, extract_encrypt, parse_xml, render_xml, signature
+from bot.wechat import CallbackRejected, EnvelopeCrypto, envelope_encrypt, parse_xml, render_xml, signature
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class WeComEndpoint(CallbackEndpoint):
     async def receive(self, request: web.Request) -> web.Response:
         try:
             sig, ts, nonce = _required(query_params(request), "msg_signature", "timestamp", "nonce")
-            encrypt = extract_encrypt(parse_xml(await self._body(request)))
+            encrypt = envelope_encrypt(await self._body(request))  # a scan: the envelope is never parsed
             self._crypto.check(sig, ts, nonce, encrypt)
             event = from_fields("wecom", parse_xml(self._crypto.decrypt(encrypt)))
         except CallbackRejected as exc:
@@ -210,12 +211,12 @@ class MpEndpoint(CallbackEndpoint):
             if self._crypto is None:
                 raise CallbackRejected(400, "safe mode is not configured (no EncodingAESKey)")
             sig, ts, nonce = _required(params, "msg_signature", "timestamp", "nonce")
-            encrypt = extract_encrypt(parse_xml(await self._body(request)))
+            encrypt = envelope_encrypt(await self._body(request))  # a scan: the envelope is never parsed
             self._crypto.check(sig, ts, nonce, encrypt)
             return from_fields("mp", parse_xml(self._crypto.decrypt(encrypt)))
         if not self._allow_plain:
             raise CallbackRejected(403, "plain mode is not allowed (set official_account.allow_plain)")
-        self._check_plain(params)
+        self._check_plain(params)  # signs the query only: the body is attacker-controlled, parsed with bounds
         return from_fields("mp", parse_xml(await self._body(request)))
 
     def _render_reply(
