@@ -14,7 +14,7 @@ from bot.db.models import OutboxCall, Receipt
 from bot.wechat import CallbackRejected, EnvelopeCrypto, parse_xml, render_xml, signature
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN, make_settings
-from tests.wire import MP, WECOM, contact_event, mp_request, mp_text, wecom_request
+from tests.wire import MP, WECOM, contact_event, mp_event, mp_request, mp_text, wecom_request
 
 BOMB = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
@@ -243,3 +243,64 @@ def test_parse_xml_still_reads_what_wechat_sends() -> None:
         "C": None,
         "D": "a customer may write <!DOCTYPE x> or &amp;",
     }
+
+
+# --- Signed but absurd fields (issue item 10) ----------------------------------------------------------------------
+
+
+async def test_a_signed_callback_with_an_oversized_id_is_refused_at_the_door(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    """It can never become valid: a 400 naming the field (not its value), no receipt to retry five times."""
+    bot = await start_bot(aiohttp_client, settings, clock)  # the real handlers, as in production
+    huge = "wm" + "A" * 40_000
+    cases = [
+        (contact_event("add_external_contact", huge, 1700000000), "field ExternalUserID is longer than 64 characters"),
+        (contact_event("add_external_contact", "wmOK", 1700000000, State="s" * 65), "field State is longer than 64"),
+        (contact_event("add_external_contact", "wmOK", 1700000000, UserID="u" * 65), "field UserID is longer than 64"),
+        (contact_event("del_follow_user", "wmOK", 1700000000, WelcomeCode="w" * 129), "field WelcomeCode is longer"),
+        (contact_event("some_future_change", huge, 1700000000), "field ExternalUserID is longer"),  # unknown: raw too
+    ]
+    for plaintext, reason in cases:
+        params, body = wecom_request(plaintext)
+        resp = await bot.client.post("/callback/wecom", params=params, data=body)
+        assert resp.status == 400
+        assert (await resp.text()).startswith(reason)
+        assert "AAAA" not in await resp.text()
+    group = (
+        f"<xml><ToUserName>{WECOM_CORP}</ToUserName><FromUserName>sys</FromUserName><CreateTime>8</CreateTime>"
+        "<MsgType>event</MsgType><Event>change_external_chat</Event><ChatId>wr1</ChatId>"
+        "<ChangeType>update</ChangeType><UpdateDetail>add_member</UpdateDetail><MemChangeCnt>2</MemChangeCnt>"
+        f"<MemChangeList><Item>wmA</Item><Item>{'x' * 65}</Item></MemChangeList></xml>"
+    )
+    params, body = wecom_request(group)
+    resp = await bot.client.post("/callback/wecom", params=params, data=body)
+    assert (resp.status, await resp.text()) == (400, "field Item is longer than 64 characters (65)")
+    for mp_plaintext in [
+        mp_text("o" * 65, "hi", 1, 1700000000),
+        mp_text("o1", "x" * 16_385, 2, 1700000000),
+        mp_event("CLICK", "o1", 1700000000, EventKey="k" * 129),
+        mp_event("SCAN", "o1", 1700000000, EventKey="k" * 129),
+    ]:
+        params, body = mp_request(mp_plaintext)
+        assert (await bot.client.post("/callback/mp", params=params, data=body)).status == 400
+    await bot.settle()
+    assert await bot.count(Receipt) == 0
+
+
+async def test_ids_at_their_documented_bounds_are_stored_and_handled(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    """The bounds are the columns' widths, so values at the limit go all the way through the handlers."""
+    bot = await start_bot(aiohttp_client, settings, clock)
+    plaintext = contact_event("add_external_contact", "w" * 64, 1700000000, UserID="u" * 64, State="s" * 64)
+    params, body = wecom_request(plaintext)
+    assert (await bot.client.post("/callback/wecom", params=params, data=body)).status == 200
+    params, body = mp_request(mp_event("VIEW", "o" * 64, 1700000000, EventKey="https://example.com/" + "p" * 1000))
+    assert (await bot.client.post("/callback/mp", params=params, data=body)).status == 200
+    await bot.settle()
+    receipts = await bot.receipts()
+    assert [(r.kind, r.status, r.attempts <= 1) for r in receipts] == [
+        ("friend_added", "done", True),
+        ("menu_link_opened", "done", True),
+    ]
