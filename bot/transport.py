@@ -12,6 +12,7 @@ get a passive reply inside the reply budget.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Protocol
@@ -64,10 +65,11 @@ class CallbackEndpoint:
 
     platform: Platform
 
-    def __init__(self, intake: Intake, max_body: int) -> None:
+    def __init__(self, intake: Intake, max_body: int, body_timeout: float) -> None:
         self._intake = intake
         self._metrics = intake.metrics
         self._max_body = max_body
+        self._body_timeout = body_timeout
 
     @property
     def _writer(self) -> ReceiptWriter:
@@ -82,20 +84,28 @@ class CallbackEndpoint:
         return self._intake.dispatcher
 
     async def _body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise CallbackRejected(413, "body too large")
-        buf = bytearray()
-        while len(buf) <= self._max_body:  # read() returns what has arrived: loop until EOF or the cap
-            chunk = await request.content.read(self._max_body + 1 - len(buf))
-            if not chunk:
-                break
-            buf += chunk
-        if len(buf) > self._max_body:
-            raise CallbackRejected(413, "body too large")
-        body = bytes(buf)
+        body = await self._read_body(request)
         if not body:
             raise CallbackRejected(400, "empty body")
         return body
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The raw body, capped before it is read and cut off (408) if it has not all arrived in time."""
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise CallbackRejected(413, "body too large")
+        buf = bytearray()
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while len(buf) <= self._max_body:  # read() returns what has arrived: loop until EOF or the cap
+                    chunk = await request.content.read(self._max_body + 1 - len(buf))
+                    if not chunk:
+                        break
+                    buf += chunk
+        except TimeoutError:
+            raise CallbackRejected(408, "body not received in time") from None
+        if len(buf) > self._max_body:
+            raise CallbackRejected(413, "body too large")
+        return bytes(buf)
 
     def _rejected(self, exc: CallbackRejected, request: web.Request) -> web.Response:
         self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind="-", outcome=f"rejected_{exc.status}")
@@ -108,7 +118,10 @@ class CallbackEndpoint:
                 "peer": request.remote,
             },
         )
-        return web.Response(status=exc.status, text=exc.reason)
+        response = web.Response(status=exc.status, text=exc.reason)
+        if exc.status in (408, 413):  # the rest of the body is still on its way: do not wait for it
+            response.force_close()
+        return response
 
     async def _store(self, event: Event) -> tuple[int | None, bool, web.Response | None]:
         """Commit the receipt. Returns (receipt id or None for a duplicate, needs dispatch, failure response)."""
