@@ -213,7 +213,13 @@ async def start_guarded(
     guard = ConnectionGuard(cfg.header_timeout_seconds, cfg.max_connections, metrics)
     app.middlewares.append(guard.middleware())  # before the runner freezes the app
     runner = web.AppRunner(
-        app, shutdown_timeout=cfg.shutdown_grace_seconds, keepalive_timeout=KEEPALIVE_SECONDS, **runner_kw
+        app,
+        shutdown_timeout=cfg.shutdown_grace_seconds,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+        # After a 408/413 aiohttp keeps reading (and dropping) the unread body before closing, so the
+        # client gets the answer rather than a reset: for as long as a whole body may take, not 10 s.
+        lingering_time=cfg.body_timeout_seconds,
+        **runner_kw,
     )
     await runner.setup()
     site = GuardedSite(runner, host, port, guard)

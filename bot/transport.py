@@ -118,10 +118,13 @@ class CallbackEndpoint:
                 "peer": request.remote,
             },
         )
-        response = web.Response(status=exc.status, text=exc.reason)
+        response = self._rejection(exc)
         if exc.status in (408, 413):  # the rest of the body is still on its way: do not wait for it
             response.force_close()
         return response
+
+    def _rejection(self, exc: CallbackRejected) -> web.Response:
+        return web.Response(status=exc.status, text=exc.reason)
 
     async def _store(self, event: Event) -> tuple[int | None, bool, web.Response | None]:
         """Commit the receipt. Returns (receipt id or None for a duplicate, needs dispatch, failure response)."""

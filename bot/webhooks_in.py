@@ -224,8 +224,7 @@ class OrdersEndpoint(CallbackEndpoint):
         except PayloadInvalid as exc:
             raise CallbackRejected(400, str(exc)) from None
 
-    def _rejected(self, exc: CallbackRejected, request: web.Request) -> web.Response:
-        super()._rejected(exc, request)
+    def _rejection(self, exc: CallbackRejected) -> web.Response:
         return web.json_response({"status": "rejected", "reason": exc.reason}, status=exc.status)
 
 

@@ -67,8 +67,10 @@ class Server:
 @pytest.fixture
 async def server(request: pytest.FixtureRequest, sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Server]:
     overrides: dict[str, Any] = {"header_timeout_seconds": 0.5, "body_timeout_seconds": 0.5, "max_connections": 50}
-    overrides.update(getattr(request, "param", {}))
-    settings = make_settings(sqlite_url, server=overrides)
+    param = dict(getattr(request, "param", {}))
+    webhooks = param.pop("webhooks", {})
+    overrides.update(param)
+    settings = make_settings(sqlite_url, server=overrides, webhooks=webhooks)
     app = build_app(settings, clock=clock, routers=[])
     metrics = app[SERVICES].metrics
     runner, site, guard = await start_guarded(app, settings.server, "127.0.0.1", 0, metrics=metrics, access_log=None)
@@ -91,6 +93,16 @@ async def _until(condition: Callable[[], bool]) -> None:
 async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
     """Everything the server sent until it closed the connection (fails if it is still open after the bound)."""
     return await asyncio.wait_for(reader.read(), CLOSED_WITHIN)
+
+
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """What the server answered before it closed the connection, also when it reset it: a client that
+    goes on sending after its answer is reset (the unread rest of its body is discarded)."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await reader.read(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _still_open(reader: asyncio.StreamReader) -> bool:
@@ -119,7 +131,7 @@ async def test_a_client_that_stalls_in_its_headers_is_disconnected(server: Serve
 async def test_trickled_header_bytes_do_not_extend_the_deadline(server: Server) -> None:
     """Slowloris: a byte every 100 ms keeps the connection busy, never idle; the deadline still holds."""
     reader, writer = await server.connect()
-    closed = asyncio.create_task(reader.read())
+    closed = asyncio.create_task(_answer(reader))
     sent = 0
     with pytest.raises(ConnectionError):  # the server hangs up while we are still trickling
         for byte in b"POST /callback/wecom HTTP/1.1\r\nX-Slow: " + b"a" * 200:
@@ -137,7 +149,7 @@ async def test_a_trickling_body_is_cut_off_with_408_and_nothing_is_stored(server
     params, body = wecom_request(contact_event("add_external_contact", "wmSLOW", 1700000000))
     reader, writer = await server.connect()
     writer.write(_headers(f"/callback/wecom?{urlencode(params)}", len(body)))
-    response = asyncio.create_task(reader.read())
+    response = asyncio.create_task(_answer(reader))
     for byte in body.encode()[:100]:  # one byte every 20 ms: the whole body would take seconds
         if response.done():
             break
@@ -149,6 +161,18 @@ async def test_a_trickling_body_is_cut_off_with_408_and_nothing_is_stored(server
     assert await server.receipts() == 0
     assert await server.callback("wmFAST") == 200  # the server is fine
     assert await server.receipts() == 1
+
+
+ORDERS_SECRET = "whsec_" + "c2l5dS1vcmRlcnMtdGVzdC1rZXktMDEyMzQ1Njc4OSE="  # 32 bytes
+
+
+@pytest.mark.parametrize("server", [{"webhooks": {"orders_secret": ORDERS_SECRET}}], indirect=True)
+async def test_the_order_webhook_cuts_off_a_trickling_body_too(server: Server) -> None:
+    reader, writer = await server.connect()
+    writer.write(_headers("/webhooks/orders", 500) + b'{"type": "order.paid", ')
+    answer = await _closed_by_server(reader)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer.endswith(b'{"status": "rejected", "reason": "body not received in time"}')
 
 
 @pytest.mark.parametrize("server", [{"max_connections": 4, "header_timeout_seconds": 60.0}], indirect=True)
