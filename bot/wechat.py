@@ -5,6 +5,10 @@ Protocol (reference §1.1–1.4, WeCom doc 91144, OA "Message encryption"): sign
 ``base64(EncodingAESKey + "=")``; the decrypted plaintext must end with the receive id (CorpID for
 WeCom, AppID for the Official Account). Everything that can go wrong with attacker-controlled
 input is turned into :class:`CallbackRejected` so the transport answers 4xx, never 500.
+
+Nothing the signature does not cover is parsed before it is checked: :func:`envelope_encrypt` cuts
+``Encrypt`` out of the envelope with a bounded scan, and :func:`parse_xml` (defusedxml, bounded, no
+recursion) only ever sees signed, decrypted plaintext — or the unsigned plain-mode OA body.
 """
 
 from __future__ import annotations
