@@ -114,7 +114,11 @@ def build_app(
         app.cleanup_ctx.append(_scheduler)
         app.cleanup_ctx.append(lambda a: PeriodicJobs(a[SERVICES], default_jobs()).cleanup_ctx())
     app.cleanup_ctx.append(lambda a: MediaRefresher(a[SERVICES]).cleanup_ctx())
-    common: dict[str, Any] = {"intake": services, "max_body": settings.server.max_body_bytes}
+    common: dict[str, Any] = {
+        "intake": services,
+        "max_body": settings.server.max_body_bytes,
+        "body_timeout": settings.server.body_timeout_seconds,
+    }
     wecom, mp = _wecom_endpoint(settings, common), _mp_endpoint(settings, common)
     add_callback_routes(app, settings.server.wecom_path, settings.server.mp_path, wecom, mp)
     add_ops_routes(app, services)

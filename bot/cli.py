@@ -35,6 +35,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from bot import serving
     from bot.app import SERVICES, build_app
     from bot.db.migrate import pending_migrations, upgrade
 
@@ -54,13 +55,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             reloader.install_signal()
 
     app.on_startup.append(reload_on_sighup)
-    web.run_app(
+    serving.run(  # web.run_app's life cycle, with header/body deadlines and a connection cap
         app,
-        host=args.host or settings.server.host,
-        port=args.port or settings.server.port,
-        shutdown_timeout=settings.server.shutdown_grace_seconds,
-        access_log=None,
-        print=lambda msg: print(msg, file=sys.stderr),
+        settings.server,
+        args.host or settings.server.host,
+        args.port or settings.server.port,
+        metrics=app[SERVICES].metrics,
+        announce=lambda msg: print(msg, file=sys.stderr),
     )
     return 0
 

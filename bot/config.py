@@ -88,6 +88,10 @@ class ServerConfig:
     max_body_bytes: int = 65536
     reply_budget_seconds: float = 3.0
     shutdown_grace_seconds: float = 10.0
+    # Slow clients (``siyu-bot serve``): WeChat sends a small request whole and gives up after 5 s.
+    header_timeout_seconds: float = 5.0  # a request's headers, from connect / its first byte
+    body_timeout_seconds: float = 5.0  # the body, once the headers are in (408 after)
+    max_connections: int = 1000  # beyond it the oldest idle connection is closed (503 if none is idle)
     # Signs the H5 pages' session cookie; the /h5 pages are served only when it is set (≥ 32 chars).
     session_secret: Secret = field(default_factory=lambda: Secret(""))
 
@@ -343,6 +347,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError("server.max_body_bytes", "must be between 1024 and 4194304")
     if not 1 <= s.inbox.batch_max <= 1000:
         raise ConfigError("inbox.batch_max", "must be between 1 and 1000")
+    for name, seconds in (
+        ("server.header_timeout_seconds", s.server.header_timeout_seconds),
+        ("server.body_timeout_seconds", s.server.body_timeout_seconds),
+    ):
+        if not 0.1 <= seconds <= 300:
+            raise ConfigError(name, "must be between 0.1 and 300 seconds")
+    if not 1 <= s.server.max_connections <= 1_000_000:
+        raise ConfigError("server.max_connections", "must be between 1 and 1000000")
     if not 0.1 <= s.server.reply_budget_seconds <= 4.5:
         raise ConfigError("server.reply_budget_seconds", "must be between 0.1 and 4.5 (WeChat waits 5 s)")
     for name, path in (("server.wecom_path", s.server.wecom_path), ("server.mp_path", s.server.mp_path)):

@@ -1,4 +1,12 @@
-"""Build typed events from parsed callback fields (reference §3 for WeCom, §8 for the Official Account)."""
+"""Build typed events from parsed callback fields (reference §3 for WeCom, §8 for the Official Account).
+
+Every field is bounded here, at the door. A correctly signed callback can still carry an absurd field
+(a 40 KB ExternalUserID): it would be acknowledged and stored, then fail in every handler run against
+``String(64)`` columns. It can never become valid, so it is refused with a 400 naming the field and its
+length (never its value) and nothing is stored. WeChat retries a non-200 at most three times (reference
+§2.1, §2.3), each a cheap rejection counted in ``siyu_callbacks_total{outcome="rejected_400"}``; a 400
+rather than "ack and record as failed" because the receipt itself could not hold such a value.
+"""
 
 from __future__ import annotations
 
@@ -32,14 +40,52 @@ from bot.events import (
 )
 from bot.wechat import CallbackRejected
 
+# Longest value accepted per field, in characters. Identifiers: WeCom userid is 1–64 bytes, openid 28,
+# external_userid ~32, chat ids ≤ 32, CorpID/gh_ ids < 20; the database keeps them in String(64).
+# WeCom ``state`` is ≤ 30 chars (contact_way) but 获客链接 channels and reported platform values exceed
+# it, so 64 (its column). Menu CLICK keys are ≤ 128 bytes, OA scene_str ≤ 64 (plus "qrscene_").
+_ID = 64
+_SHORT = 128  # codes, tokens, type names, reasons, numbers
+_LIMITS: dict[str, int] = {
+    "ToUserName": _ID,
+    "FromUserName": _ID,
+    "UserID": _ID,
+    "ExternalUserID": _ID,
+    "ChatId": _ID,
+    "State": _ID,
+    "OpenKfId": _ID,
+    "LastMemVer": _ID,
+    "CurMemVer": _ID,
+    "Item": _ID,  # MemChangeList members: userids / external_userids
+    "CreateTime": 20,
+    "Content": 16_384,  # user text; WeChat's own inputs stop far below
+    "EventKey": 1_024,  # a VIEW event's key is the menu URL (≤ 1024 bytes); other kinds are checked below
+    "Ticket": 256,  # OA QR tickets are ~96 characters
+    **dict.fromkeys(
+        (
+            *("WelcomeCode", "Token", "Id", "TagType", "StrategyId", "ChangeType", "UpdateDetail", "Event"),
+            *("MsgType", "AgentID", "Source", "FailReason", "MsgId", "MsgID", "MemChangeCnt", "JoinScene", "QuitScene"),
+        ),
+        _SHORT,
+    ),
+}
+_SHORT_EVENT_KEY = _SHORT  # CLICK key (≤ 128 bytes), "qrscene_" + scene_str (≤ 64)
 
-def _s(fields: dict[str, Any], key: str) -> str | None:
+
+def _bounded(key: str, value: str, limit: int | None = None) -> str:
+    limit = limit or _LIMITS.get(key, _SHORT)
+    if len(value) > limit:
+        raise CallbackRejected(400, f"field {key} is longer than {limit} characters ({len(value)})")
+    return value
+
+
+def _s(fields: dict[str, Any], key: str, limit: int | None = None) -> str | None:
     value = fields.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise CallbackRejected(400, f"field {key} must be text")
-    return value
+    return _bounded(key, value, limit)
 
 
 def _req(fields: dict[str, Any], key: str) -> str:
@@ -66,14 +112,17 @@ def _items(fields: dict[str, Any], key: str) -> tuple[str, ...]:
         return ()
     items = value.get("Item")
     if isinstance(items, str):
-        return (items,)
+        return (_bounded("Item", items),)
     if isinstance(items, list):
-        return tuple(i for i in items if isinstance(i, str))
+        return tuple(_bounded("Item", i) for i in items if isinstance(i, str))
     return ()
 
 
 def from_fields(platform: Platform, fields: dict[str, Any]) -> Event:
     """Normalise one decrypted callback. Raises :class:`CallbackRejected` for malformed payloads."""
+    for key, value in fields.items():  # known fields are bounded even in events we do not model (kept in ``raw``)
+        if key in _LIMITS and isinstance(value, str):
+            _bounded(key, value)
     create_time = _int(fields, "CreateTime")
     if create_time is None:
         raise CallbackRejected(400, "missing field CreateTime")
@@ -183,7 +232,7 @@ def _group_event(fields: dict[str, Any], base: dict[str, Any]) -> Event:
 def _mp_event(name: str, fields: dict[str, Any], base: dict[str, Any]) -> Event:
     openid = _req(fields, "FromUserName")
     mp = {**base, "openid": openid}
-    key = _s(fields, "EventKey") or ""
+    key = _s(fields, "EventKey", None if name == "VIEW" else _SHORT_EVENT_KEY) or ""
     if name == "subscribe":
         scene = key[len("qrscene_") :] if key.startswith("qrscene_") else None
         return Followed(**mp, scene=scene or None, ticket=_s(fields, "Ticket"))

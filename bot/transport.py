@@ -1,16 +1,18 @@
 """HTTP transport for callbacks: verify → decrypt → parse → durable receipt → ack.
 
 WeCom (reference §1.2–1.3): GET answers the decrypted ``echostr`` within 1 s; POST is always
-encrypted (``msg_signature`` over ``Encrypt``). Official Account (§1.4): GET checks the plain
-``signature`` and echoes ``echostr``; POST is safe mode (``encrypt_type=aes``, ``msg_signature``)
-unless ``official_account.allow_plain`` is set. A forged or malformed callback gets a 4xx and
-nothing is stored; a callback is answered 200 only after its receipt is committed (503 if the
-database fails, so WeChat retries). Official Account events may get a passive reply inside the
-reply budget.
+encrypted (``msg_signature`` over ``Encrypt``): the signature is checked before anything it does not
+cover is parsed (the envelope is only scanned for ``Encrypt``, see :func:`bot.wechat.envelope_encrypt`).
+Official Account (§1.4): GET checks the plain ``signature`` and echoes ``echostr``; POST is safe mode
+(``encrypt_type=aes``, ``msg_signature``, same order) unless ``official_account.allow_plain`` is set.
+A forged or malformed callback gets a 4xx and nothing is stored; a callback is answered 200 only after
+its receipt is committed (503 if the database fails, so WeChat retries). Official Account events may
+get a passive reply inside the reply budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Protocol
@@ -24,7 +26,7 @@ from bot.events import Event, Followed, MenuClicked, Platform, Scanned, TextRece
 from bot.inbox import ReceiptWriter
 from bot.metrics import Metrics
 from bot.reply_slot import ReplySlot
-from bot.wechat import CallbackRejected, EnvelopeCrypto, extract_encrypt, parse_xml, render_xml, signature
+from bot.wechat import CallbackRejected, EnvelopeCrypto, envelope_encrypt, parse_xml, render_xml, signature
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +65,11 @@ class CallbackEndpoint:
 
     platform: Platform
 
-    def __init__(self, intake: Intake, max_body: int) -> None:
+    def __init__(self, intake: Intake, max_body: int, body_timeout: float) -> None:
         self._intake = intake
         self._metrics = intake.metrics
         self._max_body = max_body
+        self._body_timeout = body_timeout
 
     @property
     def _writer(self) -> ReceiptWriter:
@@ -81,20 +84,28 @@ class CallbackEndpoint:
         return self._intake.dispatcher
 
     async def _body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise CallbackRejected(413, "body too large")
-        buf = bytearray()
-        while len(buf) <= self._max_body:  # read() returns what has arrived: loop until EOF or the cap
-            chunk = await request.content.read(self._max_body + 1 - len(buf))
-            if not chunk:
-                break
-            buf += chunk
-        if len(buf) > self._max_body:
-            raise CallbackRejected(413, "body too large")
-        body = bytes(buf)
+        body = await self._read_body(request)
         if not body:
             raise CallbackRejected(400, "empty body")
         return body
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The raw body, capped before it is read and cut off (408) if it has not all arrived in time."""
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise CallbackRejected(413, "body too large")
+        buf = bytearray()
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while len(buf) <= self._max_body:  # read() returns what has arrived: loop until EOF or the cap
+                    chunk = await request.content.read(self._max_body + 1 - len(buf))
+                    if not chunk:
+                        break
+                    buf += chunk
+        except TimeoutError:
+            raise CallbackRejected(408, "body not received in time") from None
+        if len(buf) > self._max_body:
+            raise CallbackRejected(413, "body too large")
+        return bytes(buf)
 
     def _rejected(self, exc: CallbackRejected, request: web.Request) -> web.Response:
         self._metrics.inc("siyu_callbacks_total", platform=self.platform, kind="-", outcome=f"rejected_{exc.status}")
@@ -107,6 +118,12 @@ class CallbackEndpoint:
                 "peer": request.remote,
             },
         )
+        response = self._rejection(exc)
+        if exc.status in (408, 413):  # the rest of the body is still on its way: do not wait for it
+            response.force_close()
+        return response
+
+    def _rejection(self, exc: CallbackRejected) -> web.Response:
         return web.Response(status=exc.status, text=exc.reason)
 
     async def _store(self, event: Event) -> tuple[int | None, bool, web.Response | None]:
@@ -144,7 +161,7 @@ class WeComEndpoint(CallbackEndpoint):
     async def receive(self, request: web.Request) -> web.Response:
         try:
             sig, ts, nonce = _required(query_params(request), "msg_signature", "timestamp", "nonce")
-            encrypt = extract_encrypt(parse_xml(await self._body(request)))
+            encrypt = envelope_encrypt(await self._body(request))  # a scan: the envelope is never parsed
             self._crypto.check(sig, ts, nonce, encrypt)
             event = from_fields("wecom", parse_xml(self._crypto.decrypt(encrypt)))
         except CallbackRejected as exc:
@@ -210,12 +227,12 @@ class MpEndpoint(CallbackEndpoint):
             if self._crypto is None:
                 raise CallbackRejected(400, "safe mode is not configured (no EncodingAESKey)")
             sig, ts, nonce = _required(params, "msg_signature", "timestamp", "nonce")
-            encrypt = extract_encrypt(parse_xml(await self._body(request)))
+            encrypt = envelope_encrypt(await self._body(request))  # a scan: the envelope is never parsed
             self._crypto.check(sig, ts, nonce, encrypt)
             return from_fields("mp", parse_xml(self._crypto.decrypt(encrypt)))
         if not self._allow_plain:
             raise CallbackRejected(403, "plain mode is not allowed (set official_account.allow_plain)")
-        self._check_plain(params)
+        self._check_plain(params)  # signs the query only: the body is attacker-controlled, parsed with bounds
         return from_fields("mp", parse_xml(await self._body(request)))
 
     def _render_reply(

@@ -101,7 +101,7 @@ class OrdersEndpoint(CallbackEndpoint):
     platform: Platform = "shop"
 
     def __init__(self, intake: WebhookIntake, key: bytes, tolerance: int) -> None:
-        super().__init__(intake, MAX_BODY)
+        super().__init__(intake, MAX_BODY, intake.settings.server.body_timeout_seconds)
         self._clock = intake.clock
         self._key = key
         self._tolerance = tolerance
@@ -128,18 +128,8 @@ class OrdersEndpoint(CallbackEndpoint):
         return web.json_response({"status": "accepted"})
 
     async def _read(self, request: web.Request) -> bytes:
-        """The raw body (signatures are over these exact bytes), capped before it is read."""
-        if request.content_length is not None and request.content_length > self._max_body:
-            raise CallbackRejected(413, "body too large")
-        chunks: list[bytes] = []
-        size = 0
-        # StreamReader.read(n) returns what has arrived so far, not n bytes: read to the end (or past the cap).
-        while chunk := await request.content.read(self._max_body + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self._max_body:
-                raise CallbackRejected(413, "body too large")
-        return b"".join(chunks)
+        """The raw body (signatures are over these exact bytes): capped, and cut off if it trickles."""
+        return await self._read_body(request)
 
     def _parse(self, body: bytes) -> Event:
         try:
@@ -153,8 +143,7 @@ class OrdersEndpoint(CallbackEndpoint):
         except PayloadInvalid as exc:
             raise PayloadRejected(exc.field, str(exc)) from None
 
-    def _rejected(self, exc: CallbackRejected, request: web.Request) -> web.Response:
-        super()._rejected(exc, request)
+    def _rejection(self, exc: CallbackRejected) -> web.Response:
         body = {"status": "rejected", "reason": exc.reason}
         if isinstance(exc, PayloadRejected):
             body["field"] = exc.field

@@ -40,6 +40,9 @@ def test_example_config_loads_and_documents_every_section() -> None:
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"surprise": {}}, "surprise"),
         ({"server": {"reply_budget_seconds": 6}}, "server.reply_budget_seconds"),
+        ({"server": {"header_timeout_seconds": 0}}, "server.header_timeout_seconds"),
+        ({"server": {"body_timeout_seconds": 301}}, "server.body_timeout_seconds"),
+        ({"server": {"max_connections": 0}}, "server.max_connections"),
     ],
 )
 def test_bad_config_names_the_key(data: dict[str, object], key: str) -> None:

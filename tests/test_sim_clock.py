@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot import cli
+from bot import cli, serving
 from bot.app import build_app
 from bot.clock import FrozenClock, SystemClock
 from bot.config import Settings
@@ -128,7 +128,7 @@ async def test_serve_never_registers_the_simulation_endpoint(
 ) -> None:
     served: list[web.Application] = []
     monkeypatch.setattr(cli, "_settings", lambda _args: settings)  # loopback URLs: still no endpoint
-    monkeypatch.setattr(web, "run_app", lambda app, **_kw: served.append(app))
+    monkeypatch.setattr(serving, "run", lambda app, *_a, **_kw: served.append(app))
     assert await asyncio.to_thread(cli.main, ["serve"]) == 0
     [app] = served
     paths = [r.canonical for r in app.router.resources()]
