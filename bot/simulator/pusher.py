@@ -12,8 +12,9 @@
   seconds between attempts — a refused connection fails in a millisecond, so without a delay all
   attempts land inside one crash-restart gap (the fault suite paces them like a platform would).
   ``duplicates`` re-delivers a successfully pushed payload on purpose, as WeChat's retries sometimes do.
-* ``alternates``: more callback URLs of the same account behind a round-robin load balancer (replicas);
-  every attempt, first or retry, goes to the next URL in turn, so a retry may reach another replica.
+* ``alternates``: more callback URLs of the same account behind a round-robin load balancer (replicas):
+  pushes start at the next URL in turn and each retry moves on to the next one, so with two replicas a
+  retry always reaches the other one (as a balancer that skips a refused backend would).
 * The answer: ``""``/``success`` means no passive reply; an encrypted 4-field envelope is verified
   and decrypted (``Delivery.reply``); anything unreadable is reported in ``Delivery.reply_error``.
 """
@@ -133,17 +134,22 @@ class CallbackPusher:
 
     async def push(self, plaintext: str, *, duplicates: int = 0) -> Delivery:
         delivery = Delivery(plaintext)
+        turn = self._turn  # this push's attempts take consecutive replicas, whatever other pushes do
+        self._turn += 1
         for n in range(1 + self.retries):
             if n and self.retry_delay:
                 await asyncio.sleep(self.retry_delay)
-            attempt = await self._send(plaintext, duplicate=False)
+            attempt = await self._send(plaintext, duplicate=False, url=self._url(turn + n))
             delivery.attempts.append(attempt)
             if attempt.status == 200:
                 delivery.reply, delivery.reply_error = self._read_reply(attempt.body)
                 break
-        for _ in range(duplicates):
-            delivery.attempts.append(await self._send(plaintext, duplicate=True))
+        for k in range(duplicates):
+            delivery.attempts.append(await self._send(plaintext, duplicate=True, url=self._url(turn + k)))
         return delivery
+
+    def _url(self, turn: int) -> str:
+        return self.urls[turn % len(self.urls)]
 
     def _envelope(self, plaintext: str, timestamp: str, nonce: str) -> tuple[dict[str, str], str]:
         t = self.target
@@ -163,13 +169,11 @@ class CallbackPusher:
         params["encrypt_type"] = "aes"
         return params, head + "</xml>"
 
-    async def _send(self, plaintext: str, *, duplicate: bool) -> Attempt:
+    async def _send(self, plaintext: str, *, duplicate: bool, url: str) -> Attempt:
         timestamp = str(int(self._clock.now().timestamp()))
         nonce = str(self._rng.randrange(10**8, 10**10))
         params, body = self._envelope(plaintext, timestamp, nonce)
         headers = {"Content-Type": "text/xml"}
-        url = self.urls[self._turn % len(self.urls)]
-        self._turn += 1
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._session.post(url, params=params, data=body.encode(), headers=headers) as r:
