@@ -20,13 +20,18 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FrozenClock
+from bot.content.sop_model import Delivery, Targets
 from bot.db.growth import Welcome
 from bot.db.models import OutboxCall
 from bot.drip_worker import DripWorker
 from bot.rig import Rig
 from bot.simulator.faults import LostMode
+from handlers.group_sop import GroupSop
+from handlers.group_sop_robots import RobotCaller, RobotKeys
 from tests.conftest import make_settings
 from tests.drip_helpers import MORNING, at, hours, pay, steps_of, tick, worker_for
+from tests.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, start_rig, use_content
+from tests.journey import drain
 
 pytestmark = pytest.mark.faults
 
@@ -143,4 +148,44 @@ async def test_kf_reply_answer_lost_is_not_sent_twice(rig: Rig, worker: DripWork
     sent = [d for d in rig.state.delivered if d.api == "kf/send_msg"]
     assert len(sent) == 1, [d.body for d in sent]
     [row] = await outbox_rows(rig, "kf/send_msg")
+    assert row.state in NOT_RESENT, (row.state, row.last_error)
+
+
+@pytest.fixture
+async def group_rig(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Rig]:
+    clock.set(TEN_AM_SHANGHAI)
+    rig = await start_rig(make_settings(sqlite_url), clock)
+    yield rig
+    await rig.close()
+
+
+async def test_group_post_task_answer_lost_is_not_created_twice(group_rig: Rig, clock: FrozenClock) -> None:
+    """``externalcontact/add_msg_template`` for a group post (one task per owner; a reconciler exists)."""
+    rig = group_rig
+    await seed_groups(rig, clock, owners=OWNERS[:1])
+    use_content(rig.services, daily_post())
+    rig.state.faults.lose_answer("externalcontact/add_msg_template")
+    await GroupSop(rig.services).fire("daily_tip", TEN_AM_SHANGHAI)
+    await drain(rig, clock, horizon=timedelta(minutes=10), rounds=100)
+    assert rig.state.faults.lost == [("externalcontact/add_msg_template", "reset")]
+    assert successful(rig, "externalcontact/add_msg_template") == 1, "the owner got the same task twice"
+    [row] = await outbox_rows(rig, "externalcontact/add_msg_template")
+    assert row.state in NOT_RESENT, (row.state, row.last_error)
+
+
+async def test_group_robot_post_answer_lost_is_not_posted_twice(group_rig: Rig, clock: FrozenClock) -> None:
+    """A group robot webhook post (``webhook/send``): every call posts into the group again."""
+    rig = group_rig
+    groups = await seed_groups(rig, clock, owners=OWNERS[:1])
+    chat = groups[OWNERS[0]][0]
+    key = rig.state.add_robot(chat)
+    rig.services.clients["robot"] = RobotCaller(rig.services.clients["wecom"], RobotKeys({chat: key}))
+    use_content(rig.services, daily_post(delivery=Delivery.GROUP_ROBOT, targets=Targets(owners=(OWNERS[0],))))
+    rig.state.faults.lose_answer("webhook/send")
+    await GroupSop(rig.services).fire("daily_tip", TEN_AM_SHANGHAI)
+    await drain(rig, clock, horizon=timedelta(minutes=10), rounds=100)
+    assert rig.state.faults.lost == [("webhook/send", "reset")]
+    posts = [d for d in rig.state.delivered if d.api == "webhook/send" and d.to == chat]
+    assert len(posts) == 1, f"{len(posts)} robot posts in one group for one fire"
+    [row] = await outbox_rows(rig, "webhook/send")
     assert row.state in NOT_RESENT, (row.state, row.last_error)
