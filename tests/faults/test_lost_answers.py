@@ -103,18 +103,20 @@ async def test_oa_drip_custom_message_answer_lost_is_not_sent_twice(
     assert row.state in NOT_RESENT, (row.state, row.last_error)
 
 
+@pytest.mark.parametrize("mode", ["reset", pytest.param("timeout", marks=pytest.mark.slow)])
 async def test_app_message_to_staff_answer_lost_is_not_sent_twice(
-    rig: Rig, worker: DripWorker, clock: FrozenClock
+    rig: Rig, worker: DripWorker, clock: FrozenClock, mode: LostMode
 ) -> None:
-    """``message/send`` (the first-order care drip: an app message to the customer's staff member)."""
+    """``message/send`` (the first-order care drip: an app message to the customer's staff member); with
+    ``timeout`` the answer is held past the client's 10-s timeout (the case takes ~11 s)."""
     added = await rig.sim.add_friend("lulu", state="pkgcard", name="王小米")
     await tick(rig, worker)
     await pay(rig, "SO-3001", external_userid=added.external_userid)
     [care] = await steps_of(rig, "first_order_care")
-    rig.state.faults.lose_answer("message/send")
+    rig.state.faults.lose_answer("message/send", mode=mode, delay=10.5)
     await at(rig, worker, clock, care.due_at)
     await let_retries_run(rig, worker, clock, step=30, times=10)  # 5 minutes of retries
-    assert rig.state.faults.lost == [("message/send", "reset")]
+    assert rig.state.faults.lost == [("message/send", mode)]
     sent = [d for d in rig.state.delivered if d.api == "message/send" and d.to == "lulu"]
     assert len(sent) == 1, [d.body for d in sent]
     [row] = await outbox_rows(rig, "message/send")
