@@ -61,14 +61,15 @@ def _seconds(value: float | None) -> str:
 def table(results: list[FaultResult]) -> str:
     lines = [
         "| scenario | customers | welcomes delivered | lost | duplicates | repeats (41051) "
-        "| time to recover: first / last welcome s | callbacks acked | callback attempts |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| time to recover: first / last welcome s | in flight at the fault | callbacks acked | callback attempts |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in results:
         answers = ", ".join(f"{k}×{v}" for k, v in sorted(r.callback_answers.items()))
         lines.append(
             f"| {r.scenario} | {r.customers} | {r.delivered} | {r.lost} | {r.duplicates} | {r.repeats} "
-            f"| {_seconds(r.recover_first_s)} / {_seconds(r.recover_all_s)} | {r.acked} | {answers} |"
+            f"| {_seconds(r.recover_first_s)} / {_seconds(r.recover_all_s)} "
+            f"| {'-' if r.in_flight_at_fault is None else r.in_flight_at_fault} | {r.acked} | {answers} |"
         )
     return "\n".join(lines)
 
@@ -93,8 +94,10 @@ def render_section(args: argparse.Namespace, argv: list[str], results: list[Faul
             "customers holding more than one welcome plus successful calls beyond one per code; *repeats* =",
             "`send_welcome_msg` answered 41051 (a repeat of a delivered welcome, harmless). *Time to recover* =",
             "from the restart (SQLite), the kill (surviving replica) or the end of the outage to the first and the",
-            "last welcome delivered after it. *Callback attempts* = answers to every push attempt (`no answer` =",
-            "refused, reset or no answer within 5 s).",
+            "last welcome delivered after it. *In flight at the fault* = callbacks acknowledged whose welcome the",
+            "platform had not seen yet when the process was killed or the database cut (the fault waits up to 1 s",
+            "for such a moment). *Callback attempts* = answers to every push attempt (`no answer` = refused,",
+            "reset or no answer within 5 s).",
             "",
             table(results),
             END,

@@ -127,6 +127,17 @@ class Burst:
     tasks: list[asyncio.Task[AddedFriend]] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     last_add_at: float = 0.0  # monotonic time the last customer was added (its code issued)
+    in_flight_at_fault: int | None = None  # acknowledged, not yet welcomed when the fault struck
+
+    def acked_codes(self) -> set[str]:
+        """Welcome codes of the callbacks acknowledged (HTTP 200) so far."""
+        out: set[str] = set()
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                added = task.result()
+                if added.delivery.ok and added.welcome_code:
+                    out.add(added.welcome_code)
+        return out
 
     async def added(self) -> list[AddedFriend]:
         return list(await asyncio.gather(*self.tasks))
@@ -142,10 +153,11 @@ class FaultResult:
     delivered: int  # distinct welcome codes used successfully (errcode 0)
     duplicates: int  # customers holding > 1 welcome + successful calls beyond one per code
     repeats: int  # send_welcome_msg answered 41051 (the bot repeated a delivered welcome; harmless)
-    expired_calls: int  # send_welcome_msg calls made after the code's 20 s (errcode ≠ 0/41051)
+    failed_calls: int  # send_welcome_msg answered another errcode (41050: the code's 20 s had passed)
     answers_lost: int  # welcome calls whose answer the simulator dropped on purpose
     recover_first_s: float | None  # restart → first welcome delivered after it
     recover_all_s: float | None  # restart → last welcome delivered
+    in_flight_at_fault: int | None = None  # callbacks acknowledged but not yet welcomed when the fault struck
     errcodes: dict[int, int] = field(default_factory=dict)
     callback_answers: dict[str, int] = field(default_factory=dict)  # per attempt: "200", "503", "no answer"…
 
@@ -155,8 +167,9 @@ class FaultResult:
 
     def summary(self) -> str:
         rec = "-" if self.recover_first_s is None else f"{self.recover_first_s:.1f}/{self.recover_all_s or 0:.1f} s"
+        flight = "" if self.in_flight_at_fault is None else f", {self.in_flight_at_fault} in flight at the fault"
         return (
-            f"{self.scenario}: {self.delivered}/{self.customers} welcomes delivered, {self.lost} lost, "
+            f"{self.scenario}: {self.delivered}/{self.customers} welcomes delivered, {self.lost} lost{flight}, "
             f"{self.duplicates} duplicates, {self.repeats} repeats (41051), acked {self.acked}, "
             f"recover first/all {rec}, errcodes {dict(sorted(self.errcodes.items()))}, "
             f"callback answers {dict(sorted(self.callback_answers.items()))}"
@@ -341,14 +354,32 @@ format = "text"
                 break
             await asyncio.sleep(0.1)
         await asyncio.sleep(grace)  # a repeat of the last welcome (41051) lands in the record too
-        return self.count(scenario, codes, added, restarted_at)
+        result = self.count(scenario, codes, added, restarted_at)
+        result.in_flight_at_fault = burst.in_flight_at_fault
+        return result
+
+    def in_flight(self, burst: Burst) -> int:
+        """Customers whose callback the bot acknowledged but whose welcome the platform has not seen yet."""
+        called = {(c.body or {}).get("welcome_code") for c in self.state.calls_to(WELCOME_API)}
+        return len(burst.acked_codes() - called)
+
+    async def when_busy(self, burst: Burst, within: float = 1.0) -> int:
+        """Wait (up to ``within`` s) for a moment with work in flight — acknowledged callbacks not yet
+        welcomed — so a crash now proves something; returns how many (also kept on ``burst``)."""
+        deadline = time.monotonic() + within
+        n = self.in_flight(burst)
+        while n == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+            n = self.in_flight(burst)
+        burst.in_flight_at_fault = n
+        return n
 
     def count(
         self, scenario: str, codes: set[str], added: list[AddedFriend], restarted_at: datetime | None
     ) -> FaultResult:
         ok_calls: dict[str, list[datetime]] = {}
         errcodes: dict[int, int] = {}
-        repeats = expired = lost_answers = 0
+        repeats = failed = lost_answers = 0
         for call in self.state.calls_to(WELCOME_API):
             code = (call.body or {}).get("welcome_code")
             if code not in codes:
@@ -360,7 +391,7 @@ format = "text"
             elif call.errcode == CODE_USED:
                 repeats += 1
             else:
-                expired += 1
+                failed += 1
         externals = {self.state.welcome_codes[c].external_userid for c in codes}
         per_customer = [len(self.state.contacts[x].welcomes) for x in externals]
         duplicates = sum(k - 1 for k in per_customer if k > 1) + sum(len(v) - 1 for v in ok_calls.values())
@@ -377,7 +408,7 @@ format = "text"
         return FaultResult(
             scenario=scenario, customers=len(codes), acked=sum(1 for a in added if a.delivery.ok),
             callback_answers=answers, delivered=len(ok_calls), duplicates=duplicates, repeats=repeats,
-            expired_calls=expired, answers_lost=lost_answers, recover_first_s=first_s, recover_all_s=all_s,
+            failed_calls=failed, answers_lost=lost_answers, recover_first_s=first_s, recover_all_s=all_s,
             errcodes=errcodes,
         )  # fmt: skip
 

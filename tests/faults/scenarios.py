@@ -42,6 +42,7 @@ async def kill_and_restart(
         bot = await h.spawn("a")
         burst = await h.burst(h.simulator_for(bot), n, rate)
         await asyncio.sleep(kill_after)
+        await h.when_busy(burst)  # at once on a busy bot: a moment with acknowledged work not yet done
         bot.kill9()
         restarted = await h.spawn("a")  # same port: WeChat's retries reach it
         return await h.settle(
@@ -59,6 +60,7 @@ async def kill_one_replica(
         a, b = await h.spawn("a"), await h.spawn("b")
         burst = await h.burst(h.simulator_for(a, b), n, rate)
         await asyncio.sleep(kill_after)
+        await h.when_busy(burst)
         killed_at = h.state.now()
         a.kill9()
         result = await h.settle(
@@ -86,6 +88,7 @@ async def redis_black_hole(workdir: Path, redis_url: str, n: int = 100, seconds:
             bot = await h.spawn("a")
             proxy.cut()
             burst = await h.burst(h.simulator_for(bot), n, n / seconds)
+            burst.in_flight_at_fault = 0  # the cut comes before the first customer
             await asyncio.sleep(seconds)
             restored_at = h.state.now()
             proxy.restore()
@@ -106,6 +109,7 @@ async def postgres_outage(
             bot = await h.spawn("a")
             burst = await h.burst(h.simulator_for(bot), n, rate)
             await asyncio.sleep(0.5)
+            await h.when_busy(burst)
             if mode == "drop":
                 proxy.drop()
             else:
