@@ -10,17 +10,22 @@ because the defaults are what runs in production.
     async with FaultHarness(tmp_path, db_url) as h:
         await h.prepare()                       # migrate + ``content sync`` against the simulator
         bot = await h.spawn("a")                # ``serve``, waits for /healthz
-        run = await h.burst(200, rate=100)      # 200 new friends at 100/s (pkgcard: has a welcome)
-        await asyncio.sleep(1); bot.kill9()     # ... any fault ...
-        restarted = await h.spawn("a")
-        result = await h.settle(run, restarted_at=restarted.started_at)
+        run = await h.burst(h.simulator_for(bot), 200, rate=100)  # new friends through pkgcard (has a welcome)
+        await asyncio.sleep(1)
+        await h.when_busy(run)                  # a moment with acknowledged work not yet done
+        bot.kill9()                             # ... or any other fault ...
+        restarted = await h.spawn("a")          # same port
+        result = await h.settle(run, "kill -9", restarted_at=restarted.started_at)
         assert result.delivered == 200 and result.duplicates == 0
+
+Scenarios built on it: ``tests/faults/scenarios.py`` (used by the tests and ``bench/faults.py``).
 
 Callbacks go out through a :class:`~bot.simulator.CallbackPusher` like WeChat's: 5-s timeout, 3 retries,
 paced ``retry_delay`` apart (WeChat's interval is undocumented; a refused connection fails in a
 millisecond, so unpaced retries would all land inside one crash-restart gap and the customer's
 callback would be lost on the platform side, which is not what is under test). With several
-replicas, the pusher stands in for a round-robin load balancer: each attempt goes to the next one.
+replicas, the pusher stands in for a round-robin load balancer: a push starts at the next replica and
+each retry moves on to the next one.
 
 Counts come from the simulator's record only (what WeChat saw), never from the bot's database.
 """
