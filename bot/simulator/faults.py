@@ -11,6 +11,8 @@ Test-only in effect: nothing changes unless a fault is armed on ``state.faults``
   ``reset`` closes the connection abruptly (the client sees a disconnect), ``timeout`` holds the answer
   for ``delay`` seconds (real time; longer than the client's timeout) and then answers into a connection
   nobody reads any more. This is what a caller cannot tell apart from "the call never arrived".
+  (aiohttp's client re-sends an idempotent request — GET — once by itself when a connection drops
+  before any answer, so a ``reset`` on a GET read is usually healed by the client; the bot's sends are POSTs.)
 * ``fail_before``: the next ``times`` calls answer ``errcode`` without acting (same queue as
   :meth:`~bot.simulator.state.SimState.inject_error`).
 
