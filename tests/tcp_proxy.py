@@ -150,8 +150,11 @@ class TcpProxy:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for link in list(self._links):
+        links = list(self._links)
+        for link in links:
             link.abort()
+        for link in links:
+            await link.finished()  # so ``connections`` is 0 when drop() returns
         if server is not None:
             await server.wait_closed()
         self.state = "dropped"
@@ -165,8 +168,6 @@ class TcpProxy:
 
     async def _shut(self) -> None:
         await self._drop()
-        for link in list(self._links):
-            await link.finished()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._flowing is not None
