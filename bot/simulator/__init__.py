@@ -28,6 +28,11 @@ Read what the bot did::
     state.calls_to("externalcontact/send_welcome_msg")[0].body   # RecordedCall: at, query, body, response
     state.contacts[added.external_userid].welcomes              # what the customer received
     state.delivered                                             # app / OA / kf messages delivered
+
+Break it (fault tests, :mod:`bot.simulator.faults`; nothing changes unless armed)::
+
+    state.faults.lose_answer("message/send", mode="reset")      # acted, then the connection drops
+    state.faults.fail_before("externalcontact/mark_tag", errcode=45009)   # refused, not acted
 """
 
 from bot.simulator.app import SIM_STATE, make_sim_app

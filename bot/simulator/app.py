@@ -21,6 +21,7 @@ Behaviour where the docs are thin (our choices):
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -39,6 +40,7 @@ from bot.simulator import (
     wecom_welcome,
 )
 from bot.simulator.api import ApiError, ApiRequest, Platform, Route, UploadedFile
+from bot.simulator.faults import LostAnswer
 from bot.simulator.oauth import add_oauth_routes
 from bot.simulator.state import RecordedCall, SimState
 
@@ -142,9 +144,12 @@ def _record(
     body: dict[str, Any] | None,
     status: int,
     response: dict[str, Any],
+    answer_lost: str | None = None,
 ) -> None:
     platform: Platform = "wecom" if request.match_info["platform"] == "wecom" else "mp"
-    call = RecordedCall(state.now(), platform, request.method, api, request.path, query, body, status, response)
+    call = RecordedCall(
+        state.now(), platform, request.method, api, request.path, query, body, status, response, answer_lost
+    )
     state.calls.append(call)
 
 
@@ -172,5 +177,20 @@ async def _dispatch(request: web.Request) -> web.Response:
         response = _serve(state, route, req, request.query.get("access_token"))
     except ApiError as err:
         response = _error_body(platform, err, state)
-    _record(state, request, api, query, body, 200, response)
-    return web.json_response(response, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    lost = state.faults.take_lost_answer(api)
+    _record(state, request, api, query, body, 200, response, lost.mode if lost else None)
+    answer = web.json_response(response, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    if lost is not None:
+        return await _lose(request, answer, lost)
+    return answer
+
+
+async def _lose(request: web.Request, answer: web.Response, lost: LostAnswer) -> web.Response:
+    """The call was served; the caller never gets ``answer`` (:mod:`bot.simulator.faults`)."""
+    if lost.mode == "timeout":
+        await asyncio.sleep(lost.delay)  # real time: the client's own timeout runs on the loop's clock
+        return answer  # into a connection the caller has given up on (or closed)
+    transport = request.transport
+    if transport is not None:
+        transport.abort()  # no answer at all: the client sees the connection drop
+    return answer  # aiohttp finds the transport closed and writes nothing

@@ -8,8 +8,13 @@
   ``msg_signature`` and sends ``<xml><ToUserName/><Encrypt/></xml>`` encrypted for the AppID.
 * Delivery (§2.1, §2.3): an answer other than HTTP 200 within ``timeout`` (5 s) is a failure and
   the same plaintext is sent again, freshly encrypted, up to ``retries`` (3) more times. The retry
-  interval is undocumented; we resend at once. ``duplicates`` re-delivers a successfully pushed
-  payload on purpose, as WeChat's retries sometimes do.
+  interval is undocumented; by default we resend at once, ``retry_delay`` waits that many (real)
+  seconds between attempts — a refused connection fails in a millisecond, so without a delay all
+  attempts land inside one crash-restart gap (the fault suite paces them like a platform would).
+  ``duplicates`` re-delivers a successfully pushed payload on purpose, as WeChat's retries sometimes do.
+* ``alternates``: more callback URLs of the same account behind a round-robin load balancer (replicas):
+  pushes start at the next URL in turn and each retry moves on to the next one, so with two replicas a
+  retry always reaches the other one (as a balancer that skips a refused backend would).
 * The answer: ``""``/``success`` means no passive reply; an encrypted 4-field envelope is verified
   and decrypted (``Delivery.reply``); anything unreadable is reported in ``Delivery.reply_error``.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -72,6 +78,7 @@ class Attempt:
     body: str
     error: str | None = None
     duplicate: bool = False
+    url: str = ""  # where this attempt went (differs between attempts with ``alternates``)
 
 
 @dataclass
@@ -110,10 +117,15 @@ class CallbackPusher:
         rng: random.Random | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
+        retry_delay: float = 0.0,
+        alternates: Sequence[str] = (),
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retries = retries
+        self.retry_delay = retry_delay
+        self.urls = (target.url, *alternates)
+        self._turn = 0
         self._session = session
         self._clock = clock
         self._rng = rng or random.Random(0)
@@ -122,15 +134,22 @@ class CallbackPusher:
 
     async def push(self, plaintext: str, *, duplicates: int = 0) -> Delivery:
         delivery = Delivery(plaintext)
-        for _ in range(1 + self.retries):
-            attempt = await self._send(plaintext, duplicate=False)
+        turn = self._turn  # this push's attempts take consecutive replicas, whatever other pushes do
+        self._turn += 1
+        for n in range(1 + self.retries):
+            if n and self.retry_delay:
+                await asyncio.sleep(self.retry_delay)
+            attempt = await self._send(plaintext, duplicate=False, url=self._url(turn + n))
             delivery.attempts.append(attempt)
             if attempt.status == 200:
                 delivery.reply, delivery.reply_error = self._read_reply(attempt.body)
                 break
-        for _ in range(duplicates):
-            delivery.attempts.append(await self._send(plaintext, duplicate=True))
+        for k in range(duplicates):
+            delivery.attempts.append(await self._send(plaintext, duplicate=True, url=self._url(turn + k)))
         return delivery
+
+    def _url(self, turn: int) -> str:
+        return self.urls[turn % len(self.urls)]
 
     def _envelope(self, plaintext: str, timestamp: str, nonce: str) -> tuple[dict[str, str], str]:
         t = self.target
@@ -150,19 +169,19 @@ class CallbackPusher:
         params["encrypt_type"] = "aes"
         return params, head + "</xml>"
 
-    async def _send(self, plaintext: str, *, duplicate: bool) -> Attempt:
+    async def _send(self, plaintext: str, *, duplicate: bool, url: str) -> Attempt:
         timestamp = str(int(self._clock.now().timestamp()))
         nonce = str(self._rng.randrange(10**8, 10**10))
         params, body = self._envelope(plaintext, timestamp, nonce)
         headers = {"Content-Type": "text/xml"}
         try:
             async with asyncio.timeout(self.timeout):
-                async with self._session.post(self.target.url, params=params, data=body.encode(), headers=headers) as r:
-                    return Attempt(r.status, await r.text(), None, duplicate)
+                async with self._session.post(url, params=params, data=body.encode(), headers=headers) as r:
+                    return Attempt(r.status, await r.text(), None, duplicate, url)
         except TimeoutError:
-            return Attempt(None, "", f"no answer within {self.timeout} s", duplicate)
+            return Attempt(None, "", f"no answer within {self.timeout} s", duplicate, url)
         except aiohttp.ClientError as exc:
-            return Attempt(None, "", f"{type(exc).__name__}: {exc}", duplicate)
+            return Attempt(None, "", f"{type(exc).__name__}: {exc}", duplicate, url)
 
     def _read_reply(self, body: str) -> tuple[str | None, str | None]:
         text = body.strip()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock, SystemClock
 from bot.simulator.api import ApiError, Platform
+from bot.simulator.faults import Faults
 from bot.simulator.models import (
     ChannelCode,
     CorpTag,
@@ -92,6 +93,7 @@ class RecordedCall:
     body: dict[str, Any] | None
     status: int
     response: dict[str, Any]
+    answer_lost: str | None = None  # "reset" / "timeout": served, but the caller never got the answer
 
     @property
     def errcode(self) -> int:
@@ -141,6 +143,7 @@ class SimState:
         self.delivered: list[Delivered] = []
         self.template_dedup: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.injected: dict[str, list[tuple[int, str]]] = {}
+        self.faults = Faults(_inject=self.inject_error)  # test-only: nothing happens unless armed
         self.auto_confirm_group_msgs = False
         self.robots: dict[str, str] = {}  # group robot webhook key → chat_id (§7.3)
         self.robot_sends: dict[str, list[datetime]] = {}  # key → recent send times (20/min limit)

@@ -1,0 +1,123 @@
+"""The fault scenarios, shared by the fault tests (``tests/faults/test_*.py``) and ``bench/faults.py``.
+
+Each runs real ``siyu-bot serve`` processes through :class:`~tests.faults.harness.FaultHarness` with the
+shipped defaults and returns what the simulated WeChat saw (:class:`~tests.faults.harness.FaultResult`).
+PostgreSQL scenarios reset the ``public`` schema of the database they are given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.faults.harness import FaultHarness, FaultResult, host_port, reset_postgres
+from tests.tcp_proxy import TcpProxy
+
+N, RATE = 200, 100.0  # 200 customers at 100/s
+KILL_AFTER = 1.0  # seconds into the burst
+
+
+def sqlite_url(workdir: Path) -> str:
+    return f"sqlite+aiosqlite:///{workdir / 'siyu.db'}"
+
+
+async def baseline(workdir: Path, db_url: str | None = None, n: int = N, rate: float = RATE) -> FaultResult:
+    """No fault: the harness itself must see every welcome delivered once."""
+    if db_url is not None:
+        await reset_postgres(db_url)
+    backend = "PostgreSQL" if db_url else "SQLite"
+    async with FaultHarness(workdir, db_url or sqlite_url(workdir)) as h:
+        await h.prepare()
+        bot = await h.spawn("a")
+        burst = await h.burst(h.simulator_for(bot), n, rate)
+        return await h.settle(burst, f"baseline, no fault ({backend})")
+
+
+async def kill_and_restart(
+    workdir: Path, n: int = N, rate: float = RATE, kill_after: float = KILL_AFTER
+) -> FaultResult:
+    """SQLite, one process: ``kill -9`` mid-burst, restart at once on the same port."""
+    async with FaultHarness(workdir, sqlite_url(workdir)) as h:
+        await h.prepare()
+        bot = await h.spawn("a")
+        burst = await h.burst(h.simulator_for(bot), n, rate)
+        await asyncio.sleep(kill_after)
+        await h.when_busy(burst)  # at once on a busy bot: a moment with acknowledged work not yet done
+        bot.kill9()
+        restarted = await h.spawn("a")  # same port: WeChat's retries reach it
+        return await h.settle(
+            burst, f"SQLite: kill -9 after {kill_after:g} s, restart", restarted_at=restarted.started_at
+        )
+
+
+async def kill_one_replica(
+    workdir: Path, pg_url: str, n: int = N, rate: float = RATE, kill_after: float = KILL_AFTER
+) -> FaultResult:
+    """PostgreSQL, two replicas behind a round-robin balancer: ``kill -9`` one, never restart it."""
+    await reset_postgres(pg_url)
+    async with FaultHarness(workdir, pg_url) as h:
+        await h.prepare()
+        a, b = await h.spawn("a"), await h.spawn("b")
+        burst = await h.burst(h.simulator_for(a, b), n, rate)
+        await asyncio.sleep(kill_after)
+        await h.when_busy(burst)
+        killed_at = h.state.now()
+        a.kill9()
+        result = await h.settle(
+            burst, f"PostgreSQL: 2 replicas, kill -9 one after {kill_after:g} s (no restart)", restarted_at=killed_at
+        )
+        if not b.alive:
+            raise RuntimeError(f"the surviving replica died:\n{b.tail()}")
+        return result
+
+
+async def redis_black_hole(workdir: Path, redis_url: str, n: int = 100, seconds: float = 10.0) -> FaultResult:
+    """SQLite + Redis token cache through a proxy: Redis black-holed while ``n`` customers arrive over
+    ``seconds``; the process is fresh, so its access token is in Redis only (``content sync`` put it there).
+    The Redis database is flushed first (no token left from an earlier run)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+    with TcpProxy(*host_port(redis_url, 6379)) as proxy:
+        async with FaultHarness(workdir, sqlite_url(workdir), redis_url=proxy.rewrite(redis_url)) as h:
+            await h.prepare()
+            bot = await h.spawn("a")
+            proxy.cut()
+            burst = await h.burst(h.simulator_for(bot), n, n / seconds)
+            burst.in_flight_at_fault = 0  # the cut comes before the first customer
+            await asyncio.sleep(seconds)
+            restored_at = h.state.now()
+            proxy.restore()
+            return await h.settle(burst, f"Redis black-holed {seconds:g} s (SQLite)", restarted_at=restored_at)
+
+
+async def postgres_outage(
+    workdir: Path, pg_url: str, mode: str, n: int = N, rate: float = RATE, seconds: float = 3.0
+) -> FaultResult:
+    """PostgreSQL through a proxy, ``drop`` (connections reset, new ones refused) or ``cut`` (black hole)
+    for ``seconds``, half a second into the burst."""
+    if mode not in ("drop", "cut"):
+        raise ValueError(f"mode must be drop or cut, got {mode!r}")
+    await reset_postgres(pg_url)
+    with TcpProxy(*host_port(pg_url, 5432)) as proxy:
+        async with FaultHarness(workdir, proxy.rewrite(pg_url), migrate_url=pg_url) as h:
+            await h.prepare()
+            bot = await h.spawn("a")
+            burst = await h.burst(h.simulator_for(bot), n, rate)
+            await asyncio.sleep(0.5)
+            await h.when_busy(burst)
+            if mode == "drop":
+                proxy.drop()
+            else:
+                proxy.cut()
+            await asyncio.sleep(seconds)
+            restored_at = h.state.now()
+            proxy.restore()
+            result = await h.settle(burst, f"PostgreSQL {mode} {seconds:g} s mid-burst", restarted_at=restored_at)
+            if not bot.alive:
+                raise RuntimeError(f"the bot died during the outage:\n{bot.tail()}")
+            return result
