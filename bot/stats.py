@@ -115,6 +115,13 @@ _OUTBOX_TO_WELCOME = {
 _ROW_TO_WELCOME = {"sent": "delivered"}  # a passive reply is delivered with the HTTP answer
 
 
+def welcome_outcome(welcome: Welcome, outbox_state: str | None) -> str:
+    """delivered | expired | failed | unknown | pending | skipped: the welcome row, or for a queued welcome
+    the state of its outbox call (the truth about what the platform did)."""
+    own = _ROW_TO_WELCOME.get(welcome.state, welcome.state)
+    return _OUTBOX_TO_WELCOME.get(outbox_state or "", own) if welcome.outbox_id else own
+
+
 async def _welcomes(
     session: AsyncSession, rows: dict[str, ChannelStats], since: datetime | None, until: datetime | None
 ) -> None:
@@ -125,8 +132,7 @@ async def _welcomes(
         query = query.where(Welcome.created_at < until)
     for welcome, outbox_state in (await session.execute(query)).all():
         st = rows[_label(welcome.channel_code)]
-        own = _ROW_TO_WELCOME.get(welcome.state, welcome.state)
-        state = _OUTBOX_TO_WELCOME.get(outbox_state, own) if welcome.outbox_id else own
+        state = welcome_outcome(welcome, outbox_state)
         st.welcomes[state] += 1
         if welcome.variant_ref and state in ("delivered", "pending"):
             st.variants[welcome.variant_ref] += 1

@@ -26,6 +26,7 @@ from bot.db.models import OutboxCall
 from bot.drip_worker import DripWorker
 from bot.rig import Rig
 from bot.simulator.faults import LostMode
+from bot.stats import welcome_outcome
 from handlers.group_sop import GroupSop
 from handlers.group_sop_robots import RobotCaller, RobotKeys
 from tests.conftest import make_settings
@@ -85,7 +86,9 @@ async def test_welcome_answer_lost_retry_answers_41051_and_the_welcome_counts_as
     assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         [welcome] = (await s.scalars(select(Welcome))).all()
-    assert welcome.state == "delivered", (welcome.state, welcome.reason)
+        call = await s.get(OutboxCall, welcome.outbox_id)
+    assert call is not None
+    assert welcome_outcome(welcome, call.state) == "delivered", (call.state, call.last_error)
 
 
 async def test_oa_drip_custom_message_answer_lost_is_not_sent_twice(
