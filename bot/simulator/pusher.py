@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -79,6 +80,7 @@ class Attempt:
     error: str | None = None
     duplicate: bool = False
     url: str = ""  # where this attempt went (differs between attempts with ``alternates``)
+    seconds: float = 0.0  # from sending the request to its answer (or giving up): the ack latency
 
 
 @dataclass
@@ -174,14 +176,18 @@ class CallbackPusher:
         nonce = str(self._rng.randrange(10**8, 10**10))
         params, body = self._envelope(plaintext, timestamp, nonce)
         headers = {"Content-Type": "text/xml"}
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 async with self._session.post(url, params=params, data=body.encode(), headers=headers) as r:
-                    return Attempt(r.status, await r.text(), None, duplicate, url)
+                    text = await r.text()
+                    return Attempt(r.status, text, None, duplicate, url, time.perf_counter() - started)
         except TimeoutError:
-            return Attempt(None, "", f"no answer within {self.timeout} s", duplicate, url)
+            elapsed = time.perf_counter() - started
+            return Attempt(None, "", f"no answer within {self.timeout} s", duplicate, url, elapsed)
         except aiohttp.ClientError as exc:
-            return Attempt(None, "", f"{type(exc).__name__}: {exc}", duplicate, url)
+            elapsed = time.perf_counter() - started
+            return Attempt(None, "", f"{type(exc).__name__}: {exc}", duplicate, url, elapsed)
 
     def _read_reply(self, body: str) -> tuple[str | None, str | None]:
         text = body.strip()
