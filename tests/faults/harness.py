@@ -288,12 +288,16 @@ format = "text"
         await self.cli("migrate")
         await self.cli("content", "sync")
 
-    async def spawn(self, name: str, *, wait: bool = True, db_url: str | None = None) -> BotProcess:
-        """Start replica ``name`` (``serve``); with ``wait``, return once ``/healthz`` answers 200."""
+    async def spawn(
+        self, name: str, *, wait: bool = True, db_url: str | None = None, serve_args: list[str] | None = None
+    ) -> BotProcess:
+        """Start replica ``name`` (``serve`` with ``serve_args``); with ``wait``, return once ``/healthz``
+        answers 200."""
         config = self.write_config(name, db_url)
         self._spawned += 1
         log = self.workdir / f"serve-{name}-{self._spawned}.log"
-        bot = BotProcess(name, self.port_of(name), config, log, _serve(config, log), self.state.now())
+        proc = _serve(config, log, serve_args or [])
+        bot = BotProcess(name, self.port_of(name), config, log, proc, self.state.now())
         self.processes.append(bot)
         if wait:
             await self.wait_healthy(bot)
@@ -418,11 +422,11 @@ format = "text"
         )  # fmt: skip
 
 
-def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m bot -c CONFIG serve`` with its output in ``log`` (returns at once)."""
+def _serve(config: Path, log: Path, args: list[str]) -> subprocess.Popen[bytes]:
+    """``python -m bot -c CONFIG serve ARGS`` with its output in ``log`` (returns at once)."""
     with log.open("wb") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot", "-c", str(config), "serve"],
+            [sys.executable, "-m", "bot", "-c", str(config), "serve", *args],
             cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
 
