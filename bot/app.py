@@ -26,6 +26,7 @@ from bot.content import Content
 from bot.content_reload import ContentReloader
 from bot.content_runtime import empty_content, load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
+from bot.db.gate import gate_of
 from bot.dispatcher import Dispatcher, Router
 from bot.drip_worker import DripWorker
 from bot.h5 import add_h5_routes
@@ -230,7 +231,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     s.drips.start()
     s.writer = ReceiptWriter(
         # one writer: a second PostgreSQL connection pipelining batches measured worse (bench/RESULTS.md)
-        [open_sink(cfg.database.url.get())],
+        [open_sink(cfg.database.url.get(), gate_of(s.engine))],
         s.clock,
         s.instances.id,
         cfg.inbox.batch_max,

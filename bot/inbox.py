@@ -154,7 +154,9 @@ def event_from_receipt(platform: str, payload: dict[str, Any]) -> Event | None:
 class Sweeper:
     """Re-dispatches pending receipts that nobody alive is handling, and failed runs due for a retry."""
 
-    OWN_ORPHANS_EVERY = 10.0  # seconds between looks for this process's own lost receipts
+    # Seconds between looks for this process's own lost receipts (a run that could not record its failure
+    # while the database was down): soon enough for a welcome_code's 20 s.
+    OWN_ORPHANS_EVERY = 2.0
     OWN_GRACE = timedelta(seconds=2)  # stored but not yet submitted: not lost
 
     def __init__(

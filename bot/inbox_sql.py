@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
+from bot.db.gate import WriteGate
+
 COLUMNS = ("dedup_key", "platform", "kind", "payload", "received_at", "status", "attempts", "lease_until",
            "finished_at", "owner")  # fmt: skip
 log = logging.getLogger(__name__)
@@ -33,10 +35,11 @@ class ReceiptSink(Protocol):
     async def close(self) -> None: ...
 
 
-def open_sink(url: str) -> ReceiptSink:
+def open_sink(url: str, gate: WriteGate | None = None) -> ReceiptSink:
+    """``gate``: the app engine's SQLite write gate (the sink's inserts take it first, as urgent)."""
     if url.startswith("postgresql"):
         return PostgresSink(url)
-    return SqliteSink(url)
+    return SqliteSink(url, gate)
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -65,8 +68,9 @@ class SqliteSink:
 
     CHECKPOINT_EVERY = 1.0  # seconds
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, gate: WriteGate | None = None) -> None:
         self._path = make_url(url).database or ":memory:"
+        self._gate = gate
         self._db: Any = None
         self._checkpointer: Any = None
         self._checkpoint_task: asyncio.Task[None] | None = None
@@ -112,11 +116,16 @@ class SqliteSink:
             ensure_ascii=False,
         )  # fmt: skip
         db = await self._conn()
+        if self._gate is not None:
+            await self._gate.acquire(urgent=True)
         try:
             result = await db.execute_fetchall(_SQLITE_INSERT, (batch,))
         except Exception:
             await self.close()  # reopen on the next batch (file replaced, disk error …)
             raise
+        finally:
+            if self._gate is not None:
+                self._gate.release()
         self._maybe_checkpoint()
         return {key: rid for rid, key in result}
 

@@ -68,7 +68,7 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[st
 
 
 class OutboxWorker:
-    OWN_ORPHANS_EVERY = 10.0  # seconds between looks for this process's own abandoned ``sending`` rows
+    OWN_ORPHANS_EVERY = 2.0  # seconds between looks for this process's own abandoned ``sending`` rows
 
     def __init__(
         self,
@@ -212,11 +212,10 @@ class OutboxWorker:
     async def run_one(self, rid: int, live: set[str] | None = None, *, orphan: bool = False) -> str | None:
         """Claim row ``rid`` if it is due (or abandoned) and perform it. Returns the state it reached, or None.
 
-        ``live``: the instances alive now (a ``sending`` row of anyone else is abandoned); ``orphan``: also
-        take this process's own ``sending`` row (nobody here performs it)."""
-        if live is None and not orphan:
-            live = await self._instances.live_ids()
-        row = await self._claim(rid, live, orphan)
+        ``live``: the instances alive now (a ``sending`` row of anyone else is abandoned; None: take the row
+        only if it is ``pending``, as after a commit); ``orphan``: also take this process's own ``sending``
+        row (nobody here performs it)."""
+        row = await self._claim_pending(rid) if live is None and not orphan else await self._claim(rid, live, orphan)
         if row is None:
             return None
         if row.state == "sending":  # interrupted mid-call: the platform may have acted
@@ -258,6 +257,29 @@ class OutboxWorker:
             self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome="sent")
             return "sent"
         return await self._finish(row, "sent", result=result)
+
+    async def _claim_pending(self, rid: int) -> OutboxCall | None:
+        """The common case — a row just committed, or due — in one statement."""
+        now = self._clock.now()
+        async with self._engine.begin() as conn:
+            taken = (
+                (
+                    await conn.execute(
+                        update(_T)
+                        .where(_T.c.id == rid, _T.c.state == "pending", _T.c.next_attempt_at <= now)
+                        .values(state="sending", owner=self.owner, lease_until=None, attempts=_T.c.attempts + 1)
+                        .returning(*_T.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if taken is None:
+            return None
+        row = OutboxCall(**{k: taken[k] for k in taken.keys()})  # noqa: SIM118 (RowMapping)
+        row.state = "pending"  # what it was: not an interrupted call
+        row.maybe_sent = bool(taken["maybe_sent"])
+        return row
 
     async def _claim(self, rid: int, live: set[str] | None, orphan: bool) -> OutboxCall | None:
         now = self._clock.now()

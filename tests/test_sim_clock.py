@@ -74,6 +74,7 @@ async def test_advance_endpoint_moves_the_clock_and_due_steps_then_run(rig: Rig,
     assert "now 2026-11-23 12:00:00" in out.getvalue()
     assert clock.now() == MORNING + hours(3)
     await wait_for_state(rig, "2", "sent")  # woken by the endpoint: the app's worker ran the due step
+    await rig.drain()  # the step's outbox call is poked after its commit: let it reach the platform
     sends = [d for d in rig.state.delivered if d.to == openid and d.api == "message/custom/send"]
     assert [d.at for d in sends][-1] == MORNING + hours(3)
 

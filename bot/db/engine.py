@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import NullPool
 
 from bot.config import DatabaseConfig
+from bot.db.gate import GatedPool
 
 
 def make_engine(cfg: DatabaseConfig) -> AsyncEngine:
@@ -18,7 +19,9 @@ def make_engine(cfg: DatabaseConfig) -> AsyncEngine:
     common: dict[str, Any] = {"echo": cfg.echo, "hide_parameters": True}
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **common)
+        # One connection behind an in-process gate (bot/db/gate.py): writers queue in asyncio instead of
+        # sleeping in SQLite's busy handler, and the inbox writer goes first.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, poolclass=GatedPool, **common)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # A connection that died with the server (restart, failover, a cut) is replaced before a handler uses
