@@ -1,7 +1,8 @@
 """Burst: new friends at a fixed rate against a real ``siyu-bot serve`` — acks, welcomes, events handled.
 
     .venv/bin/python bench/burst.py [--rate 200 --seconds 10 --targets bare,sqlite,postgres \
-        --pg-url URL --workers N --write]
+        --pg-url URL --write]
+    .venv/bin/python bench/burst.py --rate 100 --seconds 600 --targets sqlite   # a 10-minute memory soak
 
 A live-stream night on one small server: ``--rate`` new WeCom friends a second for ``--seconds``, each a
 signed, encrypted ``add_external_contact`` callback with a fresh 20-second WelcomeCode, pushed **open
@@ -135,33 +136,31 @@ async def run_bare(work: Path, rate: float, seconds: float) -> BurstResult:
         await proc.wait()
 
 
-async def run_bot(work: Path, target: str, db_url: str, rate: float, seconds: float, workers: int) -> BurstResult:
+async def run_bot(work: Path, target: str, db_url: str, rate: float, seconds: float) -> BurstResult:
     if db_url.startswith("postgresql"):
         await _pg_reset(db_url)
     async with FaultHarness(work, db_url) as h:
         await h.prepare()
-        extra = ["--workers", str(workers)] if workers > 1 else []
-        bot = await h.spawn("burst", serve_args=extra)
-        cpu0, _ = _proc_stats(bot.proc.pid)
+        bot = await h.spawn("burst")
+        cpu0, rss0 = _proc_stats(bot.proc.pid)
         sim = h.simulator_for(bot)
         n = int(rate * seconds)
         t0 = time.monotonic()
         burst = await h.burst(sim, n, rate)
         added = await burst.added()
         pushed_at = time.monotonic()
-        label = target + (f" (--workers {workers})" if workers > 1 else "")
-        result = BurstResult(label, n, rate)
+        result = BurstResult(target, n, rate)
         for friend in added:
             first = friend.delivery.attempts[0]
             result.ack_ms.append(first.seconds * 1000)
             if first.status != 200 or first.seconds > WECHAT_TIMEOUT:
                 result.not_acked_in_5s += 1
-        fault = await h.settle(burst, label)
+        fault = await h.settle(burst, target)
         result.delivered, result.duplicates = fault.delivered, fault.duplicates
         cpu1, rss = _proc_stats(bot.proc.pid)
         wall = time.monotonic() - t0
         result.cpu = f"{(cpu1 - cpu0) / wall:.0%}"
-        result.rss_mb = f"{rss:.0f}"
+        result.rss_mb = f"{rss0:.0f} → {rss:.0f}"
         await _welcome_and_handled(h, db_url, burst.codes, result, pushed_at)
     n = result.customers
     if result.delivered != n:
@@ -213,7 +212,8 @@ async def _welcome_and_handled(
 def table(results: list[BurstResult]) -> str:
     lines = [
         "| target | customers at /s | ack p50 / p99 / max ms | not acked in 5 s | receipt → welcome p50 / p99 / max ms "
-        "| push → welcome p99 ms | welcomes / duplicates | receipts | handled /s | bot CPU | bot RSS MB | gates |",
+        "| push → welcome p99 ms | welcomes / duplicates | receipts | handled /s | bot CPU | bot RSS MB start → end "
+        "| gates |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in results:
@@ -238,7 +238,7 @@ async def main_async(args: argparse.Namespace) -> list[BurstResult]:
                 results.append(await run_bare(work, args.rate, args.seconds))
             else:
                 url = f"sqlite+aiosqlite:///{work / 'siyu.db'}" if target == "sqlite" else args.pg_url
-                results.append(await run_bot(work, target, url, args.rate, args.seconds, args.workers))
+                results.append(await run_bot(work, target, url, args.rate, args.seconds))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(table(results[-1:]).splitlines()[-1], flush=True)
@@ -251,7 +251,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--targets", default="bare,sqlite,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG)
-    parser.add_argument("--workers", type=int, default=1, help="serve --workers N (processes sharing the database)")
     parser.add_argument("--write", action="store_true", help=f"replace the burst section of {RESULTS.name}")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
