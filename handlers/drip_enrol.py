@@ -5,9 +5,10 @@
   :class:`DripStepRun` per step, due at the step's delay from the trigger time, in the configured
   timezone (``next_day 10:00`` is 10:00 Asia/Shanghai by default). A customer who already meets a
   stop condition (bought before, already a WeCom friend, already has the stop tag) is recorded as
-  ``stopped`` with ``already …`` and gets no steps. Set-based: one statement on PostgreSQL, two on
-  SQLite, no ORM objects; when a step is due at once it tells the transaction's runner
-  (:meth:`bot.context.Context.drip_step_due`), which wakes the drip worker after the commit.
+  ``stopped`` with ``already …`` and gets no steps. Set-based, no ORM objects: one INSERT per
+  enrolment, the steps of all the transaction's enrolments in one ``executemany``. When a step is due at
+  once it tells the transaction's runner (:meth:`bot.context.Context.drip_step_due`), which wakes the
+  drip worker after the commit.
 * :func:`stop_drips` — a stop condition happened: active enrolments whose drip lists it are stopped and
   their pending steps cancelled with the reason, in the caller's transaction.
 * :func:`tag_added` — **the hook for tags**: any handler that puts a tag on a customer calls it in the
@@ -21,29 +22,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, func, insert, literal, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.content import Drip, StopKind, TriggerKind
 from bot.content.sop_model import StopCondition
 from bot.context import Context
+from bot.db.deferred import defer_insert
 from bot.db.growth import CustomerTag, WeComRelation
 from bot.db.models import Customer
 from bot.db.sop import DripEnrolment, DripStepRun
 from bot.db.synced import MP_TAG, WECOM_TAG, remote_ids
-from bot.db.types import UTCDateTime
 from bot.db.upsert import insert_ignore
 
 
 async def enrol(ctx: Context, customer: Customer, drip: Drip, anchor: datetime) -> bool:
     """Start ``drip`` for ``customer`` counted from ``anchor``; False when already enrolled (ever).
 
-    Set-based, no ORM objects: PostgreSQL writes the enrolment and all its steps in one statement (a
-    data-modifying CTE: ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` feeding the steps' INSERT); SQLite
-    in two (the same ``RETURNING`` insert, then one ``executemany`` of the steps). No row back = enrolled
-    before. Step times are computed here, once per step, from ``anchor`` in the configured timezone."""
+    Set-based, no ORM objects: one ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` (compiled once; no row
+    back = enrolled before) straight on the transaction's connection, and the steps handed to
+    :func:`bot.db.deferred.defer_insert` — one ``executemany`` for all the enrolments of the transaction,
+    written before its next query or its commit. Step times are computed once per step from ``anchor``."""
     already = await _already_met(ctx, customer, drip)
     values: dict[str, Any] = {
         "customer_id": customer.id, "drip_id": drip.id, "anchor_at": anchor, "state": "active",
@@ -51,40 +51,34 @@ async def enrol(ctx: Context, customer: Customer, drip: Drip, anchor: datetime) 
     }  # fmt: skip
     if already is not None:
         values.update(state="stopped", stop_reason=f"already {already}"[:64], ended_at=ctx.now())
-    # Straight on the transaction's connection: no autoflush needed (the customer row exists — handlers get it
-    # from ensure_customer/find_customer), none of the ORM's per-statement work.
+    # On the connection, not the Session: no autoflush of the steps held for earlier enrolments (nothing here
+    # depends on them; the customer row exists — handlers get it from ensure_customer/find_customer).
     conn = await ctx.session.connection()
-    postgres = conn.dialect.name == "postgresql"
-    tz = ctx.settings.tz
-    due = [step.delay.due_after(anchor, tz) for step in drip.steps]
-    if already is None and due and postgres:
-        params = {**values, "step_ids": [step.id for step in drip.steps], "due_ats": due}
-        if (await conn.execute(_PG_ENROL_WITH_STEPS, params)).first() is None:
-            return False
-    else:
-        enrolment_id = (await conn.execute(_PG_ENROL if postgres else _SQLITE_ENROL, values)).scalar()
-        if enrolment_id is None:
-            return False
-        if already is not None:
-            return True
-        if not due:
-            enrolment = await ctx.session.get(DripEnrolment, enrolment_id)
-            assert enrolment is not None
-            await complete_if_done(ctx, enrolment)
-            return True
-        steps = [
-            {"enrolment_id": enrolment_id, "customer_id": customer.id, "drip_id": drip.id, "step_id": step.id,
-             "due_at": when, "state": "pending"}
-            for step, when in zip(drip.steps, due, strict=True)
-        ]  # fmt: skip
-        await conn.execute(_INSERT_STEPS, steps)  # executemany: one cursor.executemany
+    insert_enrolment = _PG_ENROL if conn.dialect.name == "postgresql" else _SQLITE_ENROL
+    enrolment_id: int | None = (await conn.execute(insert_enrolment, values)).scalar()
+    if enrolment_id is None:
+        return False
+    if already is not None:
+        return True
+    if not drip.steps:
+        enrolment = await ctx.session.get(DripEnrolment, enrolment_id)
+        assert enrolment is not None
+        await complete_if_done(ctx, enrolment)
+        return True
+    due = [step.delay.due_after(anchor, ctx.settings.tz) for step in drip.steps]
+    steps = [
+        {"enrolment_id": enrolment_id, "customer_id": customer.id, "drip_id": drip.id, "step_id": step.id,
+         "due_at": when, "state": "pending"}
+        for step, when in zip(drip.steps, due, strict=True)
+    ]  # fmt: skip
+    defer_insert(ctx.session, _STEPS, steps)
     ctx.drip_step_due(min(due))
     return True
 
 
-def _enrol_statement(insert_: Any) -> Any:
-    """``INSERT INTO drip_enrolments … ON CONFLICT (customer_id, drip_id) DO NOTHING RETURNING id``, values as
-    named parameters (one statement compiled once, executed with each enrolment's dict)."""
+def _insert_enrolment(insert_: Any) -> Any:
+    """``INSERT INTO drip_enrolments … ON CONFLICT (customer_id, drip_id) DO NOTHING RETURNING id`` with the
+    values as named parameters: compiled once, executed with each enrolment's dict."""
     return (
         insert_(_ENROLMENTS)
         .values({c: bindparam(c, type_=_ENROLMENTS.c[c].type) for c in _ENROLMENT_COLUMNS})
@@ -93,30 +87,11 @@ def _enrol_statement(insert_: Any) -> Any:
     )
 
 
-def _pg_enrol_with_steps() -> Any:
-    """One round trip on PostgreSQL: the enrolment INSERT in a CTE, its steps inserted from its RETURNING
-    (``unnest`` of the step ids and due times); a conflict returns no enrolment row, so no steps either."""
-    enrolled = _enrol_statement(pg_insert).cte("enrolled")
-    steps = (
-        func.unnest(bindparam("step_ids", type_=ARRAY(String)), bindparam("due_ats", type_=ARRAY(UTCDateTime())))
-        .table_valued("step_id", "due_at")
-        .render_derived(name="s")
-    )
-    rows = select(
-        enrolled.c.id, bindparam("customer_id"), bindparam("drip_id"), steps.c.step_id, steps.c.due_at,
-        literal("pending", String),
-    ).select_from(enrolled.join(steps, true()))  # fmt: skip
-    columns = ["enrolment_id", "customer_id", "drip_id", "step_id", "due_at", "state"]
-    return insert(_STEPS).from_select(columns, rows).returning(_STEPS.c.enrolment_id)
-
-
 _ENROLMENTS: Table = DripEnrolment.__table__  # type: ignore[assignment]
 _STEPS: Table = DripStepRun.__table__  # type: ignore[assignment]
 _ENROLMENT_COLUMNS = ("customer_id", "drip_id", "anchor_at", "state", "stop_reason", "ended_at", "receipt_id")
-_SQLITE_ENROL = _enrol_statement(sqlite_insert)
-_PG_ENROL = _enrol_statement(pg_insert)
-_PG_ENROL_WITH_STEPS = _pg_enrol_with_steps()
-_INSERT_STEPS = insert(_STEPS)
+_SQLITE_ENROL = _insert_enrolment(sqlite_insert)
+_PG_ENROL = _insert_enrolment(pg_insert)
 
 
 async def _already_met(ctx: Context, customer: Customer, drip: Drip) -> str | None:

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy import func, select
+
 from bot.clock import FrozenClock
+from bot.content import StopKind
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.sop import DripEnrolment, DripStepRun
 from bot.rig import Rig
-from handlers.drip_enrol import enrol
+from handlers.drip_enrol import enrol, stop_drips
 from tests.drip_helpers import MORNING, drip_rig, enrolments, hours, rows, steps_of  # noqa: F401  ("rig")
 
 
@@ -69,6 +73,48 @@ async def test_a_second_trigger_in_the_same_transaction_does_not_enrol_again(rig
         assert customer is not None
         assert [await enrol(ctx, customer, drip, MORNING), await enrol(ctx, customer, drip, MORNING)] == [True, False]
     assert len(await enrolments(rig, "mp_48h")) == 1 and len(await steps_of(rig, "mp_48h")) == 3
+
+
+async def test_the_steps_held_for_the_commit_are_seen_by_the_rest_of_the_transaction(rig: Rig) -> None:
+    """Steps are written in one executemany before the transaction's next statement: a stop in the same
+    transaction (a receipt that enrols, then stops) cancels them, a count sees them."""
+    cid = await new_customer(rig, "o-stop")
+    s = rig.services
+    assert s.sessions is not None
+    drips = [s.content.drip("mp_48h"), s.content.drip("pkgcard_followup")]
+    async with s.sessions() as session, session.begin():
+        ctx = Context(session, s.settings, s.clock, s.rng, None, s)
+        customer = await session.get(Customer, cid)
+        assert customer is not None
+        for drip in drips:
+            assert drip is not None and await enrol(ctx, customer, drip, MORNING)
+        assert await session.scalar(select(func.count()).select_from(DripStepRun)) == 5
+        assert await stop_drips(ctx, cid, StopKind.PURCHASED) == ["mp_48h", "pkgcard_followup"]
+    steps = await rows(rig, DripStepRun)
+    assert [(st.drip_id, st.state, st.reason) for st in steps] == [
+        ("mp_48h", "cancelled", "drip stopped: purchased")
+    ] * 3 + [("pkgcard_followup", "cancelled", "drip stopped: purchased")] * 2
+
+
+async def test_a_rolled_back_enrolment_leaves_nothing_behind(rig: Rig) -> None:
+    cid = await new_customer(rig, "o-rollback")
+    s = rig.services
+    assert s.sessions is not None
+    drip = s.content.drip("mp_48h")
+    assert drip is not None
+    async with s.sessions() as session:
+        with pytest.raises(RuntimeError):
+            async with session.begin():
+                customer = await session.get(Customer, cid)
+                assert customer is not None
+                assert await enrol(Context(session, s.settings, s.clock, s.rng, None, s), customer, drip, MORNING)
+                raise RuntimeError("the handler failed after enrolling")
+        async with session.begin():  # the same session again: the held steps went with the rollback
+            customer = await session.get(Customer, cid)
+            assert customer is not None
+            assert await enrol(Context(session, s.settings, s.clock, s.rng, None, s), customer, drip, MORNING)
+    assert len(await enrolments(rig, "mp_48h")) == 1
+    assert [st.step_id for st in await steps_of(rig, "mp_48h")] == ["1", "2", "3"]
 
 
 async def test_step_times_follow_the_local_calendar(rig: Rig, clock: FrozenClock) -> None:
