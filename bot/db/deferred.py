@@ -5,7 +5,8 @@ enrolment) hands them to :func:`defer_insert` instead of running an INSERT each 
 ``executemany`` per table just before the session runs any other statement (``do_orm_execute``: every
 ``session.execute`` / ``scalar`` / ``get`` that reaches the database) or commits (``before_commit``), so
 everything the transaction reads or updates afterwards sees them, and they commit with it or not at all
-(a rollback drops them). Statements run straight on the session's connection
+(the end of the transaction without a commit — rollback, close — drops them; savepoints are not
+tracked: nothing here uses them). Statements run straight on the session's connection
 (``(await session.connection()).execute(…)``) do not flush them: that is how the hot path keeps its own
 statements from flushing each time.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 _KEY = "siyu_deferred_inserts"
 
@@ -47,6 +48,8 @@ def _before_commit(session: Session) -> None:
     flush_deferred(session)
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_KEY, None)
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    """Committed (already written), rolled back or closed: nothing held survives the transaction."""
+    if transaction.parent is None:
+        session.info.pop(_KEY, None)
