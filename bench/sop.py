@@ -655,16 +655,17 @@ def render_section(
             f"Run of {utc_stamp()}. Command: `{cmd}`",
             "",
             *machine_lines(PACKAGES, args.pg_url if "postgres" in backends else None, load=True),
-            "- SQLite on fresh temporary files, PostgreSQL (`siyu_bench_sop`) with its schema reset and migrated per "
-            "phase; frozen clock at Monday 10:00 Asia/Shanghai; shipped `content/`",
+            f"- SQLite on fresh temporary files, PostgreSQL (`{args.pg_url.rsplit('/', 1)[-1]}`) with its schema reset "
+            "and migrated per phase; frozen clock at Monday 10:00 Asia/Shanghai; shipped `content/`",
             "- *bench / other CPU*: this process and the rest of the machine (PostgreSQL, neighbours) in cores, "
             "from `/proc/stat`; the machine's 2 cores are shared with other sessions",
             "",
             "### Enrolments (`handlers.drip_enrol.enrol`, shipped `mp_48h`, 3 steps each)",
             "",
-            "Each transaction loads its customers and calls `enrol` (INSERT … ON CONFLICT DO NOTHING of the",
-            "enrolment, SELECT it back, 3 step rows). Baseline: the same enrolment and step rows with SQLAlchemy",
-            "core `executemany` (enrolment ids via `RETURNING`) in one transaction.",
+            "Each transaction loads its customers and calls `enrol` (one INSERT … ON CONFLICT DO NOTHING RETURNING",
+            "of the enrolment; its 3 step rows held for one `executemany` per transaction before its next statement",
+            "or its commit). Baseline: the same enrolment and step rows with SQLAlchemy core `executemany`",
+            "(enrolment ids via `RETURNING`) in one transaction.",
             "",
             enrol_table(enrols),
             "",

@@ -223,11 +223,13 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     s = app[SERVICES]
     assert s.engine is not None and s.sessions is not None and s.outbox is not None and s.instances is not None
     cfg = s.settings
-    s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
-    s.outbox.result_sink = s.dispatcher.complete_call
     from handlers.drip_steps import run_step  # handlers depend on bot, so the step runner is injected
 
     s.drips = DripWorker(s.sessions, cfg, s.clock, s.rng, s, run_step, s.outbox.notify)
+    s.dispatcher = Dispatcher(
+        routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s, on_drips=s.drips.wake
+    )
+    s.outbox.result_sink = s.dispatcher.complete_call
     s.drips.start()
     s.writer = ReceiptWriter(
         # one writer: a second PostgreSQL connection pipelining batches measured worse (bench/RESULTS.md)

@@ -38,6 +38,8 @@ class Context:
     # Prefix of non-global outbox keys when there is no receipt (an H5 action, a periodic job).
     scope: str | None = None
     _calls: list[OutboxCall] = field(default_factory=list)
+    # A drip step this transaction scheduled is due already: whoever commits it wakes the drip worker.
+    drip_due_now: bool = False
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -89,6 +91,12 @@ class Context:
         self.session.add(call)
         self._calls.append(call)
         return call
+
+    def drip_step_due(self, due_at: datetime) -> None:
+        """A drip step written in this transaction is due at ``due_at``. Due now (a ``0m`` step) means the
+        runner of the transaction should wake the drip worker after the commit, not leave it to the poll."""
+        if due_at <= self.clock.now():
+            self.drip_due_now = True
 
     async def flush_outbox(self) -> list[tuple[int, int]]:
         """Flush queued calls (assigning ids); ``(id, priority)`` pairs to poke the outbox after commit."""

@@ -89,6 +89,7 @@ class Dispatcher:
         metrics: Metrics,
         on_outbox: Callable[[list[tuple[int, int]]], None],
         services: Any = None,
+        on_drips: Callable[[], None] | None = None,
     ) -> None:
         self._routers = list(routers)
         self._sessions = sessions
@@ -97,6 +98,7 @@ class Dispatcher:
         self._rng = rng
         self._metrics = metrics
         self._on_outbox = on_outbox
+        self._on_drips = on_drips  # a committed enrolment has a step due now: wake the drip worker
         self._services = services
         self._tasks: dict[int, asyncio.Task[None]] = {}
         # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
@@ -174,6 +176,8 @@ class Dispatcher:
             self._metrics.inc("siyu_passive_replies_total", outcome="inline")
         if new_calls:
             self._on_outbox(new_calls)
+        if ctx.drip_due_now and self._on_drips is not None:
+            self._on_drips()
         return "done"
 
     async def _call_handlers(self, event: Event, ctx: Context) -> Reply | None:
@@ -213,6 +217,8 @@ class Dispatcher:
             new_calls = await ctx.flush_outbox()
         if new_calls:
             self._on_outbox(new_calls)
+        if ctx.drip_due_now and self._on_drips is not None:
+            self._on_drips()
         return True
 
     async def _record_failure(self, receipt_id: int, exc: BaseException) -> None:

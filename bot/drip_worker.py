@@ -16,6 +16,9 @@ What a step *does* (budget, delivery, completion) is business logic: the runner 
 (``handlers.drip_steps.run_step``); it leaves the row ``pending`` only to wait (``claimed_until`` in the
 future) or to defer (``due_at`` moved).
 
+Besides the poll, :meth:`DripWorker.wake` runs it at once: the dispatcher calls it after committing a
+receipt whose handlers enrolled a customer in a drip with a step due now (``Context.drip_due_now``).
+
 The poll interval is simulated time: on a sped-up clock (``siyu-bot demo --speed``) the loop waits
 :func:`bot.sim_clock.real_seconds` of it, so 5 s at 3600× is a poll every 50 ms, not every 5 simulated hours.
 """
@@ -84,6 +87,8 @@ class DripWorker:
             self._task = None
 
     def wake(self) -> None:
+        """Poll now: the clock jumped, or a committed enrolment has a step due already (a ``0m`` step goes
+        out at once, not at the next poll). Called after the commit, so the claim sees the rows."""
         self._wake.set()
 
     async def _loop(self) -> None:
@@ -155,3 +160,5 @@ class DripWorker:
             calls = await ctx.flush_outbox()
         if calls:
             self._on_outbox(calls)
+        if ctx.drip_due_now:  # the step's completion started a drip (``then.start``) whose first step is due
+            self.wake()

@@ -5,7 +5,10 @@
   :class:`DripStepRun` per step, due at the step's delay from the trigger time, in the configured
   timezone (``next_day 10:00`` is 10:00 Asia/Shanghai by default). A customer who already meets a
   stop condition (bought before, already a WeCom friend, already has the stop tag) is recorded as
-  ``stopped`` with ``already …`` and gets no steps.
+  ``stopped`` with ``already …`` and gets no steps. Set-based, no ORM objects: one INSERT per
+  enrolment, the steps of all the transaction's enrolments in one ``executemany``. When a step is due at
+  once it tells the transaction's runner (:meth:`bot.context.Context.drip_step_due`), which wakes the
+  drip worker after the commit.
 * :func:`stop_drips` — a stop condition happened: active enrolments whose drip lists it are stopped and
   their pending steps cancelled with the reason, in the caller's transaction.
 * :func:`tag_added` — **the hook for tags**: any handler that puts a tag on a customer calls it in the
@@ -17,12 +20,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.content import Drip, StopKind, TriggerKind
 from bot.content.sop_model import StopCondition
 from bot.context import Context
+from bot.db.deferred import defer_insert
 from bot.db.growth import CustomerTag, WeComRelation
 from bot.db.models import Customer
 from bot.db.sop import DripEnrolment, DripStepRun
@@ -31,33 +38,60 @@ from bot.db.upsert import insert_ignore
 
 
 async def enrol(ctx: Context, customer: Customer, drip: Drip, anchor: datetime) -> bool:
-    """Start ``drip`` for ``customer`` counted from ``anchor``; False when already enrolled (ever)."""
+    """Start ``drip`` for ``customer`` counted from ``anchor``; False when already enrolled (ever).
+
+    Set-based, no ORM objects: one ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` (compiled once; no row
+    back = enrolled before) straight on the transaction's connection, and the steps handed to
+    :func:`bot.db.deferred.defer_insert` — one ``executemany`` for all the enrolments of the transaction,
+    written before its next query or its commit. Step times are computed once per step from ``anchor``."""
     already = await _already_met(ctx, customer, drip)
-    values = {
+    values: dict[str, Any] = {
         "customer_id": customer.id, "drip_id": drip.id, "anchor_at": anchor, "state": "active",
-        "receipt_id": ctx.receipt_id,
+        "stop_reason": None, "ended_at": None, "receipt_id": ctx.receipt_id,
     }  # fmt: skip
     if already is not None:
         values.update(state="stopped", stop_reason=f"already {already}"[:64], ended_at=ctx.now())
-    if not await insert_ignore(ctx.session, DripEnrolment, values, ["customer_id", "drip_id"]):
+    # On the connection, not the Session: no autoflush of the steps held for earlier enrolments (nothing here
+    # depends on them; the customer row exists — handlers get it from ensure_customer/find_customer).
+    conn = await ctx.session.connection()
+    insert_enrolment = _PG_ENROL if conn.dialect.name == "postgresql" else _SQLITE_ENROL
+    enrolment_id: int | None = (await conn.execute(insert_enrolment, values)).scalar()
+    if enrolment_id is None:
         return False
-    enrolment = await ctx.session.scalar(
-        select(DripEnrolment).where(DripEnrolment.customer_id == customer.id, DripEnrolment.drip_id == drip.id)
-    )
-    assert enrolment is not None
     if already is not None:
         return True
-    tz = ctx.settings.tz
-    for step in drip.steps:
-        ctx.session.add(
-            DripStepRun(
-                enrolment_id=enrolment.id, customer_id=customer.id, drip_id=drip.id, step_id=step.id,
-                due_at=step.delay.due_after(anchor, tz), state="pending",
-            )
-        )  # fmt: skip
     if not drip.steps:
+        enrolment = await ctx.session.get(DripEnrolment, enrolment_id)
+        assert enrolment is not None
         await complete_if_done(ctx, enrolment)
+        return True
+    due = [step.delay.due_after(anchor, ctx.settings.tz) for step in drip.steps]
+    steps = [
+        {"enrolment_id": enrolment_id, "customer_id": customer.id, "drip_id": drip.id, "step_id": step.id,
+         "due_at": when, "state": "pending"}
+        for step, when in zip(drip.steps, due, strict=True)
+    ]  # fmt: skip
+    defer_insert(ctx.session, _STEPS, steps)
+    ctx.drip_step_due(min(due))
     return True
+
+
+def _insert_enrolment(insert_: Any) -> Any:
+    """``INSERT INTO drip_enrolments … ON CONFLICT (customer_id, drip_id) DO NOTHING RETURNING id`` with the
+    values as named parameters: compiled once, executed with each enrolment's dict."""
+    return (
+        insert_(_ENROLMENTS)
+        .values({c: bindparam(c, type_=_ENROLMENTS.c[c].type) for c in _ENROLMENT_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["customer_id", "drip_id"])
+        .returning(_ENROLMENTS.c.id)
+    )
+
+
+_ENROLMENTS: Table = DripEnrolment.__table__  # type: ignore[assignment]
+_STEPS: Table = DripStepRun.__table__  # type: ignore[assignment]
+_ENROLMENT_COLUMNS = ("customer_id", "drip_id", "anchor_at", "state", "stop_reason", "ended_at", "receipt_id")
+_SQLITE_ENROL = _insert_enrolment(sqlite_insert)
+_PG_ENROL = _insert_enrolment(pg_insert)
 
 
 async def _already_met(ctx: Context, customer: Customer, drip: Drip) -> str | None:

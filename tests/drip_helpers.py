@@ -31,9 +31,13 @@ MINUTE = timedelta(minutes=1)
 
 @pytest.fixture(name="rig")
 async def drip_rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    """The app and the simulator on the frozen clock, set to :data:`MORNING`."""
+    """The app and the simulator on the frozen clock, set to :data:`MORNING`, with the app's own drip worker
+    stopped: these tests run the steps by hand (:func:`tick`) at the moments they choose. Running, it would
+    be woken by every enrolment with a step due now and race the test (see ``test_drips_wake.py``)."""
     clock.set(MORNING)
     rig = await Rig.start(settings, clock, rng=random.Random(7))
+    assert rig.services.drips is not None
+    await rig.services.drips.stop()
     yield rig
     await rig.close()
 

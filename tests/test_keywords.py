@@ -68,7 +68,9 @@ async def test_checkin_keyword_gets_a_passive_reply_and_a_second_one_changes_not
     assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Checkin)) == 1
-    assert not rig.state.calls_to("message/custom/send")  # answered in the HTTP response, nothing late
+    # answered in the HTTP response, nothing late; the only customer-service message is the follow drip's
+    # "0m" step, which the drip worker sends as soon as the follow's enrolment commits
+    assert all("from=drip_mp_48h" in str(c.body) for c in rig.state.calls_to("message/custom/send"))
 
 
 async def test_streak_grows_across_local_days(rig: Rig, clock: FrozenClock) -> None:

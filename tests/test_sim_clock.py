@@ -68,6 +68,8 @@ async def test_advance_endpoint_moves_the_clock_and_due_steps_then_run(rig: Rig,
     await rig.sim.send_text(openid, "优惠券怎么用？")  # the 48-hour window for step 2
     await rig.drain()
     assert [s.state for s in await steps_of(rig, "mp_48h")] == ["sent", "pending", "pending"]
+    assert rig.services.drips is not None
+    rig.services.drips.start()  # the fixture stopped the app's worker; from here on it runs the steps
 
     out = io.StringIO()  # the CLI, as an operator runs it against a demo server (urllib: off the event loop)
     assert await asyncio.to_thread(advance_command, rig.base_url, 3 * 3600, out) == 0
