@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 
 from bot.clock import SystemClock
 from bot.config import build_settings
@@ -49,13 +49,16 @@ from bot.content.lottery import CAMPAIGNS
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.interactions import Draw, LotteryTicket, PrizeStock
 from bot.db.models import Customer
+from bot.lottery_math import DrawRecord, PrizeTable, replay
 from handlers.lottery import draw
+from handlers.lottery_batch import MAX_BATCH, LotteryBatcher, batcher_for
+from handlers.lottery_state import campaign_state
 from handlers.transact import in_transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- bench:draws:start -->", "<!-- bench:draws:end -->"
-TARGETS = ("insert", "draw-no-stock", "draw-hot")
+TARGETS = ("insert", "draw-no-stock", "draw-hot", "batched-no-stock", "batched-hot", "paced-txn", "paced-batched")
 NOTES = """
 Reading: a draw is ~8 statements in one transaction (bonus-ticket lookup, ticket INSERT … RETURNING, campaign
 row lock RETURNING seed, max(seq), stock UPDATE, draw INSERT, commit) against 1 for the baseline, and on this
@@ -74,6 +77,7 @@ class Services:
     sessions: Any
     content: Content
     outbox: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     check: str
+    cpu: float  # this process's CPU time / wall time (1.0 = one core busy)
 
     @property
     def rate(self) -> float:
@@ -150,22 +155,54 @@ async def run_queue(n: int, concurrency: int, one: Callable[[int], Awaitable[obj
     return time.perf_counter() - started, latencies
 
 
-async def check_hot(svc: Services, campaign_id: str, n: int) -> str:
+async def run_paced(n: int, rate: float, one: Callable[[int], Awaitable[object]]) -> tuple[float, list[float]]:
+    """Open loop: draw i starts at ``i / rate`` s whatever the earlier ones are doing (as customers tap);
+    its latency runs from that scheduled start, so a backlog shows up in the percentiles."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+
+    async def at(i: int) -> None:
+        due = started + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        await one(i)
+        latencies.append(time.perf_counter() - due)
+
+    await asyncio.gather(*(at(i) for i in range(n)))
+    return time.perf_counter() - started, latencies
+
+
+async def check_draws(svc: Services, campaign: Campaign, n: int, hot: bool) -> str:
+    """Stock, winners, contiguous seq, and every draw replayed from the seed as `lottery verify` does."""
     async with svc.sessions() as s:
-        remaining = await s.scalar(select(PrizeStock.remaining).where(PrizeStock.campaign_id == campaign_id))
-        won = await s.scalar(select(func.count()).where(Draw.campaign_id == campaign_id, Draw.prize_id.is_not(None)))
-        seqs = await s.scalar(select(func.count(func.distinct(Draw.seq))).where(Draw.campaign_id == campaign_id))
-        top = await s.scalar(select(func.max(Draw.seq)).where(Draw.campaign_id == campaign_id))
-    ok = remaining == 0 and won == n and seqs == n and top == n
-    return f"{'OK' if ok else 'FAIL'}: stock left {remaining}, winners {won}, seq 1..{top} ({seqs} distinct)"
+        rows = (await s.scalars(select(PrizeStock).where(PrizeStock.campaign_id == campaign.id))).all()
+        query = select(Draw.seq, Draw.ticket_id, Draw.roll, Draw.prize_id).where(Draw.campaign_id == campaign.id)
+        draws = [DrawRecord(int(r.seq), int(r.ticket_id), r.roll, r.prize_id) for r in (await s.execute(query)).all()]
+        state = await campaign_state(s, campaign.id)
+    assert state is not None
+    won = sum(d.prize_id is not None for d in draws)
+    seqs = {d.seq for d in draws}
+    table = PrizeTable(
+        tuple((p.id, p.weight) for p in campaign.prizes),
+        frozenset(p.id for p in campaign.prizes if p.kind is PrizeKind.NONE),
+        {r.prize_id: r.initial for r in rows},
+    )
+    replayed = replay(state.seed, campaign.id, draws, table)
+    left = sum(r.remaining for r in rows)
+    ok = len(draws) == n and seqs == set(range(1, n + 1)) and replayed.ok and won == (n if hot else 0) and left == 0
+    verdict = "verify OK" if replayed.ok else f"verify FAILED ({len(replayed.mismatches)})"
+    stock = f"stock left {left}, " if hot else ""
+    return f"{'OK' if ok else 'FAIL'}: {stock}winners {won}, seq 1..{max(seqs, default=0)} ({len(seqs)}), {verdict}"
 
 
-async def measure(svc: Services, db: str, target: str, customers: list[int], concurrency: int) -> Row:
+async def measure(svc: Services, db: str, target: str, customers: list[int], args: argparse.Namespace) -> Row:
     n = len(customers)
     campaign_id = f"{target}-{uuid.uuid4().hex[:6]}"
+    batcher: LotteryBatcher | None = None
+    campaign: Campaign | None = None
+    one: Callable[[int], Awaitable[object]]
     if target == "insert":
 
-        async def one(i: int) -> object:
+        async def one_insert(i: int) -> object:
             async with svc.sessions() as s, s.begin():
                 row = {
                     "campaign_id": campaign_id,
@@ -174,18 +211,30 @@ async def measure(svc: Services, db: str, target: str, customers: list[int], con
                     "created_at": svc.clock.now(),
                 }
                 return await s.execute(insert(LotteryTicket).values(**row))
+
+        one = one_insert
     else:
-        campaign = bench_campaign(campaign_id, target == "draw-hot", n)
+        campaign = bench_campaign(campaign_id, "no-stock" not in target, n)
         sections = {**svc.content.sections, CAMPAIGNS.key: (campaign,)}
         svc.content = Content(svc.content.root, MappingProxyType(sections), svc.content.files)
-
-        async def one(i: int) -> object:
-            return await in_transaction(svc, lambda ctx: draw(ctx, customers[i], campaign_id, "h5"))
-
-    seconds, lat = await run_queue(n, concurrency, one)
-    check = await check_hot(svc, campaign_id, n) if target == "draw-hot" else "-"
+        if "batched" in target:
+            svc.extras.clear()
+            batcher = batcher_for(svc)
+            batcher.max_batch = args.max_batch
+            one = lambda i: batcher.draw(customers[i], campaign_id, "h5")  # noqa: E731
+        else:
+            one = lambda i: in_transaction(svc, lambda ctx: draw(ctx, customers[i], campaign_id, "h5"))  # noqa: E731
+    cpu0 = time.process_time()
+    if target.startswith("paced"):
+        seconds, lat = await run_paced(n, args.rate, one)
+    else:
+        seconds, lat = await run_queue(n, args.concurrency, one)
+    cpu = (time.process_time() - cpu0) / seconds
+    check = "-" if campaign is None else await check_draws(svc, campaign, n, "no-stock" not in target)
+    if batcher is not None:
+        check += f"; {batcher.batches} transactions, mean batch {n / max(batcher.batches, 1):.1f}"
     q = statistics.quantiles(lat, n=100)
-    return Row(db, target, n, seconds, q[49] * 1000, q[98] * 1000, check)
+    return Row(db, target, n, seconds, q[49] * 1000, q[98] * 1000, check, cpu)
 
 
 async def run_db(db: str, url: str, args: argparse.Namespace) -> list[Row]:
@@ -201,9 +250,10 @@ async def run_db(db: str, url: str, args: argparse.Namespace) -> list[Row]:
             values = [{"openid": f"b{i}", "created_at": now, "updated_at": now} for i in range(args.draws)]
             await s.execute(insert(Customer), values)
             customers = list((await s.scalars(select(Customer.id).order_by(Customer.id))).all())
-        await measure(svc, db, "draw-hot", customers[: args.warmup], args.concurrency)  # warm-up, not reported
+        for warm in ("draw-hot", "batched-hot"):  # warm-up, not reported
+            await measure(svc, db, warm, customers[: args.warmup], args)
         for target in args.targets:
-            rows.append(await measure(svc, db, target, customers, args.concurrency))
+            rows.append(await measure(svc, db, target, customers, args))
             print(fmt(rows[-1]), file=sys.stderr)
     finally:
         await engine.dispose()
@@ -211,20 +261,23 @@ async def run_db(db: str, url: str, args: argparse.Namespace) -> list[Row]:
 
 
 def fmt(r: Row) -> str:
-    return f"{r.db:<9}{r.target:<15}{r.rate:>9.0f}/s  p50 {r.p50_ms:6.1f} ms  p99 {r.p99_ms:6.1f} ms  {r.check}"
+    return (
+        f"{r.db:<9}{r.target:<17}{r.rate:>7.0f}/s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms  "
+        f"cpu {r.cpu:4.2f}  load {os.getloadavg()[0]:.1f}  {r.check}"
+    )
 
 
 def table(rows: list[Row]) -> str:
     base = {r.db: r.rate for r in rows if r.target == "insert"}
     lines = [
-        "| database | target | draws | seconds | draws/s | vs insert | p50 ms | p99 ms | check |",
-        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+        "| database | target | draws | seconds | draws/s | vs insert | p50 ms | p99 ms | bench CPU | check |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         ratio = f"{100 * r.rate / base[r.db]:.0f}%" if r.db in base else "-"
         lines.append(
             f"| {r.db} | {r.target} | {r.draws} | {r.seconds:.2f} | {r.rate:,.0f} | {ratio} "
-            f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.check} |"
+            f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.cpu:.2f} | {r.check} |"
         )
     return "\n".join(lines)
 
@@ -273,6 +326,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dbs", default="sqlite,postgres", help="sqlite,postgres")
     p.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/siyu_lottery_bench")
     p.add_argument("--targets", default=",".join(TARGETS), type=lambda v: v.split(","))
+    p.add_argument("--rate", type=float, default=500.0, help="offered draws/s of the paced targets (default 500)")
+    p.add_argument("--max-batch", type=int, default=MAX_BATCH, help=f"batched targets (default {MAX_BATCH})")
     p.add_argument("--write", action="store_true", help="record the run in bench/RESULTS.md")
     return p.parse_args(argv)
 
