@@ -176,3 +176,17 @@ async def test_without_a_batcher_home_a_draw_runs_in_its_own_transaction(env: En
     result = await draw_batched(Bare(), cid, "solo", "h5")
     assert result.won and result.seq == 1
     assert isinstance(batcher_for(env), LotteryBatcher) and batcher_for(env).batches == 0
+
+
+async def test_a_none_prize_of_weight_zero_makes_every_draw_win_until_the_stock_runs_out(env: Env) -> None:
+    prizes = (
+        Prize("cup", "保温杯", PrizeKind.PHYSICAL, weight=1, stock=3),
+        Prize("none", "谢谢参与", PrizeKind.NONE, weight=0, stock=None),
+    )
+    env.with_campaigns(campaign("all", prizes=prizes))
+    results = await batched(env, await env.customers(5), "all")
+    assert [r.outcome for r in sorted(results, key=lambda r: r.seq or 0)] == [DrawOutcome.WIN] * 3 + [
+        DrawOutcome.LOSE
+    ] * 2
+    code, text = await verify(env, "all")
+    assert code == 0 and "winners recomputed: cup×3" in text, text
