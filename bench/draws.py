@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import platform
 import random
@@ -42,14 +43,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert, select, text
 
 from bot.clock import SystemClock
-from bot.config import build_settings
+from bot.config import DatabaseConfig, build_settings
 from bot.content import Content, load_content
-from bot.content.interactions_model import Campaign, Eligibility, Prize, PrizeKind
+from bot.content.interactions_model import ActionKind, Campaign, Eligibility, KeywordRule, MatchKind, Prize, PrizeKind
+from bot.content.keywords import KEYWORDS
 from bot.content.lottery import CAMPAIGNS
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.interactions import Draw, LotteryTicket, PrizeStock
-from bot.db.models import Customer
+from bot.db.models import Customer, Receipt
+from bot.dispatcher import Dispatcher
+from bot.events import TextReceived
 from bot.lottery_math import DrawRecord, PrizeTable, replay
+from bot.metrics import Metrics
+from bot.replies import TextReply
+from bot.reply_slot import ReplySlot
+from handlers.keywords import router as keywords_router
 from handlers.lottery import draw
 from handlers.lottery_batch import MAX_BATCH, LotteryBatcher, batcher_for
 from handlers.lottery_state import campaign_state
@@ -58,7 +66,15 @@ from handlers.transact import in_transaction
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- bench:draws:start -->", "<!-- bench:draws:end -->"
-TARGETS = ("insert", "draw-no-stock", "draw-hot", "batched-no-stock", "batched-hot", "paced-txn", "paced-batched")
+TARGETS = (
+    "insert",
+    "draw-no-stock",
+    "draw-hot",
+    "batched-no-stock",
+    "batched-hot",
+    "paced-batched",
+    "paced-keyword",
+)
 NOTES = """
 Reading: a draw is ~8 statements in one transaction (bonus-ticket lookup, ticket INSERT … RETURNING, campaign
 row lock RETURNING seed, max(seq), stock UPDATE, draw INSERT, commit) against 1 for the baseline, and on this
@@ -194,6 +210,53 @@ async def check_draws(svc: Services, campaign: Campaign, n: int, hot: bool) -> s
     return f"{'OK' if ok else 'FAIL'}: {stock}winners {won}, seq 1..{max(seqs, default=0)} ({len(seqs)}), {verdict}"
 
 
+WIN_TEXT = "恭喜！你在「压测」抽中了 热门奖品 🎉"
+
+
+async def keyword_path(
+    svc: Services, campaign_id: str, n: int, replies: list[str]
+) -> Callable[[int], Awaitable[object]]:
+    """The real "抽奖" text-message path after the inbox: one pending receipt per message (stored before
+    the run, as the inbox writer does before WeChat gets its 200), then ``Dispatcher.submit`` with a
+    ``ReplySlot`` — the receipt transaction, ``handlers.keywords`` (rule match, ``ensure_customer``,
+    ``draw``), the passive reply — timed until the reply is in the slot. The dispatcher runs as
+    ``bot.app`` builds it, with the shipped ``pool_size`` (10): one receipt at a time on SQLite, ten on
+    PostgreSQL."""
+    settings = dataclasses.replace(
+        svc.settings, database=dataclasses.replace(svc.settings.database, pool_size=DatabaseConfig().pool_size)
+    )
+    dispatcher = Dispatcher([keywords_router], svc.sessions, settings, svc.clock, svc.rng, Metrics(), _ignore, svc)
+    now = svc.clock.now()
+    events = [
+        TextReceived("mp", "gh_bench", int(now.timestamp()), {"MsgId": f"{campaign_id}-{i}"}, f"b{i}", "抽奖")
+        for i in range(n)
+    ]
+    rows = [
+        {"dedup_key": e.dedup_key, "platform": "mp", "kind": e.kind, "payload": e.raw, "received_at": now,
+         "lease_until": now, "status": "pending"}
+        for e in events
+    ]  # fmt: skip
+    async with svc.sessions() as s, s.begin():
+        await s.execute(insert(Receipt), rows)
+        keys = [e.dedup_key for e in events]
+        found = dict((await s.execute(select(Receipt.dedup_key, Receipt.id).where(Receipt.dedup_key.in_(keys)))).all())
+    receipt_ids = [int(found[k]) for k in keys]
+
+    async def one(i: int) -> object:
+        slot = ReplySlot()
+        dispatcher.submit(receipt_ids[i], events[i], slot)
+        reply = await slot.wait(60.0, 0.0)
+        if isinstance(reply, TextReply):
+            replies.append(reply.content)
+        return reply
+
+    return one
+
+
+def _ignore(_calls: object) -> None:
+    return None
+
+
 async def measure(svc: Services, db: str, target: str, customers: list[int], args: argparse.Namespace) -> Row:
     n = len(customers)
     campaign_id = f"{target}-{uuid.uuid4().hex[:6]}"
@@ -217,13 +280,23 @@ async def measure(svc: Services, db: str, target: str, customers: list[int], arg
         campaign = bench_campaign(campaign_id, "no-stock" not in target, n)
         sections = {**svc.content.sections, CAMPAIGNS.key: (campaign,)}
         svc.content = Content(svc.content.root, MappingProxyType(sections), svc.content.files)
-        if "batched" in target:
+        if target == "paced-keyword":
+            mp = frozenset({"mp"})
+            rule = KeywordRule(
+                "lottery", MatchKind.EXACT, "抽奖", 100, mp, None, None, None, ActionKind.LOTTERY, campaign_id
+            )
+            sections = {**svc.content.sections, KEYWORDS.key: (rule,)}
+            svc.content = Content(svc.content.root, MappingProxyType(sections), svc.content.files)
+        elif "batched" in target:
             svc.extras.clear()
             batcher = batcher_for(svc)
             batcher.max_batch = args.max_batch
             one = lambda i: batcher.draw(customers[i], campaign_id, "h5")  # noqa: E731
         else:
             one = lambda i: in_transaction(svc, lambda ctx: draw(ctx, customers[i], campaign_id, "h5"))  # noqa: E731
+    replies: list[str] = []
+    if target == "paced-keyword":
+        one = await keyword_path(svc, campaign_id, n, replies)
     cpu0 = time.process_time()
     if target.startswith("paced"):
         seconds, lat = await run_paced(n, args.rate, one)
@@ -233,6 +306,10 @@ async def measure(svc: Services, db: str, target: str, customers: list[int], arg
     check = "-" if campaign is None else await check_draws(svc, campaign, n, "no-stock" not in target)
     if batcher is not None:
         check += f"; {batcher.batches} transactions, mean batch {n / max(batcher.batches, 1):.1f}"
+    if target == "paced-keyword":
+        wins = sum(r == WIN_TEXT for r in replies)
+        check += f"; passive replies {len(replies)}/{n}, win texts {wins}"
+        check = check.replace("OK:", "FAIL:", 1) if wins != n else check
     q = statistics.quantiles(lat, n=100)
     return Row(db, target, n, seconds, q[49] * 1000, q[98] * 1000, check, cpu)
 

@@ -26,9 +26,10 @@ A batch, in this order (each step's guarantee in brackets):
    [collision-free; seq order = stock-taking order]; the total re-counted and the points cost paid
    (:func:`handlers.points.spend`, one conditional UPDATE) per allowance ticket;
 5. ``roll = HMAC-SHA256(seed, campaign:seq:ticket)``, prize chosen by weight (:mod:`bot.lottery_math`);
-6. stock: the chosen prizes' rows read once under the lock, the draws resolved in ``seq`` order in memory
-   exactly as :func:`bot.lottery_math.replay` does, then ONE conditional UPDATE per prize taking what was
-   won (``remaining >= n``; it cannot fail under the lock, and raises — rolling back — if it ever did);
+6. stock, ONE conditional UPDATE per chosen prize (``remaining >= n``): when every draw that chose it
+   can have it (and no alarm could stop the batch midway), that UPDATE is all; otherwise the prize's row
+   is read under the lock, the draws are resolved in ``seq`` order in memory exactly as
+   :func:`bot.lottery_math.replay` does, and the UPDATE takes what was won;
 7. the prizes: a coupon code, points, or physical (staff follow up); the draw rows (unique per ticket) in
    one INSERT;
 8. the issuance-rate alarm: more prizes than ``alarm_per_hour`` in the last hour → an error is logged and
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -352,10 +354,15 @@ async def _settle(
         p.seq = n
         p.roll = roll_for(seed, campaign.id, n, p.ticket.id)
         p.prize = campaign.prize(choose(p.roll, weights))
-    stock = await _stock(
-        ctx, campaign.id, {p.prize.id for p in pending if p.prize and p.prize.kind is not PrizeKind.NONE}
-    )
+    chosen = Counter(p.prize.id for p in pending if p.prize and p.prize.kind is not PrizeKind.NONE)
     allowed = await _prizes_before_alarm(ctx, campaign, now)
+    # Without an alarm to stop the batch midway, a prize with stock for everyone who chose it is taken by
+    # one conditional UPDATE and never read; the others are read (exact: nobody else takes stock now).
+    prepaid: set[str] = set()
+    for prize_id, n in chosen.items() if allowed is None else ():
+        if await _try_take_stock(ctx, campaign.id, prize_id, n):
+            prepaid.add(prize_id)
+    stock = {pid: chosen[pid] for pid in prepaid} | await _stock(ctx, campaign.id, set(chosen) - prepaid)
     drawing: list[_Pending] = []
     taken: dict[str, int] = {}
     tripped = False
@@ -363,17 +370,18 @@ async def _settle(
         if tripped:
             break  # the previous draw tripped the alarm: the campaign is killed from here on
         drawing.append(p)
-        chosen = p.prize
-        if chosen is None or chosen.kind is PrizeKind.NONE or stock.get(chosen.id, 0) <= 0:
+        prize = p.prize
+        if prize is None or prize.kind is PrizeKind.NONE or stock.get(prize.id, 0) <= 0:
             p.prize = None  # "no prize", or its stock is gone
             continue
-        stock[chosen.id] -= 1
-        taken[chosen.id] = taken.get(chosen.id, 0) + 1
+        stock[prize.id] -= 1
+        taken[prize.id] = taken.get(prize.id, 0) + 1
         if allowed is not None:
             allowed -= 1
             tripped = allowed < 0
     for prize_id, n in taken.items():
-        await _take_stock(ctx, campaign.id, prize_id, n)
+        if prize_id not in prepaid and not await _try_take_stock(ctx, campaign.id, prize_id, n):
+            raise RuntimeError(f"prize stock {campaign.id}/{prize_id} changed outside the campaign lock")
     codes: dict[int, str | None] = {}
     for p in drawing:
         if p.prize is not None and p.prize.kind is PrizeKind.COUPON and p.prize.pool:
@@ -413,15 +421,14 @@ async def _stock(ctx: Context, campaign_id: str, prize_ids: set[str]) -> dict[st
     return {str(p): int(r) for p, r in (await ctx.session.execute(query)).all()}
 
 
-async def _take_stock(ctx: Context, campaign_id: str, prize_id: str, n: int) -> None:
-    """ONE conditional UPDATE: never below zero, whatever happened since the stock was read."""
+async def _try_take_stock(ctx: Context, campaign_id: str, prize_id: str, n: int) -> bool:
+    """ONE conditional UPDATE taking ``n``: never below zero; False (nothing taken) when fewer are left."""
     taken = await ctx.session.execute(
         update(PrizeStock)
         .where(PrizeStock.campaign_id == campaign_id, PrizeStock.prize_id == prize_id, PrizeStock.remaining >= n)
         .values(remaining=PrizeStock.remaining - n)
     )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        raise RuntimeError(f"prize stock {campaign_id}/{prize_id} changed outside the campaign lock")
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _prizes_before_alarm(ctx: Context, campaign: Campaign, now: datetime) -> int | None:
