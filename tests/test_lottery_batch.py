@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content.interactions_model import Prize, PrizeKind
+from bot.content.interactions_model import Eligibility, Prize, PrizeKind
+from bot.db.growth import CustomerTag, Touch
 from bot.db.interactions import Draw, LotteryCampaignState, LotteryTicket, PointsEntry, PrizeStock
+from bot.db.models import Customer
 from handlers.lottery import DrawOutcome, DrawRequest, DrawResult, draw, draw_many
 from handlers.lottery_admin import verify_command
 from handlers.lottery_batch import LotteryBatcher, batcher_for, draw_batched
@@ -190,3 +193,24 @@ async def test_a_none_prize_of_weight_zero_makes_every_draw_win_until_the_stock_
     ] * 2
     code, text = await verify(env, "all")
     assert code == 0 and "winners recomputed: cup×3" in text, text
+
+
+async def test_eligibility_is_decided_per_customer_inside_one_batch(env: Env) -> None:
+    rule = Eligibility(tags=("会员/金卡",), must_follow_mp=True, channels=("pkgcard",))
+    env.with_campaigns(dataclasses.replace(campaign("vip", prizes=PLENTY), eligibility=rule))
+    [touched, first, untagged, no_channel] = await env.customers(4, mp_follower=True)
+    [stranger] = await env.customers(1)
+    await env.run(
+        lambda ctx: ctx.session.execute(update(Customer).where(Customer.id == first).values(first_channel="pkgcard"))
+    )
+    now = env.clock.now()
+    async with env.sessions() as s, s.begin():
+        for cid in (touched, first, no_channel, stranger):
+            await s.execute(
+                insert(CustomerTag).values(customer_id=cid, tag="会员/金卡", source="operator", created_at=now)
+            )
+        for cid in (touched, untagged, stranger):
+            touch = {"channel_code": "pkgcard", "platform": "mp", "action": "scanned", "occurred_at": now}
+            await s.execute(insert(Touch).values(customer_id=cid, **touch))
+    outcomes = await batch(env, "vip", [touched, first, untagged, no_channel, stranger, touched])
+    assert outcomes == [DrawOutcome.WIN, DrawOutcome.WIN] + [DrawOutcome.NOT_ELIGIBLE] * 3 + [DrawOutcome.WIN]
