@@ -18,6 +18,7 @@ from handlers.checkin import check_in as _check_in
 from handlers.checkin import local_day
 from handlers.identity import ensure_customer
 from handlers.lottery import draw as _draw
+from handlers.lottery_batch import can_batch, draw_batched
 from handlers.points import balance
 from handlers.referral import NoInviteCode, invite_code_for
 
@@ -52,7 +53,14 @@ async def check_in(ctx: Context, customer_id: int) -> dict[str, Any]:
 
 
 async def draw(ctx: Context, customer_id: int, campaign_id: str) -> dict[str, Any]:
-    result = await _draw(ctx, customer_id, campaign_id, "h5")
+    """A live stream's taps arrive together: the draw joins its campaign's batch
+    (:mod:`handlers.lottery_batch`), committed in the batch's own transaction before this one reads
+    the balance. ``ctx``'s transaction has written nothing before it, so on SQLite the batch never
+    waits on it."""
+    if can_batch(ctx.services):
+        result = await draw_batched(ctx.services, customer_id, campaign_id, "h5")
+    else:
+        result = await _draw(ctx, customer_id, campaign_id, "h5")
     return {
         "ok": True,
         "outcome": result.outcome.value,

@@ -46,6 +46,7 @@ class Env:
     content: Content
     rng: random.Random = field(default_factory=lambda: random.Random(5))
     outbox: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)  # as bot.app.Services (the lottery batcher lives here)
 
     async def run(self, fn: Callable[[Context], Awaitable[T]]) -> T:
         return await in_transaction(self, fn)

@@ -86,6 +86,12 @@ CASES = [
     pytest.param(edit("lottery/unbox", "weight = 949", "weight = 949\nstock = 5"), f"{P3}.stock", "unlimited"),
     pytest.param(edit("lottery/unbox", "stock = 1\n", ""), "campaigns[0].prizes[0].stock", "is required"),
     pytest.param(edit("lottery/unbox", "weight = 1\n", "weight = 0\n"), "campaigns[0].prizes[0].weight", "at least 1"),
+    pytest.param(
+        {"lottery/unbox": shipped("lottery/unbox").split("[[campaigns.prizes]]")[0] + NONE_PRIZE.replace("949", "0")},
+        f"{C0}.prizes",
+        "every weight is 0",
+        id="only none at 0",
+    ),
     pytest.param(edit("lottery/unbox", "per_day = 1", "per_day = 5"), f"{C0}.per_day", "5 is more than total (3)"),
     pytest.param(edit("lottery/unbox", "per_day = 1\ntotal = 3\n", ""), C0, "needs a per-customer limit"),
     pytest.param(
@@ -154,6 +160,10 @@ def test_interaction_mistakes(tmp_path: Path, files: dict[str, str], key: str, r
     first_file = next(iter(files)) + ".toml"
     hits = [(p.file, p.key) for p in found if reason in p.reason]
     assert hits[:1] == [(str(tmp_path / "content" / first_file), key)], found
+
+
+def test_the_none_prize_may_weigh_zero(tmp_path: Path) -> None:
+    assert problems(tmp_path, edit("lottery/unbox", "weight = 949", "weight = 0")) == []
 
 
 POOL = '[[coupon_pools]]\nid = "extra"\nname = "测试券"\npath = "{path}"\n'

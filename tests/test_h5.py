@@ -23,6 +23,7 @@ from bot.db.interactions import ReferralCode
 from bot.h5.core import H5, SECURITY_HEADERS
 from bot.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Signer
 from bot.rig import Rig
+from handlers.lottery_batch import batcher_for
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import make_settings
 
@@ -129,6 +130,10 @@ async def test_lottery_page_and_draw(h5_rig: Rig, browser: aiohttp.ClientSession
     async with browser.post(h5_rig.base_url + "/h5/api/lottery/unbox/draw", headers={"X-CSRF-Token": csrf}) as r:
         body = await r.json()
     assert r.status == 200 and body["outcome"] in {"win", "lose"} and body["text"]
+    assert batcher_for(h5_rig.services).batches == 1  # the tap joined the campaign's batch (own transaction)
+    async with browser.post(h5_rig.base_url + "/h5/api/lottery/unbox/draw", headers={"X-CSRF-Token": csrf}) as r:
+        again = await r.json()
+    assert again["outcome"] == "limit_reached"  # unbox: one draw a day, counted across batches
     async with browser.get(h5_rig.base_url + "/h5/lottery/no_such_campaign") as missing:
         assert missing.status == 404
 

@@ -2,7 +2,8 @@
 
 A campaign runs from ``starts_at`` to ``ends_at`` (TOML date-times with a UTC offset), for eligible
 customers, within per-customer limits, optionally costing points. Each draw picks a prize by weight
-among the ``[[campaigns.prizes]]``; exactly one prize has ``kind = "none"`` (no prize, unlimited).
+among the ``[[campaigns.prizes]]``; exactly one prize has ``kind = "none"`` (no prize, unlimited). The
+"none" prize may weigh 0: every draw then picks a real prize and wins while that prize has stock.
 ``enabled = false`` is the kill switch.
 """
 
@@ -32,11 +33,13 @@ def _prize(node: Node) -> Prize | None:
     prize_id = node.text("id", required=True, pattern=ID, pattern_hint=ID_HINT)
     name = node.text("name", required=True, max_chars=60)
     kind = choice(node, "kind", PrizeKind, what="prize kind")
-    weight = node.integer("weight", required=True, minimum=1)
+    weight = node.integer("weight", required=True, minimum=0)
     stock = node.integer("stock", required=kind is not None and kind is not PrizeKind.NONE, minimum=0)
     pool = node.text("pool", pattern=ID, pattern_hint=ID_HINT)
     points = node.integer("points", minimum=1)
     node.finish()
+    if weight == 0 and kind is not None and kind is not PrizeKind.NONE:
+        node.problem("weight", 'must be at least 1, got 0 (only the "none" prize may weigh 0)')
     if kind is PrizeKind.NONE and stock is not None:
         node.problem("stock", 'a "none" prize is unlimited: remove stock')
     if stock is not None and stock > MAX_STOCK:
@@ -69,6 +72,9 @@ def _prizes(node: Node) -> tuple[Prize, ...] | None:
     nones = sum(p.kind is PrizeKind.NONE for p in prizes)
     if nones != 1:
         node.problem("prizes", f'needs exactly one prize with kind = "none" (the no-prize outcome), found {nones}')
+        return None
+    if not any(p.weight for p in prizes):
+        node.problem("prizes", "every weight is 0: at least one prize needs weight >= 1")
         return None
     return tuple(prizes)
 
