@@ -1,6 +1,6 @@
 """What each way of sending can carry, with the platform's documented limits (reference sections cited).
 
-Only limits written in /work/shared/reference/wechat-protocol.md are enforced; where the reference gives
+Only limits the official documentation states are enforced (each cited below); where it gives
 none (Official Account customer-service text, add_msg_template text, app messages) the message's own
 4000-byte bound (messages.py) is the only one.
 """

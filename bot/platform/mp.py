@@ -1,7 +1,8 @@
 """Official Account (公众号) server API: customer-service messages, user tags, QR codes, templates.
 
-Doc pages are cited as ``[MP:<path>]`` = developers.weixin.qq.com/<path>; § numbers refer to
-/work/shared/reference/wechat-protocol.md. Daily quotas per account are listed in §9.3.
+Doc pages are cited as ``[MP:<path>]`` = developers.weixin.qq.com/<path> (the official Official Account
+documentation; § numbers are the team's old protocol notes). Daily quotas per account are on the official
+page "接口调用频次限制说明" (API call limits).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """WeCom (企业微信) server API: customer contact, channel codes, group-send tasks, kf, app messages,
 group welcome templates (``add/edit/get/del_group_welcome_template``, §5.2, in :mod:`.wecom_welcome`).
 
-Doc pages are cited as ``[W:<id>]`` = developer.work.weixin.qq.com/document/path/<id>; section numbers
-(§) refer to /work/shared/reference/wechat-protocol.md. Every API shares the per-corp limit of
-10,000 calls/min and 150,000/hour per single API (§9.2); endpoint-specific limits are named below.
+Doc pages are cited as ``[W:<id>]`` = developer.work.weixin.qq.com/document/path/<id> (the official
+WeCom server API documentation; the § numbers beside them are the team's old protocol notes, being
+replaced by those page names). Every API shares the per-corp limit of 10,000 calls/min and 150,000/hour
+per single API (访问频率限制 [W:90454]); endpoint-specific limits are named below.
 """
 
 from __future__ import annotations
