@@ -462,6 +462,17 @@ def verdicts(rows: list[Row]) -> list[str]:
     return out
 
 
+def bottle_auto_server() -> str:
+    """What ``werobot.run`` (bottle's server "auto") serves with here: the first importable adapter."""
+    import importlib.util
+
+    for module, name in (("waitress", "waitress"), ("paste", "paste"), ("twisted", "twisted"),
+                         ("cherrypy", "cherrypy"), ("cheroot", "cheroot")):  # fmt: skip
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return "wsgiref (single-threaded; none of waitress/paste/twisted/cherrypy/cheroot installed)"
+
+
 def render_section(args: argparse.Namespace, rows: list[Row], argv: list[str], load_before: str) -> str:
     pin = (
         f"servers pinned to CPU {args.server_cpus}; wrk, the fixed-rate pusher and the stand-in WeChat API to CPU "
@@ -482,7 +493,8 @@ def render_section(args: argparse.Namespace, rows: list[Row], argv: list[str], l
             f"- load average before the run {load_before}; load generator: {wrk_version[0] if wrk_version else '?'}",
             f"- burst: {args.connections} connections, {args.threads} wrk thread(s), {args.warmup:g} s warm-up then "
             f"{args.duration} s measured; fixed rate: {args.rate:g} messages/s for {args.pace_seconds:g} s "
-            f"(open loop, latency from when each was due); {pin}; gunicorn {args.gunicorn_workers} sync workers",
+            f"(open loop, latency from when each was due); {pin}; gunicorn {args.gunicorn_workers} sync workers; "
+            f"WeRoBot's bottle server: {bottle_auto_server()}",
             "- messages: poster-QR `subscribe` (`qrscene_poster_618`, a new openid each) and the keyword text `礼包`, "
             "distinct, signed, encrypted (safe mode); siyu-bot answers with its content, the peers with a fixed text",
             "",
