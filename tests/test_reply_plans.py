@@ -19,7 +19,7 @@ from bot.context import Context
 from bot.db.growth import Welcome
 from bot.db.models import Customer, Receipt
 from bot.dispatcher import Router
-from bot.events import Followed, TextReceived
+from bot.events import Followed
 from bot.rig import Rig
 from bot.wechat import parse_xml
 from tests.conftest import make_settings
@@ -154,8 +154,8 @@ async def test_planned_reply_does_not_wait_for_stalled_handlers(
     gate = asyncio.Event()
     stalled = Router("stalled")
 
-    @stalled.on(Followed, TextReceived)
-    async def stall(event: Followed | TextReceived, ctx: Context) -> None:
+    @stalled.on(Followed)
+    async def stall(event: Followed, ctx: Context) -> None:
         await gate.wait()
 
     settings = make_settings(db_url, server={"reply_budget_seconds": 0.2}, content_dir=str(_ab_content(tmp_path)))
@@ -163,9 +163,7 @@ async def test_planned_reply_does_not_wait_for_stalled_handlers(
     try:
         follower = await asyncio.wait_for(rig.sim.follow(scene="poster_618"), 5)
         assert _reply(follower.delivery)["Content"].startswith("海报版本")
-        text = await asyncio.wait_for(rig.sim.send_text(follower.openid, "人工"), 5)  # queued behind the stall
-        assert "人工客服" in _reply(text)["Content"]
-        assert rig.services.dispatcher is not None and rig.services.dispatcher.in_flight >= 1
+        assert rig.services.dispatcher is not None and rig.services.dispatcher.in_flight == 1  # still stalled
         gate.set()
         await rig.drain()
         row = await _welcome_of(rig, follower.openid)
