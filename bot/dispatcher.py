@@ -23,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.alerts import report_receipt_failed
 from bot.clock import Clock
 from bot.config import Settings
+from bot.content_runtime import empty_content
 from bot.context import Context
 from bot.db.models import OutboxCall, Receipt
 from bot.events import Event
 from bot.metrics import Metrics
 from bot.replies import Reply
+from bot.reply_plan import Planner, Planning, ReplyPlanners, first_reply
 from bot.reply_slot import ReplySlot
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,11 @@ class Router:
         self.name = name
         self._handlers: list[tuple[tuple[type[Event], ...], Handler]] = []
         self._results: dict[str, list[ResultHandler]] = {}
+        self.planners = ReplyPlanners()
+
+    def plans(self, *event_types: type[Event]) -> Callable[[Planner], Planner]:
+        """Register a reply planner: a content-only passive reply, answered before the handlers run."""
+        return self.planners.register(*event_types)
 
     def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -108,6 +115,11 @@ class Dispatcher:
 
     def handlers_for(self, event: Event) -> list[Handler]:
         return [h for r in self._routers for h in r.handlers_for(event)]
+
+    def plan_reply(self, event: Event) -> Reply | None:
+        """The first planner's reply for ``event`` (bot/reply_plan.py): pure, no database."""
+        content = self._services.content if self._services is not None else empty_content(".")
+        return first_reply((r.planners for r in self._routers), event, Planning(content, self._settings.tz))
 
     def submit(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
         """Run the event's handlers in a tracked background task (once per receipt in this process)."""

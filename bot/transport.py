@@ -7,7 +7,8 @@ Official Account (§1.4): GET checks the plain ``signature`` and echoes ``echost
 (``encrypt_type=aes``, ``msg_signature``, same order) unless ``official_account.allow_plain`` is set.
 A forged or malformed callback gets a 4xx and nothing is stored; a callback is answered 200 only after
 its receipt is committed (503 if the database fails, so WeChat retries). Official Account events may
-get a passive reply inside the reply budget.
+get a passive reply: a content-only one (a reply planner, bot/reply_plan.py) at once after the commit,
+one that depends on state from the handlers' transaction inside the reply budget.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bot.event_parser import from_fields
 from bot.events import Event, Followed, MenuClicked, Platform, Scanned, TextReceived
 from bot.inbox import ReceiptWriter
 from bot.metrics import Metrics
+from bot.replies import Reply
 from bot.reply_slot import ReplySlot
 from bot.wechat import CallbackRejected, EnvelopeCrypto, envelope_encrypt, parse_xml, render_xml, signature
 
@@ -210,17 +212,37 @@ class MpEndpoint(CallbackEndpoint):
         receipt_id, dispatch, failure = await self._store(event)
         if failure is not None:
             return failure
+        planned = self._plan(event) if isinstance(event, REPLYABLE) else None
+        if planned is not None:
+            # Content-only: answer now; the handlers run after the answer and only record what was sent.
+            # A duplicate (WeChat's retry when no answer came within 5 s) gets the same reply: it is a pure
+            # function of the event and the content, and it is how a lost answer reaches the user.
+            if receipt_id is not None and dispatch:
+                self._dispatcher.submit(receipt_id, event)
+            self._metrics.inc("siyu_passive_replies_total", outcome="planned")
+            return self._render_reply(event, planned.passive_fields(), params, encrypted)
         if receipt_id is None or not dispatch:
             return web.Response(text="success")
         if not isinstance(event, REPLYABLE):
             self._dispatcher.submit(receipt_id, event)
             return web.Response(text="success")
-        slot = ReplySlot()
+        slot = ReplySlot()  # the reply depends on state: it waits for the handlers' transaction
         self._dispatcher.submit(receipt_id, event, slot)
         reply = await slot.wait(self._budget, _REPLY_GRACE)
         if reply is None:
             return web.Response(text="success")
         return self._render_reply(event, reply.passive_fields(), params, encrypted)
+
+    def _plan(self, event: Event) -> Reply | None:
+        """The reply planners' answer (bot/reply_plan.py); a planner that fails costs its reply, not the receipt."""
+        try:
+            return self._dispatcher.plan_reply(event)
+        except CallbackRejected:
+            raise
+        except Exception:
+            log.exception("reply planner failed", extra={"event_kind": event.kind})
+            self._metrics.inc("siyu_passive_replies_total", outcome="plan_failed")
+            return None
 
     async def _decode(self, request: web.Request, params: dict[str, str], encrypted: bool) -> Event:
         if encrypted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.content import Channel, Platform
+from bot.content import Channel, Content, Platform
 from bot.context import Context
 from bot.db.growth import CustomerTag, Touch
 from bot.db.models import Customer
@@ -28,7 +28,11 @@ class Arrival:
 
 def resolve_channel(ctx: Context, key: str | None, platform: Platform) -> Arrival:
     """``State`` (WeCom) or QR scene (Official Account) → channel; unknown → the platform's default."""
-    content = ctx.content
+    return arrival_for(ctx.content, key, platform)
+
+
+def arrival_for(content: Content, key: str | None, platform: Platform) -> Arrival:
+    """:func:`resolve_channel` from the content alone (reply planners have no Context)."""
     if key:
         found = content.channel_for_scene(key) if platform is Platform.MP else content.channel_for_state(key)
         if found is not None and found.platform is platform:

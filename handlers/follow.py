@@ -1,33 +1,60 @@
 """Official Account follows and scans: attribute by QR scene, tag, welcome in the passive reply.
 
 A follow through a parametric QR arrives as ``subscribe`` with ``qrscene_<scene>``; a follower scanning
-another code arrives as ``SCAN`` (reference §8.1). The channel's welcome is the passive reply (§8.3);
-if the reply budget passes, the dispatcher sends it as a customer-service message instead, which the
-platform allows for 1 minute after a follow or scan (§8.4).
+another code arrives as ``SCAN`` (reference §8.1). The channel's welcome depends only on content, so
+it is a reply planner (bot/reply_plan.py): the transport answers with it as soon as the receipt is
+committed (§8.3), and the handler, run afterwards, records what was sent without returning it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, tzinfo
 
 from sqlalchemy import select
 
-from bot.content import LinkAttachment, Platform, choose_variant, local_time_of, render
+from bot.content import Content, LinkAttachment, Platform, choose_variant, render
 from bot.context import Context
 from bot.db.growth import Loss, Touch, Welcome
 from bot.db.upsert import insert_ignore
 from bot.dispatcher import PlatformResult, Router
 from bot.events import Followed, Scanned, Unfollowed
 from bot.replies import NewsReply, Reply, TextReply
-from handlers.attribution import Arrival, mark_mp_tags, record_touch, resolve_channel, tag_locally
+from bot.reply_plan import Planning, local_time_of_event, rng_for
+from handlers.attribution import Arrival, arrival_for, mark_mp_tags, record_touch, tag_locally
 from handlers.identity import ensure_customer, link_unionid
 
 router = Router("follow")
 
 
+@dataclass(frozen=True, slots=True)
+class WelcomePlan:
+    """The channel's welcome for one follow/scan: what the planner answers and the handler records."""
+
+    arrival: Arrival
+    reply: Reply | None
+    variant_ref: str | None
+
+
+def plan_welcome(event: Followed | Scanned, content: Content, tz: tzinfo) -> WelcomePlan:
+    """Pure: the same event and content give the same variant (seeded by the event's dedup key, at its
+    CreateTime), so the Welcome row names the variant that was actually sent."""
+    arrival = arrival_for(content, event.scene, Platform.MP)
+    reply, variant_ref = _welcome_reply(content, arrival, rng_for(event), local_time_of_event(event, tz))
+    return WelcomePlan(arrival, reply, variant_ref)
+
+
+@router.plans(Followed, Scanned)
+def welcome_as_passive_reply(event: Followed | Scanned, planning: Planning) -> Reply | None:
+    return plan_welcome(event, planning.content, planning.tz).reply
+
+
 @router.on(Followed, Scanned)
-async def welcome_follower(event: Followed | Scanned, ctx: Context) -> Reply | None:
-    arrival = resolve_channel(ctx, event.scene, Platform.MP)
+async def welcome_follower(event: Followed | Scanned, ctx: Context) -> None:
+    """Attribution, tags, profile, and the Welcome row; the welcome itself went out as the planned reply."""
+    plan = plan_welcome(event, ctx.content, ctx.settings.tz)
+    arrival = plan.arrival
     customer = await ensure_customer(ctx, "openid", event.openid)
     customer.mp_follower = True
     at = datetime.fromtimestamp(event.create_time, UTC)
@@ -40,28 +67,28 @@ async def welcome_follower(event: Followed | Scanned, ctx: Context) -> Reply | N
             "mp", "user/info", {}, method="GET", params={"openid": event.openid, "lang": "zh_CN"},
             key="profile", then="mp_profile",
         )  # fmt: skip
-    reply, variant_ref = _welcome_reply(ctx, arrival)
     ctx.session.add(
         Welcome(
             customer_id=customer.id, channel_code=arrival.code,
-            variant_ref=variant_ref, via="passive_reply", state="sent" if reply else "skipped",
-            reason=None if reply else "channel has no welcome message", created_at=ctx.now(),
+            variant_ref=plan.variant_ref, via="passive_reply", state="sent" if plan.reply else "skipped",
+            reason=None if plan.reply else "channel has no welcome message", created_at=ctx.now(),
             receipt_id=ctx.receipt_id,
         )
     )  # fmt: skip
-    return reply
 
 
-def _welcome_reply(ctx: Context, arrival: Arrival) -> tuple[Reply | None, str | None]:
+def _welcome_reply(
+    content: Content, arrival: Arrival, rng: random.Random, local_time: time
+) -> tuple[Reply | None, str | None]:
     """Text reply, or a one-article news reply when the variant leads with a link (§8.3: 1 article)."""
     channel = arrival.channel
-    message = ctx.content.welcome_for(channel) if channel is not None else None
+    message = content.welcome_for(channel) if channel is not None else None
     if channel is None or message is None:
         return None, None
-    variant = choose_variant(message, ctx.rng, local_time_of(ctx.now(), ctx.settings.tz))
+    variant = choose_variant(message, rng, local_time)
     variables: dict[str, str | None] = {"nickname": None, "staff_name": None, "channel": channel.code}
     variables["channel_name"] = channel.name
-    rendered = render(variant, variables, ctx.content.fallbacks)
+    rendered = render(variant, variables, content.fallbacks)
     if rendered.text:
         return TextReply(rendered.text), rendered.variant_ref
     link = next((a for a in variant.attachments if isinstance(a, LinkAttachment)), None)

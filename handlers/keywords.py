@@ -1,8 +1,10 @@
 """Keyword replies in the Official Account chat (text and menu CLICK), shared with 微信客服 (``handlers.kf``).
 
-The answer is the passive reply (reference §8.3), so everything here must fit the reply budget: rules
-are matched in memory before any database work (a text no rule answers costs nothing), and the actions
-(check-in, a draw) are single-transaction database work — no platform call runs before the reply.
+The answer is the passive reply (reference §8.3). An answer that depends on content alone (inline
+text or a message, without ``{nickname}``) is a reply planner (bot/reply_plan.py): answered as soon as
+the receipt is committed, while the handler only queues the link follow-up. The actions (check-in, a
+draw) depend on state: single-transaction database work whose reply waits for that transaction, inside
+the reply budget — no platform call runs before the reply. Rules are matched at the event's CreateTime.
 A message's link attachment follows as one customer-service message (§8.4: the user's text opens
 5 sends / 48 h, a menu click 3 / 1 minute).
 
@@ -13,16 +15,17 @@ Menu clicks (§8.6): the button ``key`` names a rule id (``checkin``), or an act
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta, tzinfo
 
-from bot.content import LinkAttachment, choose_variant, local_time_of, render
+from bot.content import Content, LinkAttachment, choose_variant, local_time_of, render
 from bot.content.interactions_model import ActionKind, KeywordRule, MatchKind
-from bot.content.templates import fill
+from bot.content.templates import fill, variables_in
 from bot.context import PRIORITY_REPLY, Context
 from bot.db.models import Customer
 from bot.dispatcher import Router
-from bot.events import MenuClicked, TextReceived
+from bot.events import Event, MenuClicked, TextReceived
 from bot.replies import NewsReply, Reply, TextReply
+from bot.reply_plan import Planning, local_time_of_event, rng_for
 from handlers.checkin import check_in
 from handlers.identity import ensure_customer
 from handlers.lottery import draw
@@ -31,6 +34,7 @@ router = Router("keywords")
 
 MESSAGE_WINDOW = timedelta(hours=48)  # the user wrote: 5 custom messages within 48 h (§8.4)
 CLICK_WINDOW = timedelta(minutes=1)  # a menu click: 3 custom messages within 1 minute (§8.4)
+NICKNAME = "nickname"  # the one message variable that needs the customer row
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +50,9 @@ def find_rule(ctx: Context, text: str, platform: str) -> KeywordRule | None:
     return ctx.content.keyword_rule_for(text, platform, local_time_of(ctx.now(), ctx.settings.tz))
 
 
-def rule_for_menu_key(ctx: Context, key: str) -> KeywordRule | None:
+def rule_for_menu_key(content: Content, key: str, at: time) -> KeywordRule | None:
     """A CLICK key: a rule id, an action written as in ``keywords.toml``, or a text to match."""
-    at = local_time_of(ctx.now(), ctx.settings.tz)
-    for rule in ctx.content.keyword_rules:
+    for rule in content.keyword_rules:
         if rule.id == key and "mp" in rule.platforms and (rule.window is None or rule.window.contains(at)):
             return rule
     name, _, campaign = key.partition(":")
@@ -58,7 +61,40 @@ def rule_for_menu_key(ctx: Context, key: str) -> KeywordRule | None:
         return KeywordRule(
             f"menu:{key}", MatchKind.EXACT, key, 0, frozenset({"mp"}), None, None, None, action, campaign or None
         )
-    return find_rule(ctx, key, "mp")
+    return content.keyword_rule_for(key, "mp", at)
+
+
+def mp_rule(event: TextReceived | MenuClicked, content: Content, tz: tzinfo) -> KeywordRule | None:
+    """The rule answering an Official Account text or menu click, at the event's own CreateTime (the
+    planner and the handler see the same rule, whenever the handler runs)."""
+    at = local_time_of_event(event, tz)
+    if isinstance(event, TextReceived):
+        return content.keyword_rule_for(event.content, "mp", at)
+    return rule_for_menu_key(content, event.key, at)
+
+
+def plannable(rule: KeywordRule, content: Content) -> bool:
+    """True when the answer depends on content alone: no action, no ``{nickname}`` (a database fact)."""
+    if rule.action is not None:
+        return False
+    if rule.text is not None:
+        return NICKNAME not in variables_in(rule.text)
+    message = content.message(rule.reply) if rule.reply else None
+    return message is None or all(NICKNAME not in v.variables for v in message.variants)
+
+
+def planned_answer(event: Event, rule: KeywordRule, content: Content, tz: tzinfo) -> Answer | None:
+    """The answer of a :func:`plannable` rule: pure, the variant seeded by the event (bot/reply_plan.py)."""
+    no_profile: dict[str, str | None] = {NICKNAME: None}
+    if rule.text is not None:
+        return Answer(fill(rule.text, no_profile, content.fallbacks))
+    message = content.message(rule.reply) if rule.reply else None
+    if message is None:
+        return None
+    variant = choose_variant(message, rng_for(event), local_time_of_event(event, tz))
+    rendered = render(variant, no_profile, content.fallbacks)
+    link = next((a for a in variant.attachments if isinstance(a, LinkAttachment)), None)
+    return Answer(rendered.text, link)
 
 
 async def answer_rule(ctx: Context, rule: KeywordRule, customer: Customer, source: str) -> Answer | None:
@@ -69,7 +105,7 @@ async def answer_rule(ctx: Context, rule: KeywordRule, customer: Customer, sourc
     if rule.action is ActionKind.LOTTERY and rule.campaign:
         drawn = await draw(ctx, customer.id, rule.campaign, source)
         return Answer(drawn.text)
-    variables: dict[str, str | None] = {"nickname": customer.name}
+    variables: dict[str, str | None] = {NICKNAME: customer.name}
     if rule.text is not None:
         return Answer(fill(rule.text, variables, ctx.content.fallbacks))
     message = ctx.content.message(rule.reply) if rule.reply else None
@@ -85,34 +121,45 @@ def _news(link: LinkAttachment) -> NewsReply:
     return NewsReply(link.title, link.desc or "", link.url, link.picurl or "")
 
 
-def passive_reply(ctx: Context, answer: Answer, openid: str, window: timedelta) -> Reply | None:
-    """Text as the passive reply; a link follows as one customer-service news message inside ``window``.
-    A link without text is the passive reply itself (one article, §8.3)."""
+def reply_of(answer: Answer) -> Reply | None:
+    """Text as the passive reply; a link without text is the passive reply itself (one article, §8.3)."""
     if not answer.text:
         return _news(answer.link) if answer.link is not None else None
-    if answer.link is not None:
+    return TextReply(answer.text)
+
+
+def passive_reply(ctx: Context, answer: Answer, openid: str, window: timedelta) -> Reply | None:
+    """:func:`reply_of`; a link next to text follows as one customer-service news message inside ``window``."""
+    if answer.text and answer.link is not None:
         ctx.call_platform(
             "mp", "message/custom/send", _news(answer.link).custom_message(openid), key="keyword-link",
             priority=PRIORITY_REPLY, deadline=ctx.now() + window,
         )  # fmt: skip
-    return TextReply(answer.text)
+    return reply_of(answer)
 
 
-@router.on(TextReceived)
-async def reply_to_keyword(event: TextReceived, ctx: Context) -> Reply | None:
-    rule = find_rule(ctx, event.content, "mp")
+@router.plans(TextReceived, MenuClicked)
+def keyword_as_passive_reply(event: TextReceived | MenuClicked, planning: Planning) -> Reply | None:
+    rule = mp_rule(event, planning.content, planning.tz)
+    if rule is None or not plannable(rule, planning.content):
+        return None
+    answer = planned_answer(event, rule, planning.content, planning.tz)
+    return reply_of(answer) if answer is not None else None
+
+
+@router.on(TextReceived, MenuClicked)
+async def reply_to_keyword(event: TextReceived | MenuClicked, ctx: Context) -> Reply | None:
+    """A planned answer was already the passive reply: queue only its link follow-up. Otherwise (an
+    action, a ``{nickname}``) the answer is this transaction's reply, inside the reply budget."""
+    rule = mp_rule(event, ctx.content, ctx.settings.tz)
     if rule is None:
         return None
+    window = MESSAGE_WINDOW if isinstance(event, TextReceived) else CLICK_WINDOW
     customer = await ensure_customer(ctx, "openid", event.openid)
-    answer = await answer_rule(ctx, rule, customer, "mp")
-    return passive_reply(ctx, answer, event.openid, MESSAGE_WINDOW) if answer else None
-
-
-@router.on(MenuClicked)
-async def reply_to_menu_click(event: MenuClicked, ctx: Context) -> Reply | None:
-    rule = rule_for_menu_key(ctx, event.key)
-    if rule is None:
+    if plannable(rule, ctx.content):
+        planned = planned_answer(event, rule, ctx.content, ctx.settings.tz)
+        if planned is not None:
+            passive_reply(ctx, planned, event.openid, window)  # the reply itself went out already
         return None
-    customer = await ensure_customer(ctx, "openid", event.openid)
     answer = await answer_rule(ctx, rule, customer, "mp")
-    return passive_reply(ctx, answer, event.openid, CLICK_WINDOW) if answer else None
+    return passive_reply(ctx, answer, event.openid, window) if answer else None
