@@ -9,11 +9,12 @@ the same transaction. Platform calls happen only after the commit, from the outb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -47,6 +48,21 @@ class PlatformResult:
 
 Handler = Callable[[Any, Context], Awaitable[Reply | None]]
 ResultHandler = Callable[[PlatformResult, Context], Awaitable[None]]
+
+
+@dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # runs holding or waiting for the lock
+
+
+def person_of(event: Event) -> str | None:
+    """The platform id of the person an event is about (OA openid, WeCom external_userid), if any."""
+    for attr in ("openid", "external_userid"):
+        value = getattr(event, attr, None)
+        if isinstance(value, str) and value:
+            return f"{attr}:{value}"
+    return None
 
 
 class Router:
@@ -108,6 +124,7 @@ class Dispatcher:
         self._on_drips = on_drips  # a committed enrolment has a step due now: wake the drip worker
         self._services = services
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._people: dict[str, _Turn] = {}  # per-person order (_in_order)
         # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
         # (and keeps the inbox writer's commits flowing); PostgreSQL takes the pool's width.
         sqlite = settings.database.url.get().startswith("sqlite")
@@ -152,7 +169,7 @@ class Dispatcher:
         started = time.perf_counter()
         outcome = "done"
         try:
-            async with self._limit:
+            async with self._in_order(event), self._limit:
                 outcome = await self._run_once(receipt_id, event, slot)
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -166,6 +183,25 @@ class Dispatcher:
                 slot.deliver(None)  # no-op when a reply was already delivered
             self._metrics.observe("siyu_handler_seconds", time.perf_counter() - started, kind=event.kind)
             self._metrics.inc("siyu_handler_runs_total", kind=event.kind, outcome=outcome)
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, event: Event) -> AsyncIterator[None]:
+        """One person's events run one after another, in arrival order: a follow and the text right
+        behind it (its passive reply already answered) would otherwise both create the customer and
+        deadlock on PostgreSQL. Events of different people still run side by side."""
+        who = person_of(event)
+        if who is None:
+            yield
+            return
+        entry = self._people.setdefault(who, _Turn())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._people[who]
 
     async def _run_once(self, receipt_id: int, event: Event, slot: ReplySlot | None) -> str:
         now = self._clock.now()

@@ -107,3 +107,38 @@ async def test_sweeper_finishes_a_receipt_left_pending(
     assert seen == ["wmLOST"]
     clock.advance(3600)
     assert await sweeper.sweep_once() == 0
+
+
+async def test_one_persons_events_run_in_order_and_different_people_side_by_side(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FrozenClock
+) -> None:
+    """The customer added twice in a row (two staff members) is handled one event after the other; another
+    customer is not held up behind them (on PostgreSQL, where handler runs are concurrent)."""
+    running: set[str] = set()
+    overlaps: list[tuple[str, str]] = []
+    order: list[str] = []
+    r = Router("watch")
+
+    @r.on(FriendAdded)
+    async def watch(event: FriendAdded, ctx: Context) -> None:
+        for other in running:
+            overlaps.append((event.external_userid, other))
+        running.add(event.external_userid + event.user_id)
+        order.append(event.external_userid + event.user_id)
+        await asyncio.sleep(0.05)
+        running.discard(event.external_userid + event.user_id)
+
+    bot = await start_bot(aiohttp_client, settings, clock, routers=[r])
+    events = [
+        contact_event("add_external_contact", "wmA", 1, UserID="lulu"),
+        contact_event("add_external_contact", "wmA", 2, UserID="axin"),
+        contact_event("add_external_contact", "wmB", 3, UserID="lulu"),
+    ]
+    for text in events:
+        params, body = wecom_request(text)
+        assert (await bot.client.post("/callback/wecom", params=params, data=body)).status == 200
+    await bot.settle()
+    assert order.index("wmAlulu") < order.index("wmAaxin")
+    assert not any(a == "wmA" and b.startswith("wmA") for a, b in overlaps)  # never two of wmA at once
+    if not settings.database.url.get().startswith("sqlite"):  # SQLite runs one handler transaction at a time
+        assert any({a, b[:3]} == {"wmA", "wmB"} for a, b in overlaps)
