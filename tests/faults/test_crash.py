@@ -7,7 +7,6 @@ by the restarted process (SQLite) or by the surviving replica (PostgreSQL) — a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from tests.faults import scenarios
 from tests.faults.scenarios import N
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-
-PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
-
-
-@pytest.fixture
-def pg_url() -> str:
-    if not PG_URL:
-        pytest.skip("PostgreSQL fault tests need SIYU_TEST_DATABASE_URL")
-    return PG_URL
 
 
 async def test_baseline_without_a_fault_every_customer_is_welcomed_once(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,6 @@ from tests.faults import scenarios
 from tests.faults.scenarios import N
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-
-PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
-REDIS_URL = os.environ.get("SIYU_TEST_REDIS_URL", "")
-
-
-@pytest.fixture
-def pg_url() -> str:
-    if not PG_URL:
-        pytest.skip("PostgreSQL fault tests need SIYU_TEST_DATABASE_URL")
-    return PG_URL
-
-
-@pytest.fixture
-def redis_url() -> str:
-    if not REDIS_URL:
-        pytest.skip("the Redis fault test needs SIYU_TEST_REDIS_URL (a database of its own: it is flushed)")
-    return REDIS_URL
 
 
 async def test_redis_black_holed_for_10_s_while_customers_arrive(tmp_path: Path, redis_url: str) -> None:
