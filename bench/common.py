@@ -134,7 +134,7 @@ async def prepare_db(backend: str, workdir: Path, pg_url: str, tag: str) -> str:
 def make_settings(workdir: Path, url: str) -> Any:
     """The demo settings with the shipped ``content/``, on database ``url``."""
     from bot.config import DatabaseURL
-    from bot.demo import demo_settings
+    from handlers.demo.run import demo_settings
 
     settings = demo_settings(workdir / "unused.db", str(ROOT / "content"))
     return dataclasses.replace(settings, database=dataclasses.replace(settings.database, url=DatabaseURL(url)))

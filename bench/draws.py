@@ -3,15 +3,16 @@
 Every draw is a real request path. Targets per database, in the same run:
 
 - ``insert``: baseline — one transaction per draw holding a single plain INSERT (a ticket row);
-- ``draw-no-stock`` / ``draw-hot``: one transaction per draw (``handlers.transact.in_transaction`` running
-  ``handlers.lottery.draw``, as a callback's receipt transaction runs it) on a campaign whose only outcome
+- ``draw-no-stock`` / ``draw-hot``: one transaction per draw (``handlers.interactions.transact.in_transaction`` running
+  ``handlers.interactions.lottery.draw.draw``, as a callback's receipt transaction runs it) on a campaign
+  whose only outcome
   is "no prize" / with ONE stocked prize that every draw takes (stock = draws, one hot ``prize_stock`` row);
-- ``batched-no-stock`` / ``batched-hot``: the same campaigns through ``handlers.lottery_batch`` (H5 taps):
+- ``batched-no-stock`` / ``batched-hot``: the same campaigns through ``handlers.interactions.lottery.batch`` (H5 taps):
   concurrent draws of a campaign settled together, one transaction per batch;
 - ``paced-batched``: open loop at ``--rate`` draws/s (default 500) through the batcher on a hot campaign;
   latency runs from each draw's scheduled start, so a backlog shows in p99;
 - ``paced-keyword``: ``--keyword-draws`` "抽奖" text messages at ``--rate`` through the real ``Dispatcher`` and
-  ``handlers.keywords`` (receipt transaction → rule → ``ensure_customer`` → ``draw`` → passive reply in the
+  ``handlers.interactions.keywords`` (receipt transaction → rule → ``ensure_customer`` → ``draw`` → passive reply in the
   ``ReplySlot``), receipts stored before the run as the inbox does before the 200; HTTP, signature and
   XML are not in it. The dispatcher is built as ``bot.app`` builds it, with the shipped ``pool_size``.
 
@@ -57,19 +58,19 @@ from bot.content.interactions_model import ActionKind, Campaign, Eligibility, Ke
 from bot.content.keywords import KEYWORDS
 from bot.content.lottery import CAMPAIGNS
 from bot.db.engine import make_engine, sessionmaker
-from bot.db.interactions import Draw, LotteryTicket, PrizeStock
 from bot.db.models import Customer, Receipt
 from bot.dispatcher import Dispatcher
 from bot.events import TextReceived
-from bot.lottery_math import DrawRecord, PrizeTable, replay
 from bot.metrics import Metrics
 from bot.replies import TextReply
 from bot.reply_slot import ReplySlot
-from handlers.keywords import router as keywords_router
-from handlers.lottery import draw
-from handlers.lottery_batch import MAX_BATCH, LotteryBatcher, batcher_for
-from handlers.lottery_state import campaign_state
-from handlers.transact import in_transaction
+from handlers.interactions.keywords import router as keywords_router
+from handlers.interactions.lottery.batch import MAX_BATCH, LotteryBatcher, batcher_for
+from handlers.interactions.lottery.draw import draw
+from handlers.interactions.lottery.state import campaign_state
+from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, replay
+from handlers.interactions.tables import Draw, LotteryTicket, PrizeStock
+from handlers.interactions.transact import in_transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -233,7 +234,7 @@ async def keyword_path(
 ) -> Callable[[int], Awaitable[object]]:
     """The real "抽奖" text-message path after the inbox: one pending receipt per message (stored before
     the run, as the inbox writer does before WeChat gets its 200), then ``Dispatcher.submit`` with a
-    ``ReplySlot`` — the receipt transaction, ``handlers.keywords`` (rule match, ``ensure_customer``,
+    ``ReplySlot`` — the receipt transaction, ``handlers.interactions.keywords`` (rule match, ``ensure_customer``,
     ``draw``), the passive reply — timed until the reply is in the slot. The dispatcher runs as
     ``bot.app`` builds it, with the shipped ``pool_size`` (10): one receipt at a time on SQLite, ten on
     PostgreSQL."""
@@ -391,8 +392,8 @@ def section(rows: list[Row], argv: list[str], args: argparse.Namespace) -> str:
             f"- machine: {os.cpu_count()} CPUs, {platform.platform()}; Python {platform.python_version()}, "
             f"SQLAlchemy {sqlalchemy.__version__}, SQLite {sqlite3.sqlite_version}; one process, no CPU pinning; "
             f"load average at the end {os.getloadavg()[0]:.1f} (other work was running on the machine)",
-            "- one customer per draw; `draw-*`: a transaction per draw (`in_transaction` → `handlers.lottery.draw`);"
-            " `batched-*`: `handlers.lottery_batch`; closed-loop workers pull from one queue;"
+            "- one customer per draw; `draw-*`: a transaction per draw (`in_transaction` → `lottery.draw.draw`);"
+            " `batched-*`: `handlers.interactions.lottery.batch`; closed-loop workers pull from one queue;"
             f" `paced-*`: open loop at {args.rate:.0f}/s; `bench CPU`: this process's CPU time / wall time",
             "",
             table(rows),

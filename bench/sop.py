@@ -5,7 +5,7 @@
 Issue 4's acceptance: "scheduling 10,000 drip enrolments and 1,000 group posts; poll cost with 1,000,000
 pending steps stays under 50 ms per poll on PostgreSQL (an index, not a scan)".
 
-1. **Enrolments** (SQLite temp file and PostgreSQL): ``handlers.drip_enrol.enrol`` of ``--enrol`` customers
+1. **Enrolments** (SQLite temp file and PostgreSQL): ``handlers.sop.drip_enrol.enrol`` of ``--enrol`` customers
    into the shipped ``mp_48h`` drip (3 steps each), the customers loaded and enrolled inside transactions of
    ``--batch`` (100); then ``--per-txn`` enrolments one per transaction (what a real follow callback
    does). Baseline in the same run: a plain SQLAlchemy core ``executemany`` INSERT of the same enrolment
@@ -155,8 +155,8 @@ async def enrol_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     from bot.context import Context
     from bot.db.engine import make_engine
     from bot.db.models import Customer
-    from bot.db.sop import DripEnrolment, DripStepRun
-    from handlers.drip_enrol import enrol
+    from handlers.sop.drip_enrol import enrol
+    from handlers.sop.tables import DripEnrolment, DripStepRun
 
     url = await prepare_db(backend, workdir, args.pg_url, "enrol")
     settings = make_settings(workdir, url)
@@ -268,12 +268,12 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
 
     from bot.clock import FrozenClock
     from bot.content.sop_model import Category, CronSchedule, Delivery, GroupPost, Targets
-    from bot.db.growth import GroupChat
     from bot.db.models import OutboxCall
-    from bot.db.sop import ContactLedger, GroupFire
     from bot.rig import Rig
     from handlers import all_routers
-    from handlers import group_sop as gsop
+    from handlers.growth.tables import GroupChat
+    from handlers.sop import group_sop as gsop
+    from handlers.sop.tables import ContactLedger, GroupFire
 
     url = await prepare_db(backend, workdir, args.pg_url, "groups")
     settings = make_settings(workdir, url)
@@ -421,9 +421,9 @@ async def poll_case(backend: str, args: argparse.Namespace, workdir: Path) -> Po
 
     from bot.clock import FrozenClock
     from bot.db.engine import make_engine, sessionmaker
-    from bot.db.sop import DripStepRun
-    from bot.drip_worker import DripWorker
-    from handlers.drip_steps import run_step
+    from handlers.sop.drip_steps import run_step
+    from handlers.sop.drip_worker import DripWorker
+    from handlers.sop.tables import DripStepRun
 
     steps = args.steps if backend == "postgres" else args.sqlite_steps
     case = PollCase(backend, steps=steps, due=args.due)
@@ -660,7 +660,7 @@ def render_section(
             "- *bench / other CPU*: this process and the rest of the machine (PostgreSQL, neighbours) in cores, "
             "from `/proc/stat`; the machine's 2 cores are shared with other sessions",
             "",
-            "### Enrolments (`handlers.drip_enrol.enrol`, shipped `mp_48h`, 3 steps each)",
+            "### Enrolments (`handlers.sop.drip_enrol.enrol`, shipped `mp_48h`, 3 steps each)",
             "",
             "Each transaction loads its customers and calls `enrol` (one INSERT … ON CONFLICT DO NOTHING RETURNING",
             "of the enrolment; its 3 step rows held for one `executemany` per transaction before its next statement",

@@ -131,8 +131,8 @@ async def _welcome_rows(rig: Any) -> dict[str, str]:
     """welcome_code → state of the outbox call behind the bot's ``Welcome`` row (the truth for queued ones)."""
     from sqlalchemy import select
 
-    from bot.db.growth import Welcome
     from bot.db.models import OutboxCall
+    from handlers.growth.tables import Welcome
 
     async with rig.services.sessions() as s:
         rows = (
@@ -147,7 +147,7 @@ async def run_case(backend: str, n: int, window: float, pg_url: str, timeout: fl
     from bot.clock import SystemClock
     from bot.rig import Rig
     from bot.simulator.models import WelcomeCode
-    from bot.sync import sync_command
+    from handlers.growth.sync import sync_command
 
     case = Case(backend, n, window)
     url = await prepare_db(backend, workdir, pg_url, f"welcome_{backend}_{n}")

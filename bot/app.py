@@ -28,8 +28,6 @@ from bot.content_runtime import empty_content, load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.gate import gate_of
 from bot.dispatcher import Dispatcher, Router
-from bot.drip_worker import DripWorker
-from bot.h5 import add_h5_routes
 from bot.inbox import ReceiptWriter, Sweeper
 from bot.inbox_sql import open_sink
 from bot.instances import Instances
@@ -41,10 +39,12 @@ from bot.platform.mp import MpClient
 from bot.platform.tokens import DbTokenStore, RedisTokenStore, TokenStore
 from bot.platform.wecom import WeComClient
 from bot.scheduler import Scheduler
-from bot.sync.media import MediaRefresher
 from bot.transport import MpEndpoint, WeComEndpoint, add_callback_routes
-from bot.webhooks_in import add_webhook_routes
 from bot.wechat import EnvelopeCrypto
+from handlers.growth.sync.media import MediaRefresher
+from handlers.interactions.h5 import add_h5_routes
+from handlers.orders.webhook import add_webhook_routes
+from handlers.sop.drip_worker import DripWorker
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
     if s.settings.official_account.app_id:
         s.clients["mp"] = MpClient(s.http, s.settings.official_account, store, s.clock)
     if "wecom" in s.clients:  # group robot webhooks: keys live in a secret file, looked up at call time
-        from handlers.group_sop_runtime import robot_client, robot_keys_path
+        from handlers.sop.group_sop_runtime import robot_client, robot_keys_path
 
         s.clients["robot"] = robot_client(s.clients["wecom"], robot_keys_path(s.settings))
     yield
@@ -193,7 +193,7 @@ async def _alerts(app: web.Application) -> AsyncIterator[None]:
 async def _outbox(app: web.Application) -> AsyncIterator[None]:
     s = app[SERVICES]
     assert s.engine is not None and s.instances is not None
-    from handlers.group_sop_runtime import group_task_reconcilers  # asks the platform before any re-send
+    from handlers.sop.group_sop_runtime import group_task_reconcilers  # asks the platform before any re-send
 
     s.outbox = OutboxWorker(
         s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, s.instances,
@@ -206,7 +206,7 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     """Cron/calendar group posts (APScheduler, rebuilt from content at start-up) and their follow-ups."""
-    from handlers.group_sop_runtime import install_group_sop
+    from handlers.sop.group_sop_runtime import install_group_sop
 
     s = app[SERVICES]
     scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
@@ -223,7 +223,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     s = app[SERVICES]
     assert s.engine is not None and s.sessions is not None and s.outbox is not None and s.instances is not None
     cfg = s.settings
-    from handlers.drip_steps import run_step  # handlers depend on bot, so the step runner is injected
+    from handlers.sop.drip_steps import run_step  # handlers depend on bot, so the step runner is injected
 
     s.drips = DripWorker(s.sessions, cfg, s.clock, s.rng, s, run_step, s.outbox.notify)
     s.dispatcher = Dispatcher(

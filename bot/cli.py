@@ -67,20 +67,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from bot.admin_queries import print_recent_events
+    from bot.receipts_report import print_recent_events
 
     settings = _settings(args)
     return asyncio.run(print_recent_events(settings, args.limit, args.status, args.kind))
 
 
 def cmd_stats_channels(args: argparse.Namespace) -> int:
-    from bot.admin_queries import print_channel_stats
+    from bot.receipts_report import print_channel_stats
 
     return asyncio.run(print_channel_stats(_settings(args), args.since, args.until, args.csv))
 
 
 def cmd_lottery(args: argparse.Namespace) -> int:
-    from handlers.lottery_admin import kill_command, status_command, verify_command
+    from handlers.interactions.lottery.admin import kill_command, status_command, verify_command
 
     settings = _settings(args)
     if args.lottery_command == "status":
@@ -109,20 +109,20 @@ def _add_lottery(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from handlers.demo.run import run_demo
 
     code: int = asyncio.run(run_demo(speed=args.speed, keep=args.keep))
     return code
 
 
 def cmd_sop_preview(args: argparse.Namespace) -> int:
-    from bot.sop_reports import print_preview
+    from handlers.sop.reports import print_preview
 
     return asyncio.run(print_preview(_settings(args), args.days, args.csv, args.limit))
 
 
 def cmd_sop_status(args: argparse.Namespace) -> int:
-    from bot.sop_status import print_status
+    from handlers.sop.status import print_status
 
     return asyncio.run(print_status(_settings(args), args.latest))
 
@@ -140,7 +140,7 @@ def cmd_content_check(args: argparse.Namespace) -> int:
 
 
 def cmd_content_sync(args: argparse.Namespace) -> int:
-    from bot.sync import sync_command
+    from handlers.growth.sync import sync_command
 
     settings = _settings(args)
     configure_logging(settings.logging.level, "text", secret_values(settings))
@@ -148,7 +148,7 @@ def cmd_content_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_channels_qr(args: argparse.Namespace) -> int:
-    from bot.sync import qr_command
+    from handlers.growth.sync import qr_command
 
     return asyncio.run(qr_command(_settings(args), args.code, args.output or f"{args.code}.png"))
 

@@ -140,8 +140,8 @@ class ReceiptWriter:
 
 def event_from_receipt(platform: str, payload: dict[str, Any]) -> Event | None:
     """Rebuild the typed event of a stored receipt (sweeper, replay)."""
-    if platform == "shop":  # imported here: bot.webhooks_in imports this module (through bot.transport)
-        from bot.webhooks_in import stored_order_event
+    if platform == "shop":  # imported here: handlers.orders.webhook imports this module (through bot.transport)
+        from handlers.orders.webhook import stored_order_event
 
         return stored_order_event(payload)
     plat: Platform = "wecom" if platform == "wecom" else "mp"

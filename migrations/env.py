@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-import bot.db.all_models  # noqa: F401  (registers every table on Base.metadata)
+import handlers.tables  # noqa: F401  (registers every table on Base.metadata)
 from bot.db.models import Base
 
 config = context.config

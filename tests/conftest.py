@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-import bot.db.all_models  # noqa: F401
+import handlers.tables  # noqa: F401  (registers every table on Base.metadata)
 from bot.clock import FrozenClock
 from bot.config import Settings, build_settings
 from bot.db.migrate import upgrade

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer
-from bot.db.sop import ContactLedger, DripEnrolment, DripStepRun
-from bot.drip_worker import DripWorker
 from bot.events import OrderPaid
 from bot.rig import Rig
-from handlers.drip_steps import run_step
+from handlers.sop.drip_steps import run_step
+from handlers.sop.drip_worker import DripWorker
+from handlers.sop.tables import ContactLedger, DripEnrolment, DripStepRun
 
 MORNING = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
 MINUTE = timedelta(minutes=1)

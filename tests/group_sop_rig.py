@@ -13,10 +13,10 @@ from bot.app import Services
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.sop_model import Budget, Category, CronSchedule, Delivery, GroupPost, Targets
-from bot.db.growth import GroupChat
 from bot.rig import Rig
 from handlers import all_routers
-from handlers import group_sop as group_sop_handlers
+from handlers.growth.tables import GroupChat
+from handlers.sop import group_sop as group_sop_handlers
 
 OWNERS = ("lulu", "axin", "mumu", "dada", "xixi", "bobo")
 GROUPS_PER_OWNER = 50

@@ -1,6 +1,6 @@
 """Helpers for check-in, points and lottery tests: a real migrated database, one transaction per call.
 
-Every call runs through :func:`handlers.transact.in_transaction` — its own session and transaction, as an
+Every call runs through :func:`handlers.interactions.transact.in_transaction` — its own session and transaction, as an
 H5 request does — so ``asyncio.gather`` of many calls is real concurrency on the database.
 """
 
@@ -27,8 +27,8 @@ from bot.content.lottery import CAMPAIGNS
 from bot.context import Context
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Customer
-from handlers.lottery_state import ensure_campaign
-from handlers.transact import in_transaction
+from handlers.interactions.lottery.state import ensure_campaign
+from handlers.interactions.transact import in_transaction
 
 T = TypeVar("T")
 CONTENT_DIR = Path(__file__).resolve().parents[1] / "content"

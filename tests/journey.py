@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
-from bot.db.growth import SyncedObject
 from bot.db.models import OutboxCall
-from bot.db.synced import MEDIA, MP_TAG, WECOM_TAG
 from bot.rig import Rig
+from handlers.growth.synced import MEDIA, MP_TAG, WECOM_TAG
+from handlers.growth.tables import SyncedObject
 
 
 async def next_due(rig: Rig) -> datetime | None:
@@ -68,7 +68,7 @@ async def sync_content(rig: Rig, clock: FrozenClock) -> dict[str, str]:
     synced tag ids as ``{"<kind>:group/name": tag_id}`` for WeCom and Official Account tags."""
     import io
 
-    from bot.sync import sync_command
+    from handlers.growth.sync import sync_command
 
     out = io.StringIO()
     assert await sync_command(rig.services.settings, False, out, clock=clock) == 0, out.getvalue()

@@ -27,7 +27,7 @@ from bot.db.models import Receipt
 from bot.dispatcher import Router
 from bot.events import OrderPaid
 from bot.metrics import Metrics
-from bot.webhooks_in import sign
+from handlers.orders.webhook import sign
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import make_settings
 

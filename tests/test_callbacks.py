@@ -13,7 +13,7 @@ from bot.dispatcher import Router
 from bot.events import FriendAdded, TextReceived
 from bot.replies import TextReply
 from bot.wechat import EnvelopeCrypto, parse_xml
-from handlers import friends
+from handlers.growth import friends
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
 from tests.wire import WECOM, contact_event, mp_request, mp_text, wecom_request

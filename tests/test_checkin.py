@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.growth import CustomerTag
-from bot.db.interactions import Checkin, CouponCode, LotteryTicket, PointsEntry
-from handlers.checkin import CheckinResult, CheckinStatus, check_in, leaderboard
-from handlers.points import balance
+from handlers.growth.tables import CustomerTag
+from handlers.interactions.checkin import CheckinResult, CheckinStatus, check_in, leaderboard
+from handlers.interactions.points import balance
+from handlers.interactions.tables import Checkin, CouponCode, LotteryTicket, PointsEntry
 from tests.interactions_helpers import Env, open_env
 
 EVENING = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 18:00 in Asia/Shanghai

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.demo import run_demo
+from handlers.demo.run import run_demo
 
 
 async def test_demo_tells_the_story() -> None:

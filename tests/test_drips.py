@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from bot.clock import FrozenClock
 from bot.db.models import OutboxCall
-from bot.drip_worker import DripWorker
 from bot.rig import Rig
+from handlers.sop.drip_worker import DripWorker
 from tests.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "worker")
     MINUTE,
     MORNING,

@@ -1,4 +1,4 @@
-"""``handlers.drip_enrol.enrol`` against the real database (SQLite and PostgreSQL): one enrolment per
+"""``handlers.sop.drip_enrol.enrol`` against the real database (SQLite and PostgreSQL): one enrolment per
 (customer, drip) ever, every step written with its due time in the configured timezone, a customer who
 already meets a stop condition recorded as stopped without steps, and "a step is due now" reported to the
 transaction's runner (which wakes the drip worker after the commit)."""
@@ -14,9 +14,9 @@ from bot.clock import FrozenClock
 from bot.content import StopKind
 from bot.context import Context
 from bot.db.models import Customer
-from bot.db.sop import DripEnrolment, DripStepRun
 from bot.rig import Rig
-from handlers.drip_enrol import enrol, stop_drips
+from handlers.sop.drip_enrol import enrol, stop_drips
+from handlers.sop.tables import DripEnrolment, DripStepRun
 from tests.drip_helpers import MORNING, drip_rig, enrolments, hours, rows, steps_of  # noqa: F401  ("rig")
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import FrozenClock
-from bot.db.growth import CustomerTag, SyncedObject
 from bot.db.models import OutboxCall
-from bot.db.sop import ContactLedger
-from bot.db.synced import MP_TAG
-from bot.drip_worker import DripWorker
 from bot.rig import Rig
 from bot.simulator.models import OaTag
+from handlers.growth.synced import MP_TAG
+from handlers.growth.tables import CustomerTag, SyncedObject
+from handlers.sop.drip_worker import DripWorker
+from handlers.sop.tables import ContactLedger
 from tests.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "worker")
     MINUTE,
     MORNING,

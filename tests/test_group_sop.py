@@ -16,13 +16,13 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.sop_model import Budget, QuotaPolicy
 from bot.db.models import OutboxCall
-from bot.db.sop import ContactLedger, GroupFire
 from bot.outbox import OutboxWorker, split_payload
 from bot.rig import Rig, point_at_simulator
 from handlers import all_routers
-from handlers import group_sop as group_sop_handlers
-from handlers.group_sop import MARKER, GroupSop
-from handlers.group_sop_results import reconcilers
+from handlers.sop import group_sop as group_sop_handlers
+from handlers.sop.group_sop import MARKER, GroupSop
+from handlers.sop.group_sop_results import reconcilers
+from handlers.sop.tables import ContactLedger, GroupFire
 from tests.group_sop_rig import (
     GROUPS_PER_OWNER,
     OWNERS,

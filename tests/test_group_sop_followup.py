@@ -15,13 +15,13 @@ from bot.config import Settings
 from bot.content import load_content
 from bot.content.group_tags import GROUP_TAGS
 from bot.content.sop_model import Delivery, Targets
-from bot.db.sop import GroupFire
 from bot.rig import Rig
 from bot.scheduler import Scheduler, due_fires
 from bot.simulator.wecom_messages import confirm_msg_template
-from handlers.group_sop import MARKER, GroupSop
-from handlers.group_sop_results import check_group_tasks
-from handlers.group_sop_robots import RobotCaller, RobotKeys, load_robot_keys
+from handlers.sop.group_sop import MARKER, GroupSop
+from handlers.sop.group_sop_results import check_group_tasks
+from handlers.sop.group_sop_robots import RobotCaller, RobotKeys, load_robot_keys
+from handlers.sop.tables import GroupFire
 from tests.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, rows, seed_groups, start_rig, use_content
 from tests.journey import drain
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.growth import CustomerTag, GroupChat, GroupMember, Loss, Touch
 from bot.db.models import Customer, OutboxCall
 from bot.rig import Rig
+from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, Loss, Touch
 from tests.journey import drain, pretend_synced
 
 CHAT = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"  # one of group_fans' chat_ids in content/channels.toml

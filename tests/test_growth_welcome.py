@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.growth import CustomerTag, Loss, Touch, Welcome
 from bot.db.models import Customer, OutboxCall
-from bot.db.synced import MP_TAG, WECOM_TAG
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from handlers.growth.synced import MP_TAG, WECOM_TAG
+from handlers.growth.tables import CustomerTag, Loss, Touch, Welcome
 from tests.journey import sync_content
 
 TAG_IDS: dict[str, str] = {}
@@ -201,7 +201,7 @@ async def _tags(rig: Rig, customer_id: int) -> set[str]:
 
 
 def test_deadline_constant_is_the_platform_limit() -> None:
-    from handlers.friends import WELCOME_WINDOW
+    from handlers.growth.friends import WELCOME_WINDOW
 
     assert timedelta(seconds=20) == WELCOME_WINDOW
     assert datetime(2026, 1, 1, tzinfo=UTC)  # keep imports honest

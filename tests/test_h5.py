@@ -18,12 +18,12 @@ from yarl import URL
 
 from bot.clock import FrozenClock
 from bot.config import ConfigError
-from bot.db.h5 import H5OAuthState
-from bot.db.interactions import ReferralCode
-from bot.h5.core import H5, SECURITY_HEADERS
-from bot.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Signer
 from bot.rig import Rig
-from handlers.lottery_batch import batcher_for
+from handlers.interactions.h5.core import H5, SECURITY_HEADERS
+from handlers.interactions.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Signer
+from handlers.interactions.h5.tables import H5OAuthState
+from handlers.interactions.lottery.batch import batcher_for
+from handlers.interactions.tables import ReferralCode
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import make_settings
 

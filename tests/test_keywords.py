@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.interactions import Checkin, Draw, PointsBalance, PointsEntry
 from bot.db.models import Customer
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from handlers.interactions.tables import Checkin, Draw, PointsBalance, PointsEntry
 
 
 @pytest.fixture

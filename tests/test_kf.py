@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.interactions import Checkin, KfCursor
 from bot.rig import Rig
+from handlers.interactions.tables import Checkin, KfCursor
 
 KFID = "wkSimKf0000000000000000000000001"
 
@@ -87,9 +87,9 @@ async def test_messages_older_than_48_hours_are_not_answered(rig: Rig, clock: Fr
 
 
 async def test_paging_through_has_more(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    import handlers.kf
+    import handlers.interactions.kf
 
-    monkeypatch.setattr(handlers.kf, "SYNC_LIMIT", 2)
+    monkeypatch.setattr(handlers.interactions.kf, "SYNC_LIMIT", 2)
     with rig.sim.withheld():
         for customer in ("wmA", "wmB", "wmC", "wmD"):
             await rig.sim.kf_customer_writes(KFID, customer, "签到")

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.interactions_model import Prize, PrizeKind
-from bot.db.interactions import CouponCode, Draw, PointsEntry, PrizeStock
-from handlers.lottery import DrawOutcome, DrawResult, draw
-from handlers.rewards import issue_coupon
+from handlers.interactions.lottery.draw import DrawOutcome, DrawResult, draw
+from handlers.interactions.rewards import issue_coupon
+from handlers.interactions.tables import CouponCode, Draw, PointsEntry, PrizeStock
 from tests.interactions_helpers import Env, campaign, open_env
 
 
@@ -97,7 +97,7 @@ async def test_issuing_codes_directly_never_gives_one_twice_and_stops_when_the_p
 
 
 async def test_points_cost_is_spent_per_draw_and_refused_without_points(env: Env) -> None:
-    from handlers.points import award, balance
+    from handlers.interactions.points import award, balance
 
     cups = (Prize("cup", "保温杯", PrizeKind.PHYSICAL, weight=1, stock=5),)
     env.with_campaigns(campaign("paid", prizes=cups, points_cost=10))

@@ -15,14 +15,14 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.interactions_model import Eligibility, Prize, PrizeKind
-from bot.db.growth import CustomerTag, Touch
-from bot.db.interactions import Draw, LotteryCampaignState, LotteryTicket, PointsEntry, PrizeStock
 from bot.db.models import Customer
-from handlers.lottery import DrawOutcome, DrawRequest, DrawResult, draw, draw_many
-from handlers.lottery_admin import verify_command
-from handlers.lottery_batch import LotteryBatcher, batcher_for, draw_batched
-from handlers.points import award, balance
-from handlers.rewards import grant_ticket
+from handlers.growth.tables import CustomerTag, Touch
+from handlers.interactions.lottery.admin import verify_command
+from handlers.interactions.lottery.batch import LotteryBatcher, batcher_for, draw_batched
+from handlers.interactions.lottery.draw import DrawOutcome, DrawRequest, DrawResult, draw, draw_many
+from handlers.interactions.points import award, balance
+from handlers.interactions.rewards import grant_ticket
+from handlers.interactions.tables import Draw, LotteryCampaignState, LotteryTicket, PointsEntry, PrizeStock
 from tests.interactions_helpers import Env, campaign, open_env
 
 AFTER_END = datetime(2026, 12, 2, tzinfo=UTC)

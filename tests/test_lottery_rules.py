@@ -14,12 +14,12 @@ from sqlalchemy import insert, select
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.interactions_model import Eligibility
-from bot.db.growth import CustomerTag, Touch
-from bot.db.interactions import Draw, LotteryCampaignState
-from handlers.checkin import check_in
-from handlers.lottery import DrawOutcome, bonus_tickets, draw
-from handlers.lottery_admin import kill_command, status_command
-from handlers.rewards import grant_ticket
+from handlers.growth.tables import CustomerTag, Touch
+from handlers.interactions.checkin import check_in
+from handlers.interactions.lottery.admin import kill_command, status_command
+from handlers.interactions.lottery.draw import DrawOutcome, bonus_tickets, draw
+from handlers.interactions.rewards import grant_ticket
+from handlers.interactions.tables import Draw, LotteryCampaignState
 from tests.interactions_helpers import Env, campaign, open_env
 
 
@@ -72,7 +72,7 @@ async def test_the_issuance_alarm_logs_an_error_and_kills_the_campaign(
 ) -> None:
     env.with_campaigns(campaign("fast", alarm_per_hour=3))
     customers = await env.customers(6)
-    with caplog.at_level(logging.ERROR, logger="handlers.lottery"):
+    with caplog.at_level(logging.ERROR, logger="handlers.interactions.lottery.draw"):
         results = [await env.run(lambda ctx, c=c: draw(ctx, c, "fast", "h5")) for c in customers]
     assert [r.outcome for r in results] == [DrawOutcome.WIN] * 4 + [DrawOutcome.NOT_OPEN] * 2
     assert any("issuance alarm" in r.message or "killed" in r.message for r in caplog.records)

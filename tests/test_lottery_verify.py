@@ -14,10 +14,10 @@ from sqlalchemy import delete, select, update
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.interactions_model import Prize, PrizeKind
-from bot.db.interactions import Draw, LotteryCampaignState
-from bot.lottery_math import DrawRecord, PrizeTable, choose, replay, roll_for, seed_hash
-from handlers.lottery import draw
-from handlers.lottery_admin import verify_command
+from handlers.interactions.lottery.admin import verify_command
+from handlers.interactions.lottery.draw import draw
+from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, choose, replay, roll_for, seed_hash
+from handlers.interactions.tables import Draw, LotteryCampaignState
 from tests.interactions_helpers import SEED, Env, campaign, open_env
 
 PRIZES = (

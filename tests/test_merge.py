@@ -12,11 +12,11 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.context import Context
 from bot.db.engine import sessionmaker
-from bot.db.growth import CustomerTag
-from bot.db.interactions import Checkin, PointsBalance, PointsEntry
 from bot.db.models import Customer
-from bot.db.sop import DripEnrolment, DripStepRun, Order
-from handlers.identity import link_unionid
+from handlers.customers.identity import link_unionid
+from handlers.growth.tables import CustomerTag
+from handlers.interactions.tables import Checkin, PointsBalance, PointsEntry
+from handlers.sop.tables import DripEnrolment, DripStepRun, Order
 
 
 async def test_merge_moves_everything_and_keeps_sums_right(

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.interactions import PointsBalance, PointsEntry
-from handlers.points import award, balance, spend
+from handlers.interactions.points import award, balance, spend
+from handlers.interactions.tables import PointsBalance, PointsEntry
 from tests.interactions_helpers import Env, open_env
 
 

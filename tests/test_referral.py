@@ -17,11 +17,11 @@ from bot.config import Settings
 from bot.content import Platform
 from bot.content.referral import REFERRAL
 from bot.context import Context
-from bot.db.growth import CustomerTag
-from bot.db.interactions import PointsBalance, Referral, ReferralCode
 from bot.db.models import Customer
 from bot.rig import Rig
-from handlers.referral import ReleaseSummary, invite_code_for, release_due
+from handlers.growth.tables import CustomerTag
+from handlers.interactions.referral import ReleaseSummary, invite_code_for, release_due
+from handlers.interactions.tables import PointsBalance, Referral, ReferralCode
 
 HOLD = timedelta(days=7, minutes=1)
 

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from bot.app import default_routers
 from bot.clock import FrozenClock
 from bot.context import Context
-from bot.db.growth import Welcome
 from bot.db.models import Customer, Receipt
 from bot.dispatcher import Router
 from bot.events import Followed
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from handlers.growth.tables import Welcome
 from tests.conftest import make_settings
 from tests.wire import MP
 

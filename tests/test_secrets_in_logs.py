@@ -32,7 +32,7 @@ from bot.config import DatabaseConfig, DatabaseURL, Settings, build_settings, se
 from bot.db.engine import make_engine
 from bot.db.models import OutboxCall
 from bot.logs import RedactSecrets, configure_logging, remember_secret
-from bot.webhooks_in import sign
+from handlers.orders.webhook import sign
 from tests.botapp import ClientFactory, RunningBot, start_bot
 from tests.conftest import make_settings
 from tests.wire import contact_event, mp_event, mp_request, wecom_request

@@ -13,13 +13,13 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.db.growth import GroupChat
 from bot.db.models import Customer
-from bot.db.sop import ContactLedger, GroupFire
 from bot.rig import Rig
-from bot.sop_reports import CSV_HEADER, print_preview, read_only_session
-from bot.sop_status import print_status, reason_kind
-from handlers.group_sop import GroupSop
+from handlers.growth.tables import GroupChat
+from handlers.sop.group_sop import GroupSop
+from handlers.sop.reports import CSV_HEADER, print_preview, read_only_session
+from handlers.sop.status import print_status, reason_kind
+from handlers.sop.tables import ContactLedger, GroupFire
 from tests.drip_helpers import MORNING, at, hours, rows, steps_of, tick, worker_for
 
 EVENING = MORNING + hours(11)  # Monday 2026-11-23 20:00 in Asia/Shanghai

@@ -11,7 +11,7 @@ import pytest
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
-from bot.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
+from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
 from tests.journey import sync_content
 
 

@@ -20,11 +20,11 @@ from yarl import URL
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.db.growth import SyncedObject
 from bot.simulator import SimAccounts, SimState, make_sim_app, wecom_channels
 from bot.simulator.models import OaTag
 from bot.simulator.wecom_channels import qr_image
-from bot.sync import qr_command, sync_command, write_qr_png
+from handlers.growth.sync import qr_command, sync_command, write_qr_png
+from handlers.growth.tables import SyncedObject
 from tests.conftest import make_settings
 from tests.test_sync_plan import CHAT_IDS, STAFF, write_content
 

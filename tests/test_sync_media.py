@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.engine import make_engine, sessionmaker
-from bot.db.synced import MEDIA, all_remote_ids
 from bot.platform import DbTokenStore, WeComClient
 from bot.rig import Rig
 from bot.simulator import SimState
-from bot.sync import MediaRefresher, refresh_media, sync_command
-from bot.sync.records import RecordStore
+from handlers.growth.sync import MediaRefresher, refresh_media, sync_command
+from handlers.growth.sync.records import RecordStore
+from handlers.growth.synced import MEDIA, all_remote_ids
 from tests.test_sync import ServerFactory, rows, seed, serve_sim
 from tests.test_sync_plan import CHAT_IDS, STAFF, write_content
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import ContactWay, Content, load_content
-from bot.sync import (
+from handlers.growth.sync import (
     CONTACT_WAY,
     CORP_TAG,
     GROUP_WELCOME,
@@ -20,8 +20,8 @@ from bot.sync import (
     Record,
     plan_sync,
 )
-from bot.sync.desired import contact_way_type, desired_objects
-from bot.sync.model import fingerprint
+from handlers.growth.sync.desired import contact_way_type, desired_objects
+from handlers.growth.sync.model import fingerprint
 
 TAGS = """
 [[tag_groups]]

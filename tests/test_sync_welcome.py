@@ -16,8 +16,8 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content import load_content
 from bot.simulator import SimState
-from bot.sync import GROUP_WELCOME, Op, plan_sync, sync_command
-from bot.sync.group_welcome import template_text
+from handlers.growth.sync import GROUP_WELCOME, Op, plan_sync, sync_command
+from handlers.growth.sync.group_welcome import template_text
 from tests.test_sync import ServerFactory, rows, seed, serve_sim
 from tests.test_sync_plan import CHANNELS, CHAT_IDS, STAFF, write_content
 

@@ -21,14 +21,14 @@ from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from bot.content.sop_model import Delivery, Targets
-from bot.db.growth import Welcome
 from bot.db.models import OutboxCall
-from bot.drip_worker import DripWorker
 from bot.rig import Rig
 from bot.simulator.faults import LostMode
-from bot.stats import welcome_outcome
-from handlers.group_sop import GroupSop
-from handlers.group_sop_robots import RobotCaller, RobotKeys
+from handlers.growth.stats import welcome_outcome
+from handlers.growth.tables import Welcome
+from handlers.sop.drip_worker import DripWorker
+from handlers.sop.group_sop import GroupSop
+from handlers.sop.group_sop_robots import RobotCaller, RobotKeys
 from tests.conftest import make_settings
 from tests.drip_helpers import MORNING, at, hours, pay, steps_of, tick, worker_for
 from tests.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, start_rig, use_content

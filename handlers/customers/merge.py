@@ -1,0 +1,104 @@
+"""Moving everything that belongs to one customer row onto another (identity merge).
+
+When a unionid shows two rows are one person, every fact about the dropped row moves to the survivor.
+Where a unique constraint would be broken (both rows checked in on the same day, both hold a ticket
+with the same ref, both are enrolled in the same drip …), the survivor's row wins and the dropped one is
+deleted first; totals that are sums (points, purchases) are recomputed or added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Customer
+from handlers.growth.tables import CustomerTag, GroupMember, Loss, Touch, WeComRelation, Welcome
+from handlers.interactions.tables import (
+    Checkin,
+    CouponCode,
+    Draw,
+    LotteryTicket,
+    PointsBalance,
+    PointsEntry,
+    Referral,
+    ReferralCode,
+)
+from handlers.orders.payload import MAX_TOTAL_SPENT_CENTS
+from handlers.sop.tables import ContactLedger, DripEnrolment, DripStepRun, Order
+
+# (model, the columns that are unique together with customer_id) — survivor wins on a clash.
+_UNIQUE_WITH_CUSTOMER: list[tuple[Any, tuple[str, ...]]] = [
+    (Touch, ("receipt_id",)),
+    (Loss, ("receipt_id",)),
+    (CustomerTag, ("tag",)),
+    (WeComRelation, ("staff_userid",)),
+    (DripEnrolment, ("drip_id",)),
+    (PointsEntry, ("ref",)),
+    (Checkin, ("local_day",)),
+    (LotteryTicket, ("campaign_id", "ref")),
+    (ReferralCode, ()),  # one code per customer: keep the survivor's
+]
+_PLAIN: list[Any] = [Welcome, GroupMember, DripStepRun, ContactLedger, Order, Draw, CouponCode]
+
+
+async def move_dependents(session: AsyncSession, old: int, new: int) -> None:
+    # steps of a drip both rows are enrolled in go with the dropped enrolment (not relying on FK cascades)
+    both = select(DripEnrolment.drip_id).where(DripEnrolment.customer_id == new)
+    dropped = select(DripEnrolment.id).where(DripEnrolment.customer_id == old, DripEnrolment.drip_id.in_(both))
+    await session.execute(delete(DripStepRun).where(DripStepRun.enrolment_id.in_(dropped)))
+    for model, columns in _UNIQUE_WITH_CUSTOMER:
+        await _drop_clashes(session, model, columns, old, new)
+        await session.execute(update(model).where(model.customer_id == old).values(customer_id=new))
+    for model in _PLAIN:
+        await session.execute(update(model).where(model.customer_id == old).values(customer_id=new))
+    await _move_referrals(session, old, new)
+    await _recompute_points(session, old, new)
+
+
+async def _drop_clashes(session: AsyncSession, model: Any, columns: tuple[str, ...], old: int, new: int) -> None:
+    survivor = model.__table__.alias("survivor")
+    clash = select(survivor.c.customer_id).where(
+        survivor.c.customer_id == new,
+        *(survivor.c[c] == getattr(model, c) for c in columns),
+        *(survivor.c[c].is_not(None) for c in columns),
+    )
+    await session.execute(delete(model).where(and_(model.customer_id == old, clash.exists())))
+
+
+async def _move_referrals(session: AsyncSession, old: int, new: int) -> None:
+    has_own = select(Referral.id).where(Referral.invitee_id == new).exists()
+    await session.execute(delete(Referral).where(Referral.invitee_id == old, has_own))
+    await session.execute(update(Referral).where(Referral.invitee_id == old).values(invitee_id=new))
+    await session.execute(update(Referral).where(Referral.inviter_id == old).values(inviter_id=new))
+
+
+async def _recompute_points(session: AsyncSession, old: int, new: int) -> None:
+    """The balance always equals the sum of the ledger: recompute it after the ledger moved."""
+    old_balance = await session.get(PointsBalance, old)
+    if old_balance is None and await session.get(PointsBalance, new) is None:
+        return
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PointsEntry.delta), 0)).where(PointsEntry.customer_id == new)
+    )
+    balance = await session.get(PointsBalance, new)
+    now = old_balance.updated_at if old_balance is not None else balance.updated_at if balance else None
+    if old_balance is not None:
+        await session.delete(old_balance)
+        await session.flush()
+    if balance is None:
+        assert now is not None
+        session.add(PointsBalance(customer_id=new, balance=int(total or 0), updated_at=now))
+    else:
+        balance.balance = int(total or 0)
+
+
+def add_purchases(keep: Customer, drop: Customer) -> None:
+    keep.purchase_count = (keep.purchase_count or 0) + (drop.purchase_count or 0)
+    total = (keep.total_spent_cents or 0) + (drop.total_spent_cents or 0)
+    keep.total_spent_cents = min(total, MAX_TOTAL_SPENT_CENTS)  # saturates, as orders do
+    if drop.last_purchase_at is not None and (
+        keep.last_purchase_at is None or drop.last_purchase_at > keep.last_purchase_at
+    ):
+        keep.last_purchase_at = drop.last_purchase_at

@@ -1,0 +1,56 @@
+"""Wiring of scheduled group posts into the app: scheduler jobs, the robot client, the reconciler.
+
+``bot/app.py`` owns the resources; these helpers only say what to register (imported lazily there,
+since dependencies point ``handlers → bot``)::
+
+    s.clients["robot"] = robot_client(s.clients["wecom"], robot_keys_path(s.settings))   # _platform_clients
+    OutboxWorker(..., reconcilers=group_task_reconcilers(s))                                 # _outbox
+    install_group_sop(scheduler, s)                                                          # _scheduler
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.app import Services
+from bot.config import Settings
+from bot.outbox import PlatformCaller
+from bot.scheduler import Scheduler
+from handlers.sop.group_sop import GroupSop
+from handlers.sop.group_sop_results import TaskReconciler, check_group_tasks, reconcilers
+from handlers.sop.group_sop_robots import RobotCaller, load_robot_keys
+
+CATCH_UP_SECONDS = 60.0  # the safety net behind the cron jobs; also runs once right after start-up
+CHECK_SECONDS = 300.0  # how often due confirmation checks of group-send tasks are looked for
+
+__all__ = ["group_task_reconcilers", "install_group_sop", "robot_client", "robot_keys_path"]
+
+
+def robot_keys_path(settings: Settings) -> Path:
+    """``group_robots.toml`` beside the SQLite file, or in ``var/`` (a secret: never under content/)."""
+    url = settings.database.url.get()
+    if url.startswith("sqlite") and ":///" in url:
+        return Path(url.split(":///", 1)[1]).parent / "group_robots.toml"
+    return Path("var/group_robots.toml")
+
+
+def robot_client(wecom: PlatformCaller, path: Path) -> RobotCaller:
+    return RobotCaller(wecom, load_robot_keys(path))
+
+
+def group_task_reconcilers(services: Services) -> dict[str, TaskReconciler]:
+    return reconcilers(services)
+
+
+def install_group_sop(scheduler: Scheduler, services: Services) -> GroupSop:
+    """(Re)build the group-post jobs from the content in force; call again after a content reload."""
+    engine = GroupSop(services)
+    scheduler.schedule_posts(services.content.group_posts, engine.fire)
+
+    async def check() -> int:
+        return await check_group_tasks(services)
+
+    scheduler.every("group_sop.catch_up", CATCH_UP_SECONDS, engine.catch_up)
+    scheduler.every("group_sop.check", CHECK_SECONDS, check)
+    services.extras["group_sop"] = engine
+    return engine

@@ -1,0 +1,8 @@
+"""Import every feature's table module so ``Base.metadata`` knows all tables (alembic, tests)."""
+
+# ruff: noqa: F401
+import bot.db.models  # the kernel's own tables
+import handlers.growth.tables
+import handlers.interactions.h5.tables
+import handlers.interactions.tables
+import handlers.sop.tables
