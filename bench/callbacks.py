@@ -6,7 +6,7 @@ What runs (each server is ONE process started by ``bench/serve_bench.py``, pinne
 wrk is pinned to CPU 0 unless ``--no-pin``):
 
 * ``bare``               aiohttp, one POST route answering "success" (the ceiling);
-* ``sqlite``/``postgres``  ``bot.app.build_app(settings, routers=[])``: signature check → decrypt →
+* ``sqlite``/``postgres``  ``bot.app.build_app(settings, features(), routers=[])``: signature check → decrypt →
                          parse → receipt INSERT committed → ack (intake only);
 * ``sqlite+handlers``/``postgres+handlers``  the same with the default handler routers.
 

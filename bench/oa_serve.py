@@ -95,6 +95,7 @@ def siyu_app(db_url: str, port: int, platform_port: int, defer_handlers: bool = 
     from bot.app import SERVICES, build_app
     from bot.config import build_settings, secret_values
     from bot.logs import configure_logging
+    from handlers import features
 
     base = f"http://127.0.0.1:{platform_port}"
     settings = build_settings(
@@ -117,7 +118,7 @@ def siyu_app(db_url: str, port: int, platform_port: int, defer_handlers: bool = 
     if defer_handlers:  # nothing would run what the sweeper re-dispatches: it would only reload them
         settings = dataclasses.replace(settings, inbox=dataclasses.replace(settings.inbox, sweep_interval_seconds=3600))
     configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
-    app = build_app(settings)
+    app = build_app(settings, features())
     if defer_handlers:  # diagnostic: receipts stored and replies planned, no handler transaction runs
 
         async def skip(receipt_id: int, event: Any, slot: Any = None) -> None:

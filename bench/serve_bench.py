@@ -70,10 +70,11 @@ def real_app(db_url: str, port: int, handlers: bool) -> web.Application:
     from bot.app import build_app
     from bot.config import secret_values
     from bot.logs import configure_logging
+    from handlers import features
 
     settings = bench_settings(db_url, port)
     configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
-    return build_app(settings, routers=None if handlers else [])
+    return build_app(settings, features(), routers=None if handlers else [])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,9 +87,9 @@ PACKAGES = ("SQLAlchemy", "aiosqlite", "asyncpg")
 
 def services_for(settings: Any, clock: Any, engine: Any, **extra: Any) -> Any:
     """The app's services without the app: what handlers reach through ``ctx.services``."""
-    from bot.app import Services
     from bot.content_runtime import load_runtime_content
     from bot.db.engine import sessionmaker
+    from bot.services import Services
 
     return Services(
         settings=settings, clock=clock, rng=random.Random(7), engine=engine, sessions=sessionmaker(engine),
@@ -269,8 +269,9 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     from bot.clock import FrozenClock
     from bot.content.sop_model import Category, CronSchedule, Delivery, GroupPost, Targets
     from bot.db.models import OutboxCall
+    from bot.feature import routers_of
     from bot.rig import Rig
-    from handlers import all_routers
+    from handlers import features
     from handlers.growth.tables import GroupChat
     from handlers.sop import group_sop as gsop
     from handlers.sop.tables import ContactLedger, GroupFire
@@ -278,7 +279,9 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     url = await prepare_db(backend, workdir, args.pg_url, "groups")
     settings = make_settings(workdir, url)
     clock = FrozenClock(T0)
-    rig = await Rig.start(settings, clock, rng=random.Random(7), routers=[*all_routers(), gsop.router])
+    rig = await Rig.start(
+        settings, clock, features(), rng=random.Random(7), routers=[*routers_of(features()), gsop.router]
+    )
     out: list[GroupRow] = []
     try:
         s = rig.services

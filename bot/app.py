@@ -1,8 +1,10 @@
-"""Application factory: one owner per resource, torn down in the agreed order.
+"""Application factory: the kernel's resources, one owner each, and the features composed onto them.
 
 ``cleanup_ctx`` entries are set up in order and torn down in reverse, so the order below gives
-shutdown = stop intake (aiohttp closes the listener first) → background workers (sweeper,
-dispatcher drain, inbox writer) → outbox → platform HTTP client → database engine.
+shutdown = stop intake (aiohttp closes the listener first) → the features' workers and jobs → the
+kernel's background workers (sweeper, dispatcher drain, inbox writer) → outbox → platform HTTP client →
+database engine. The kernel knows no feature: ``features`` (``handlers.features()``) bring the routers,
+jobs, workers, routes, extra platform callers, reconcilers and receipt sources (bot/feature.py).
 """
 
 from __future__ import annotations
@@ -11,110 +13,74 @@ import gc
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.alerts import FailureAlerts
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, secret_values
-from bot.content import Content
 from bot.content_reload import ContentReloader
-from bot.content_runtime import empty_content, load_runtime_content
+from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.gate import gate_of
 from bot.dispatcher import Dispatcher, Router
+from bot.feature import Feature, Worker, routers_of, sources_of
 from bot.inbox import ReceiptWriter, Sweeper
 from bot.inbox_sql import open_sink
 from bot.instances import Instances
-from bot.metrics import Metrics
 from bot.ops import add_ops_routes
-from bot.outbox import OutboxWorker, PlatformCaller
-from bot.periodic import Job, PeriodicJobs
+from bot.outbox import OutboxWorker
+from bot.periodic import PeriodicJobs
 from bot.platform.mp import MpClient
 from bot.platform.tokens import DbTokenStore, RedisTokenStore, TokenStore
 from bot.platform.wecom import WeComClient
 from bot.scheduler import Scheduler
+from bot.services import Services
 from bot.transport import MpEndpoint, WeComEndpoint, add_callback_routes
 from bot.wechat import EnvelopeCrypto
-from handlers.growth.sync.media import MediaRefresher
-from handlers.interactions.h5 import add_h5_routes
-from handlers.orders.webhook import add_webhook_routes
-from handlers.sop.drip_worker import DripWorker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """Everything the running app owns, reachable from handlers as ``ctx.services``."""
-
-    settings: Settings
-    clock: Clock
-    rng: random.Random
-    metrics: Metrics = field(default_factory=Metrics)
-    engine: AsyncEngine | None = None
-    instances: Instances | None = None
-    sessions: async_sessionmaker[AsyncSession] | None = None
-    http: aiohttp.ClientSession | None = None
-    clients: dict[str, PlatformCaller] = field(default_factory=dict)
-    outbox: OutboxWorker | None = None
-    writer: ReceiptWriter | None = None
-    dispatcher: Dispatcher | None = None
-    alerts: FailureAlerts | None = None  # a receipt that ends failed: log, metric, alert hook
-    sweeper: Sweeper | None = None
-    drips: DripWorker | None = None
-    scheduler: Scheduler | None = None
-    reloader: ContentReloader | None = None
-    content: Content = field(default_factory=lambda: empty_content("."))
-    extras: dict[str, Any] = field(default_factory=dict)
-
 
 SERVICES = web.AppKey("services", Services)
 
 
-def default_routers() -> list[Router]:
-    from handlers import all_routers
-
-    return all_routers()
-
-
-def default_jobs() -> list[Job]:
-    from handlers import all_jobs
-
-    return all_jobs()
-
-
 def build_app(
     settings: Settings,
+    features: Sequence[Feature],
     *,
     clock: Clock | None = None,
     rng: random.Random | None = None,
     routers: Iterable[Router] | None = None,
 ) -> web.Application:
+    """The app of ``features``. ``routers`` (tests, benchmarks) replaces the features' handlers; such an
+    app runs no periodic jobs, scheduler posts or feature workers, only what a callback needs."""
     services = Services(
-        settings=settings,
-        clock=clock or SystemClock(),
-        rng=rng or random.Random(secrets.randbits(64)),
-        content=load_runtime_content(settings.content_dir),
+        settings,
+        clock or SystemClock(),
+        rng or random.Random(secrets.randbits(64)),
+        load_runtime_content(settings.content_dir),
+        features,
     )
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICES] = services
     services.reloader = ContentReloader(services)
-    chosen = list(routers) if routers is not None else default_routers()
+    full = routers is None
+    chosen = routers_of(services.features) if routers is None else list(routers)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_platform_clients)
     app.cleanup_ctx.append(_alerts)
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(lambda a: _intake(a, chosen))
-    if routers is None:  # the full application: group-post schedules and the handlers' periodic jobs too
-        app.cleanup_ctx.append(_scheduler)
-        app.cleanup_ctx.append(lambda a: PeriodicJobs(a[SERVICES], default_jobs()).cleanup_ctx())
-    app.cleanup_ctx.append(lambda a: MediaRefresher(a[SERVICES]).cleanup_ctx())
+    app.cleanup_ctx.append(_scheduler)
+    if full:  # the whole application: the features' workers and periodic jobs too
+        for feature in services.features:
+            for worker in feature.workers:
+                app.cleanup_ctx.append(_run_worker(worker))
+        jobs = [j for f in services.features for j in f.jobs]
+        app.cleanup_ctx.append(lambda a: PeriodicJobs(a[SERVICES], jobs).cleanup_ctx())
     common: dict[str, Any] = {
         "intake": services,
         "max_body": settings.server.max_body_bytes,
@@ -123,11 +89,18 @@ def build_app(
     wecom, mp = _wecom_endpoint(settings, common), _mp_endpoint(settings, common)
     add_callback_routes(app, settings.server.wecom_path, settings.server.mp_path, wecom, mp)
     add_ops_routes(app, services)
+    for feature in services.features:
+        for add_routes in feature.routes:
+            add_routes(app, services)
     app.on_startup.append(_tune_gc)
-    if settings.server.session_secret:  # the H5 pages (issue 5) need a key to sign sessions
-        add_h5_routes(app, services)
-    add_webhook_routes(app, services)
     return app
+
+
+def _run_worker(worker: Worker) -> Callable[[web.Application], AsyncIterator[None]]:
+    def run(app: web.Application) -> AsyncIterator[None]:
+        return worker(app[SERVICES])
+
+    return run
 
 
 async def _tune_gc(_: web.Application) -> None:
@@ -148,6 +121,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     yield
     await s.instances.stop()  # last: whatever is still held becomes free for the other replicas at once
     await s.engine.dispose()
+    for name in ("instances", "sessions", "engine"):
+        s.stopped(name)
 
 
 async def _token_store(s: Services) -> tuple[TokenStore, Any]:
@@ -159,7 +134,6 @@ async def _token_store(s: Services) -> tuple[TokenStore, Any]:
         # deadline), never hang it.
         client = redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         return RedisTokenStore(client, s.clock), client
-    assert s.sessions is not None
     return DbTokenStore(s.sessions, s.clock), None
 
 
@@ -171,12 +145,12 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
         s.clients["wecom"] = WeComClient(s.http, s.settings.wecom, store, s.clock)
     if s.settings.official_account.app_id:
         s.clients["mp"] = MpClient(s.http, s.settings.official_account, store, s.clock)
-    if "wecom" in s.clients:  # group robot webhooks: keys live in a secret file, looked up at call time
-        from handlers.sop.group_sop_runtime import robot_client, robot_keys_path
-
-        s.clients["robot"] = robot_client(s.clients["wecom"], robot_keys_path(s.settings))
+    for feature in s.features:  # callers a feature adds on top of the platform's (group robots)
+        for clients in feature.clients:
+            s.clients.update(clients(s))
     yield
     await s.http.close()
+    s.stopped("http")
     if redis_client is not None:
         await redis_client.aclose()
 
@@ -192,65 +166,49 @@ async def _alerts(app: web.Application) -> AsyncIterator[None]:
 
 async def _outbox(app: web.Application) -> AsyncIterator[None]:
     s = app[SERVICES]
-    assert s.engine is not None and s.instances is not None
-    from handlers.sop.group_sop_runtime import group_task_reconcilers  # asks the platform before any re-send
-
+    reconcilers = {api: fn for f in s.features for make in f.reconcilers for api, fn in make(s).items()}
     s.outbox = OutboxWorker(
-        s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, s.instances,
-        reconcilers=group_task_reconcilers(s),
-    )  # fmt: skip
+        s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, s.instances, reconcilers=reconcilers
+    )
     s.outbox.start()
     yield
     await s.outbox.stop(s.settings.server.shutdown_grace_seconds)
 
 
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
-    """Cron/calendar group posts (APScheduler, rebuilt from content at start-up) and their follow-ups."""
-    from handlers.sop.group_sop_runtime import install_group_sop
-
+    """The APScheduler seam; features put their cron jobs on it from their workers."""
     s = app[SERVICES]
-    scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
-    s.scheduler = scheduler
-    install_group_sop(scheduler, s)
-    if s.reloader is not None:  # a content reload rebuilds the group-post jobs from the new calendar
-        s.reloader.hooks.append(lambda: install_group_sop(scheduler, s))
-    scheduler.start()
+    s.scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
+    s.scheduler.start()
     yield
     await s.scheduler.stop(s.settings.server.shutdown_grace_seconds)
 
 
 async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[None]:
     s = app[SERVICES]
-    assert s.engine is not None and s.sessions is not None and s.outbox is not None and s.instances is not None
     cfg = s.settings
-    from handlers.sop.drip_steps import run_step  # handlers depend on bot, so the step runner is injected
-
-    s.drips = DripWorker(s.sessions, cfg, s.clock, s.rng, s, run_step, s.outbox.notify)
-    s.dispatcher = Dispatcher(
-        routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s, on_drips=s.drips.wake
-    )
+    s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
     s.outbox.result_sink = s.dispatcher.complete_call
-    s.drips.start()
+    dispatcher = s.dispatcher
     s.writer = ReceiptWriter(
         # one writer: a second PostgreSQL connection pipelining batches measured worse (bench/RESULTS.md)
         [open_sink(cfg.database.url.get(), gate_of(s.engine))],
         s.clock,
         s.instances.id,
         cfg.inbox.batch_max,
-        wants=lambda event: bool(s.dispatcher and s.dispatcher.handlers_for(event)),
+        wants=lambda event: bool(dispatcher.handlers_for(event)),
     )
     s.writer.start()
     s.sweeper = Sweeper(
         s.engine, s.clock, s.instances, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit,
-        s.dispatcher.in_flight_ids, on_failed=s.alerts.receipt_failed if s.alerts is not None else None,
+        s.dispatcher.in_flight_ids, on_failed=s.alerts.receipt_failed, sources=sources_of(s.features),
     )  # fmt: skip
     s.sweeper.start()
     yield
-    await s.drips.stop()
     await s.sweeper.stop()
     await s.writer.stop()
     await s.dispatcher.drain(cfg.server.shutdown_grace_seconds)
-    s.writer = None
+    s.stopped("writer")
 
 
 def _wecom_endpoint(cfg: Settings, common: dict[str, Any]) -> WeComEndpoint | None:

@@ -8,9 +8,10 @@ the call happens if and only if the business change commits.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,10 @@ from bot.config import Settings
 from bot.content import Content
 from bot.content_runtime import empty_content
 from bot.db.models import OutboxCall
+from bot.events import DomainEvent
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 # Priorities: lower runs first. Welcome sends jump the queue (20-second welcome_code).
 PRIORITY_WELCOME = 0
@@ -34,12 +39,11 @@ class Context:
     clock: Clock
     rng: random.Random
     receipt_id: int | None
-    services: Any = None
+    services: Services | None = None
     # Prefix of non-global outbox keys when there is no receipt (an H5 action, a periodic job).
     scope: str | None = None
     _calls: list[OutboxCall] = field(default_factory=list)
-    # A drip step this transaction scheduled is due already: whoever commits it wakes the drip worker.
-    drip_due_now: bool = False
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -92,11 +96,29 @@ class Context:
         self._calls.append(call)
         return call
 
-    def drip_step_due(self, due_at: datetime) -> None:
-        """A drip step written in this transaction is due at ``due_at``. Due now (a ``0m`` step) means the
-        runner of the transaction should wake the drip worker after the commit, not leave it to the poll."""
-        if due_at <= self.clock.now():
-            self.drip_due_now = True
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once this transaction has committed (never after a rollback): e.g. wake a worker
+        for work the transaction made due now. The same function is run once however often it is asked."""
+        if fn not in self._after_commit:
+            self._after_commit.append(fn)
+
+    @property
+    def after_commit_hooks(self) -> tuple[Callable[[], None], ...]:
+        return tuple(self._after_commit)
+
+    def committed(self) -> None:
+        """Called by whoever committed the transaction (dispatcher, ``run_action``)."""
+        for fn in self._after_commit:
+            fn()
+
+    async def emit(self, event: DomainEvent) -> None:
+        """Tell the other features what happened, inside this transaction: every handler registered for
+        ``event``'s type (``@router.on(CustomerCreated)``) runs now, so their writes commit or roll back with
+        the change that caused them. Without a running app (a bare script's Context) nobody listens."""
+        if self.services is None or not self.services.running("dispatcher"):
+            return
+        for handler in self.services.dispatcher.handlers_for(event):
+            await handler(event, self)
 
     async def flush_outbox(self) -> list[tuple[int, int]]:
         """Flush queued calls (assigning ids); ``(id, priority)`` pairs to poke the outbox after commit."""

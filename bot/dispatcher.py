@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,11 +27,14 @@ from bot.config import Settings
 from bot.content_runtime import empty_content
 from bot.context import Context
 from bot.db.models import OutboxCall, Receipt
-from bot.events import Event
+from bot.events import DomainEvent, Event
 from bot.metrics import Metrics
 from bot.replies import Reply
 from bot.reply_plan import Planner, Planning, ReplyPlanners, first_reply
 from bot.reply_slot import ReplySlot
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class Router:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._handlers: list[tuple[tuple[type[Event], ...], Handler]] = []
+        self._handlers: list[tuple[tuple[type[Event | DomainEvent], ...], Handler]] = []
         self._results: dict[str, list[ResultHandler]] = {}
         self.planners = ReplyPlanners()
 
@@ -78,7 +81,9 @@ class Router:
         """Register a reply planner: a content-only passive reply, answered before the handlers run."""
         return self.planners.register(*event_types)
 
-    def on(self, *event_types: type[Event]) -> Callable[[Handler], Handler]:
+    def on(self, *event_types: type[Event | DomainEvent]) -> Callable[[Handler], Handler]:
+        """Register a handler for callback events, or for domain events another feature emits."""
+
         def register(fn: Handler) -> Handler:
             self._handlers.append((event_types, fn))
             return fn
@@ -94,7 +99,7 @@ class Router:
 
         return register
 
-    def handlers_for(self, event: Event) -> list[Handler]:
+    def handlers_for(self, event: Event | DomainEvent) -> list[Handler]:
         return [fn for types, fn in self._handlers if isinstance(event, types)]
 
     def result_handlers(self, name: str) -> list[ResultHandler]:
@@ -111,8 +116,7 @@ class Dispatcher:
         rng: random.Random,
         metrics: Metrics,
         on_outbox: Callable[[list[tuple[int, int]]], None],
-        services: Any = None,
-        on_drips: Callable[[], None] | None = None,
+        services: Services | None = None,
     ) -> None:
         self._routers = list(routers)
         self._sessions = sessions
@@ -121,7 +125,6 @@ class Dispatcher:
         self._rng = rng
         self._metrics = metrics
         self._on_outbox = on_outbox
-        self._on_drips = on_drips  # a committed enrolment has a step due now: wake the drip worker
         self._services = services
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._people: dict[str, _Turn] = {}  # per-person order (_in_order)
@@ -130,7 +133,7 @@ class Dispatcher:
         sqlite = settings.database.url.get().startswith("sqlite")
         self._limit = asyncio.Semaphore(1 if sqlite else max(2, settings.database.pool_size))
 
-    def handlers_for(self, event: Event) -> list[Handler]:
+    def handlers_for(self, event: Event | DomainEvent) -> list[Handler]:
         return [h for r in self._routers for h in r.handlers_for(event)]
 
     def plan_reply(self, event: Event) -> Reply | None:
@@ -224,8 +227,7 @@ class Dispatcher:
             self._metrics.inc("siyu_passive_replies_total", outcome="inline")
         if new_calls:
             self._on_outbox(new_calls)
-        if ctx.drip_due_now and self._on_drips is not None:
-            self._on_drips()
+        ctx.committed()
         return "done"
 
     async def _call_handlers(self, event: Event, ctx: Context) -> Reply | None:
@@ -265,8 +267,7 @@ class Dispatcher:
             new_calls = await ctx.flush_outbox()
         if new_calls:
             self._on_outbox(new_calls)
-        if ctx.drip_due_now and self._on_drips is not None:
-            self._on_drips()
+        ctx.committed()
         return True
 
     async def _record_failure(self, receipt_id: int, exc: BaseException) -> None:

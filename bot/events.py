@@ -37,6 +37,15 @@ class Event:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """Something a feature did — a customer created, a draw won — told to the other features inside the
+    same transaction (:meth:`bot.context.Context.emit`). Features define their own; ``name`` is the stable
+    dotted name an integration sees (``customer.created``). Never stored as a receipt."""
+
+    name: ClassVar[str] = "domain"
+
+
 # --- WeCom: customer contact (change_external_contact) --------------------------------------
 
 

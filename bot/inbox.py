@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -138,12 +138,20 @@ class ReceiptWriter:
                 item.future.set_result(Claim(rid, wanted.get(key, True)))
 
 
-def event_from_receipt(platform: str, payload: dict[str, Any]) -> Event | None:
-    """Rebuild the typed event of a stored receipt (sweeper, replay)."""
-    if platform == "shop":  # imported here: handlers.orders.webhook imports this module (through bot.transport)
-        from handlers.orders.webhook import stored_order_event
+SourceParser = Callable[[dict[str, Any]], Event | None]
 
-        return stored_order_event(payload)
+
+def event_from_receipt(
+    platform: str, payload: dict[str, Any], sources: Mapping[str, SourceParser] | None = None
+) -> Event | None:
+    """Rebuild the typed event of a stored receipt (sweeper, replay). WeCom and Official Account receipts
+    hold the callback's fields; any other platform (the shop's orders) is parsed by the feature that
+    declared it as a receipt source (``Feature.sources``)."""
+    parse = (sources or {}).get(platform)
+    if parse is not None:
+        return parse(payload)
+    if platform not in ("wecom", "mp"):
+        return None
     plat: Platform = "wecom" if platform == "wecom" else "mp"
     try:
         return from_fields(plat, payload)
@@ -168,8 +176,10 @@ class Sweeper:
         dispatch: Callable[[int, Event], None],
         in_flight: Callable[[], Collection[int]],
         on_failed: ReceiptFailed | None = None,
+        sources: Mapping[str, SourceParser] | None = None,
     ) -> None:
         self._engine = engine
+        self._sources = dict(sources or {})
         self._on_failed = on_failed
         self._clock = clock
         self._instances = instances
@@ -246,7 +256,7 @@ class Sweeper:
                 )
             if res.rowcount != 1:
                 continue  # another replica took it
-            event = event_from_receipt(platform, payload)
+            event = event_from_receipt(platform, payload, self._sources)
             if event is None:
                 await self._mark_unparseable(rid, kind)
                 continue

@@ -25,7 +25,7 @@ from bot.db.models import Receipt
 from bot.outbox import backlog
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 

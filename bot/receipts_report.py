@@ -1,4 +1,4 @@
-"""Read-only operator queries behind the CLI (``siyu-bot events``)."""
+"""``siyu-bot events``: recent receipts with their status, and the platform calls not delivered."""
 
 from __future__ import annotations
 
@@ -44,31 +44,4 @@ async def print_recent_events(settings: Settings, limit: int, status: str | None
     summary = ", ".join(f"{api} {state} {n}" for api, state, n in calls)
     print("platform calls not delivered (failed, expired) or unknown (uncertain: answer lost, not re-sent): "
           + (summary or "none"))  # fmt: skip
-    return 0
-
-
-async def print_channel_stats(settings: Settings, since: str | None, until: str | None, as_csv: bool) -> int:
-    """``siyu-bot stats channels``: dates are local days in the configured timezone."""
-    from datetime import UTC, date, datetime, time
-
-    from bot.content_runtime import load_runtime_content
-    from bot.db.engine import sessionmaker
-    from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
-
-    def start_of(day: str | None) -> datetime | None:
-        if day is None:
-            return None
-        return datetime.combine(date.fromisoformat(day), time(0), settings.tz)
-
-    content = load_runtime_content(settings.content_dir)
-    names = {c.code: c.name for c in content.channels}
-    names[UNATTRIBUTED] = "未归因"
-    engine = make_engine(settings.database)
-    try:
-        async with sessionmaker(engine)() as session:
-            stats = await channel_stats(session, datetime.now(UTC), start_of(since), start_of(until))
-    finally:
-        await engine.dispose()
-    rows = as_rows(stats, names)
-    print(render_csv(rows) if as_csv else (render_table(rows) if rows else "(no arrivals yet)"), end="\n")
     return 0

@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import aiohttp
 from aiohttp import web
 
-from bot.app import SERVICES, Services, build_app
+from bot.app import SERVICES, build_app
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content import Content
 from bot.dispatcher import Router
+from bot.feature import Feature
+from bot.services import Services
 from bot.sim_clock import Advanceable, install_sim_routes
 from bot.simulator import (
     CallbackPusher,
@@ -58,12 +60,6 @@ def seed_corp(state: SimState, content: Content) -> None:
                     state.add_group(owner, name=f"{channel.name}", chat_id=chat_id)
 
 
-def _wake_workers(services: Services) -> None:
-    """The clock jumped: due drip steps run now rather than at the next poll."""
-    if services.drips is not None:
-        services.drips.wake()
-
-
 class Rig:
     """A running bot (real app, real database) plus the simulator and a scripted customer side."""
 
@@ -86,6 +82,7 @@ class Rig:
         cls,
         settings: Settings,
         clock: Clock,
+        features: Sequence[Feature],
         *,
         rng: random.Random | None = None,
         routers: Iterable[Router] | None = None,
@@ -94,11 +91,11 @@ class Rig:
     ) -> Rig:
         state = SimState(clock=clock, seed=seed, accounts=SimAccounts.from_settings(settings))
         sim_server = await start_simulator(state, "127.0.0.1", 0)
-        app = build_app(point_at_simulator(settings, sim_server), clock=clock, rng=rng, routers=routers)
+        app = build_app(point_at_simulator(settings, sim_server), features, clock=clock, rng=rng, routers=routers)
         services = app[SERVICES]
         seed_corp(state, services.content)
         if isinstance(clock, Advanceable):
-            install_sim_routes(app, services.settings, clock, on_advance=lambda: _wake_workers(services))
+            install_sim_routes(app, services.settings, clock, on_advance=services.wake)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)  # a fixed port when public_base_url must match (H5)
@@ -122,7 +119,6 @@ class Rig:
     async def drain(self, rounds: int = 50) -> None:
         """Run handlers and due outbox calls until nothing is left to do at the current (frozen) time."""
         s = self.services
-        assert s.dispatcher is not None and s.outbox is not None
         for _ in range(rounds):
             await s.dispatcher.drain(30)
             await s.outbox.settle()

@@ -28,6 +28,7 @@ from bot.inbox import ReceiptWriter
 from bot.metrics import Metrics
 from bot.replies import Reply
 from bot.reply_slot import ReplySlot
+from bot.services import NotStarted
 from bot.wechat import CallbackRejected, EnvelopeCrypto, envelope_encrypt, parse_xml, render_xml, signature
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,11 @@ class Intake(Protocol):
     """What the endpoints need at request time (the app's Services; set up after routes are frozen)."""
 
     metrics: Metrics
-    writer: ReceiptWriter | None
-    dispatcher: Dispatcher | None
+
+    @property
+    def writer(self) -> ReceiptWriter: ...  # raises NotStarted until start-up made it
+    @property
+    def dispatcher(self) -> Dispatcher: ...
 
 
 class CallbackEndpoint:
@@ -75,15 +79,17 @@ class CallbackEndpoint:
 
     @property
     def _writer(self) -> ReceiptWriter:
-        if self._intake.writer is None:
-            raise CallbackRejected(503, "starting up")
-        return self._intake.writer
+        try:
+            return self._intake.writer
+        except NotStarted:
+            raise CallbackRejected(503, "starting up") from None
 
     @property
     def _dispatcher(self) -> Dispatcher:
-        if self._intake.dispatcher is None:
-            raise CallbackRejected(503, "starting up")
-        return self._intake.dispatcher
+        try:
+            return self._intake.dispatcher
+        except NotStarted:
+            raise CallbackRejected(503, "starting up") from None
 
     async def _body(self, request: web.Request) -> bytes:
         body = await self._read_body(request)

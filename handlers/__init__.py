@@ -1,27 +1,29 @@
-"""Business rules, one module (and one Router) per feature. Handlers see typed events and a Context only."""
+"""The features, and the one list that composes them into siyu-bot.
+
+Each package holds one feature: its handlers, tables, reports, commands, pages and jobs, declared as a
+:class:`bot.feature.Feature` in its ``feature.py``. The kernel (``bot/``) imports none of them; this list
+(the order in which their handlers run for the same event) is handed to it by :func:`main` and the rig.
+"""
 
 from __future__ import annotations
 
-from bot.dispatcher import Router
-from bot.periodic import Job
+from collections.abc import Sequence
+
+from bot.feature import Feature
 
 
-def all_routers() -> list[Router]:
-    """Every feature router, in the order their handlers run for the same event."""
-    from handlers.growth import follow, friends, groups
-    from handlers.interactions import keywords, kf, referral
-    from handlers.orders import purchases
-    from handlers.sop import drips, group_sop
+def features() -> list[Feature]:
+    from handlers.demo.feature import DEMO
+    from handlers.growth.feature import GROWTH
+    from handlers.interactions.feature import INTERACTIONS, REFERRAL
+    from handlers.orders.feature import ORDERS
+    from handlers.sop.feature import SOP
 
-    # referral first: it must see an arrival before friends/follow create the customer row ("genuinely new")
-    return [
-        referral.router, friends.router, follow.router, groups.router, group_sop.router, purchases.router,
-        drips.router, keywords.router, kf.router,
-    ]  # fmt: skip
+    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO]
 
 
-def all_jobs() -> list[Job]:
-    """Periodic business jobs (run by ``bot.periodic`` in every replica; each is idempotent)."""
-    from handlers.interactions import referral
+def main(argv: Sequence[str] | None = None) -> int:
+    """``siyu-bot``: the kernel's command line with every feature's commands."""
+    from bot.cli import main as run
 
-    return [Job("referral_release", 600.0, referral.release_due)]
+    return run(argv, features())

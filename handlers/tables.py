@@ -5,4 +5,5 @@ import bot.db.models  # the kernel's own tables
 import handlers.growth.tables
 import handlers.interactions.h5.tables
 import handlers.interactions.tables
+import handlers.orders.tables
 import handlers.sop.tables

@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.db.models import OutboxCall, Receipt
 from bot.dispatcher import Router
+from handlers import features
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -46,5 +47,5 @@ class RunningBot:
 async def start_bot(
     aiohttp_client: ClientFactory, settings: Settings, clock: Clock, routers: Iterable[Router] | None = None
 ) -> RunningBot:
-    app = build_app(settings, clock=clock, routers=routers)
+    app = build_app(settings, features(), clock=clock, routers=routers)
     return RunningBot(await aiohttp_client(app))

@@ -21,8 +21,9 @@ from bot.config import Settings
 from bot.db.models import Customer
 from bot.events import OrderPaid
 from bot.rig import Rig
+from handlers import features
 from handlers.sop.drip_steps import run_step
-from handlers.sop.drip_worker import DripWorker
+from handlers.sop.drip_worker import DRIP_WORKER, DripWorker
 from handlers.sop.tables import ContactLedger, DripEnrolment, DripStepRun
 
 MORNING = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
@@ -35,9 +36,8 @@ async def drip_rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]
     stopped: these tests run the steps by hand (:func:`tick`) at the moments they choose. Running, it would
     be woken by every enrolment with a step due now and race the test (see ``test_drips_wake.py``)."""
     clock.set(MORNING)
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
-    assert rig.services.drips is not None
-    await rig.services.drips.stop()
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    await rig.services.parts[DRIP_WORKER].stop()
     yield rig
     await rig.close()
 

@@ -9,12 +9,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from bot.app import Services
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.sop_model import Budget, Category, CronSchedule, Delivery, GroupPost, Targets
+from bot.feature import routers_of
 from bot.rig import Rig
-from handlers import all_routers
+from bot.services import Services
+from handlers import features
 from handlers.growth.tables import GroupChat
 from handlers.sop import group_sop as group_sop_handlers
 
@@ -71,8 +72,8 @@ async def seed_groups(rig: Rig, clock: FrozenClock, owners: tuple[str, ...] = OW
 
 
 async def start_rig(settings: Settings, clock: FrozenClock) -> Rig:
-    routers = [*all_routers(), group_sop_handlers.router]
-    return await Rig.start(settings, clock, rng=random.Random(7), routers=routers)
+    routers = [*routers_of(features()), group_sop_handlers.router]
+    return await Rig.start(settings, clock, features(), rng=random.Random(7), routers=routers)
 
 
 async def rows(rig: Rig, model: type[T], *where: Any) -> list[T]:

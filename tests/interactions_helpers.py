@@ -1,6 +1,6 @@
 """Helpers for check-in, points and lottery tests: a real migrated database, one transaction per call.
 
-Every call runs through :func:`handlers.interactions.transact.in_transaction` — its own session and transaction, as an
+Every call runs through :func:`bot.actions.run_action` — its own session and transaction, as an
 H5 request does — so ``asyncio.gather`` of many calls is real concurrency on the database.
 """
 
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.actions import run_action
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content import Content, load_content
@@ -27,8 +28,8 @@ from bot.content.lottery import CAMPAIGNS
 from bot.context import Context
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Customer
+from bot.services import Services
 from handlers.interactions.lottery.state import ensure_campaign
-from handlers.interactions.transact import in_transaction
 
 T = TypeVar("T")
 CONTENT_DIR = Path(__file__).resolve().parents[1] / "content"
@@ -37,7 +38,7 @@ SEED = "5eed" * 16  # a fixed 64-hex-character seed for tests
 
 @dataclass
 class Env:
-    """What ``in_transaction`` needs from ``bot.app.Services``, plus the engine and content to swap."""
+    """A real :class:`~bot.services.Services` on a migrated database (no server), plus content to swap."""
 
     settings: Settings
     clock: FrozenClock
@@ -45,11 +46,15 @@ class Env:
     sessions: async_sessionmaker[AsyncSession]
     content: Content
     rng: random.Random = field(default_factory=lambda: random.Random(5))
-    outbox: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)  # as bot.app.Services (the lottery batcher lives here)
+    services: Services = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.services = Services(self.settings, self.clock, self.rng, self.content)
+        self.services.sessions = self.sessions
 
     async def run(self, fn: Callable[[Context], Awaitable[T]]) -> T:
-        return await in_transaction(self, fn)
+        self.services.content = self.content
+        return await run_action(self.services, fn)
 
     async def scalar(self, query: Any) -> Any:
         async with self.sessions() as s:
@@ -71,6 +76,7 @@ class Env:
         """Replace the content's campaigns (the real pools and check-in stay)."""
         sections = {**self.content.sections, CAMPAIGNS.key: tuple(campaigns)}
         self.content = Content(self.content.root, MappingProxyType(sections), self.content.files)
+        self.services.content = self.content
 
     async def seed(self, campaign_id: str, seed: str = SEED) -> None:
         campaign = self.content.campaign(campaign_id)

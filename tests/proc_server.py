@@ -16,12 +16,13 @@ from bot.config import load_settings
 from bot.context import Context
 from bot.dispatcher import Router
 from bot.events import FriendAdded
-from handlers import all_routers
+from bot.feature import routers_of
+from handlers import features
 
 
 def main() -> None:
     settings = load_settings(sys.argv[1])
-    routers = all_routers()
+    routers = routers_of(features())
     if len(sys.argv) > 2 and sys.argv[2] == "stall":
         stall = Router("stall")
 
@@ -30,7 +31,9 @@ def main() -> None:
             await asyncio.Event().wait()
 
         routers = [stall, *routers]
-    web.run_app(build_app(settings, routers=routers), host="127.0.0.1", port=settings.server.port, print=None)
+    web.run_app(
+        build_app(settings, features(), routers=routers), host="127.0.0.1", port=settings.server.port, print=None
+    )
 
 
 if __name__ == "__main__":

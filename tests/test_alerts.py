@@ -17,16 +17,17 @@ import pytest
 from aiohttp import web
 
 from bot.alerts import FAILED_TOTAL, FailureAlerts, report_receipt_failed
-from bot.app import Services
-from bot.cli import main
 from bot.clock import FrozenClock
 from bot.config import ConfigError, whsec_key
+from bot.content_runtime import empty_content
 from bot.context import Context
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Receipt
 from bot.dispatcher import Router
 from bot.events import OrderPaid
 from bot.metrics import Metrics
+from bot.services import Services
+from handlers import main
 from handlers.orders.webhook import sign
 from tests.botapp import ClientFactory, start_bot
 from tests.conftest import make_settings
@@ -125,7 +126,7 @@ async def test_without_a_url_a_failure_is_still_logged_and_counted(
 
 
 async def test_the_dispatcher_call_site_reports_through_the_apps_alerts(sqlite_url: str, clock: FrozenClock) -> None:
-    services = Services(settings=make_settings(sqlite_url), clock=clock, rng=random.Random(1))
+    services = Services(make_settings(sqlite_url), clock, random.Random(1), empty_content("."))
     await report_receipt_failed(services, 1, "order_paid", "x")  # alerts not set up: nothing, no error
     await report_receipt_failed(None, 1, "order_paid", "x")
     services.alerts = FailureAlerts("", services.metrics, clock)

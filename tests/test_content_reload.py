@@ -10,6 +10,7 @@ from pathlib import Path
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
+from handlers import features
 from tests.conftest import make_settings
 
 SHIPPED = Path(__file__).resolve().parents[1] / "content"
@@ -21,7 +22,7 @@ async def test_reload_swaps_valid_content_and_keeps_the_old_on_a_broken_file(
     content_dir = tmp_path / "content"
     shutil.copytree(SHIPPED, content_dir)
     settings: Settings = make_settings(db_url, content_dir=str(content_dir))
-    rig = await Rig.start(settings, clock, rng=random.Random(1))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(1))
     try:
         services = rig.services
         assert services.reloader is not None and services.scheduler is not None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+from handlers import features
 from handlers.demo.run import run_demo
 
 
 async def test_demo_tells_the_story() -> None:
     lines: list[str] = []
     # A high speed keeps the 48-hour chapter to a few seconds; the growth loop always runs at 1×.
-    assert await run_demo(speed=36000, out=lines.append) == 0
+    assert await run_demo(features(), speed=36000, out=lines.append) == 0
     text = "\n".join(lines)
     assert "applied: " in text and "failed: 0" in text
     assert "→ platform calls: none" in text  # the second sync makes no call

@@ -30,7 +30,7 @@ async def enrol_once(rig: Rig, customer_id: int, drip_id: str, anchor: datetime)
         ctx = Context(session, s.settings, s.clock, s.rng, None, s)
         customer = await session.get(Customer, customer_id)
         assert customer is not None
-        return await enrol(ctx, customer, drip, anchor), ctx.drip_due_now
+        return await enrol(ctx, customer, drip, anchor), bool(ctx.after_commit_hooks)
 
 
 async def new_customer(rig: Rig, openid: str, **fields: object) -> int:

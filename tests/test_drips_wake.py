@@ -17,6 +17,8 @@ import pytest
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
+from handlers import features
+from handlers.sop.drip_worker import DRIP_WORKER
 from tests.drip_helpers import MORNING, drip_sends, steps_of
 
 WITHIN_SECONDS = 1.0
@@ -26,7 +28,7 @@ WITHIN_SECONDS = 1.0
 async def live_rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     """The app as it runs: its drip worker started and left alone (its poll is 5 s of wall-clock time)."""
     clock.set(MORNING)
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
     yield rig
     await rig.close()
 
@@ -42,7 +44,7 @@ async def first_drip_send(rig: Rig, openid: str, started: float, limit: float) -
 
 async def test_a_0m_step_reaches_the_follower_within_a_second_of_the_follow(live_rig: Rig, clock: FrozenClock) -> None:
     rig = live_rig
-    assert rig.services.drips is not None and rig.services.drips._poll >= 5.0  # the poll alone would be late
+    assert rig.services.parts[DRIP_WORKER]._poll >= 5.0  # the poll alone would be late
     started = time.monotonic()
     followed = await rig.sim.follow(scene="poster_618")  # returns once the bot answered the callback
     elapsed = await first_drip_send(rig, followed.openid, started, WITHIN_SECONDS)

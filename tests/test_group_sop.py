@@ -16,9 +16,10 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.sop_model import Budget, QuotaPolicy
 from bot.db.models import OutboxCall
+from bot.feature import routers_of
 from bot.outbox import OutboxWorker, split_payload
 from bot.rig import Rig, point_at_simulator
-from handlers import all_routers
+from handlers import features
 from handlers.sop import group_sop as group_sop_handlers
 from handlers.sop.group_sop import MARKER, GroupSop
 from handlers.sop.group_sop_results import reconcilers
@@ -79,8 +80,8 @@ async def test_a_daily_post_sends_one_task_per_owner_once_a_day(rig: Rig, clock:
 
 async def second_process(rig: Rig, settings: Settings, clock: FrozenClock) -> web.AppRunner:
     """Another server process: its own app, engine and outbox on the same database and simulator."""
-    routers = [*all_routers(), group_sop_handlers.router]
-    app = build_app(point_at_simulator(settings, rig._sim_server), clock=clock, routers=routers)
+    routers = [*routers_of(features()), group_sop_handlers.router]
+    app = build_app(point_at_simulator(settings, rig._sim_server), features(), clock=clock, routers=routers)
     runner = web.AppRunner(app)
     await runner.setup()
     use_content(app[SERVICES], daily_post())

@@ -14,6 +14,7 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer, OutboxCall
 from bot.rig import Rig
+from handlers import features
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, Loss, Touch
 from tests.journey import drain, pretend_synced
 
@@ -24,7 +25,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
     yield rig
     await rig.close()
 

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.db.models import Customer, OutboxCall
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from handlers import features
 from handlers.growth.synced import MP_TAG, WECOM_TAG
 from handlers.growth.tables import CustomerTag, Loss, Touch, Welcome
 from tests.journey import sync_content
@@ -29,7 +30,7 @@ def tag_id(ref: str, kind: str = WECOM_TAG) -> str:
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     import random
 
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
     TAG_IDS.update(await sync_content(rig, clock))
     yield rig
     await rig.close()

@@ -19,6 +19,7 @@ from yarl import URL
 from bot.clock import FrozenClock
 from bot.config import ConfigError
 from bot.rig import Rig
+from handlers import features
 from handlers.interactions.h5.core import H5, SECURITY_HEADERS
 from handlers.interactions.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Signer
 from handlers.interactions.h5.tables import H5OAuthState
@@ -41,7 +42,7 @@ async def h5_rig(db_url: str, clock: FrozenClock) -> AsyncIterator[Rig]:
     """The bot with the H5 pages on, on a fixed loopback port (``public_base_url`` must name it)."""
     port = free_port()
     server = {"session_secret": SECRET, "public_base_url": f"http://127.0.0.1:{port}"}
-    rig = await Rig.start(make_settings(db_url, server=server), clock, rng=random.Random(9), port=port)
+    rig = await Rig.start(make_settings(db_url, server=server), clock, features(), rng=random.Random(9), port=port)
     rig.state.web_user = (await rig.sim.follow()).openid  # the WeChat user holding the phone
     await rig.drain()
     yield rig

@@ -14,12 +14,13 @@ from bot.config import Settings
 from bot.db.models import Customer
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from handlers import features
 from handlers.interactions.tables import Checkin, Draw, PointsBalance, PointsEntry
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, rng=random.Random(5))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(5))
     yield rig
     await rig.close()
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
+from handlers import features
 from handlers.interactions.tables import Checkin, KfCursor
 
 KFID = "wkSimKf0000000000000000000000001"
@@ -19,7 +20,7 @@ KFID = "wkSimKf0000000000000000000000001"
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, rng=random.Random(3))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(3))
     yield rig
     await rig.close()
 

@@ -18,7 +18,7 @@ from bot.content.interactions_model import Eligibility, Prize, PrizeKind
 from bot.db.models import Customer
 from handlers.growth.tables import CustomerTag, Touch
 from handlers.interactions.lottery.admin import verify_command
-from handlers.interactions.lottery.batch import LotteryBatcher, batcher_for, draw_batched
+from handlers.interactions.lottery.batch import batcher_for, draw_batched
 from handlers.interactions.lottery.draw import DrawOutcome, DrawRequest, DrawResult, draw, draw_many
 from handlers.interactions.points import award, balance
 from handlers.interactions.rewards import grant_ticket
@@ -42,7 +42,7 @@ async def env(settings: Settings, clock: FrozenClock) -> AsyncIterator[Env]:
 
 
 async def batched(env: Env, customer_ids: list[int], campaign_id: str) -> list[DrawResult]:
-    return list(await asyncio.gather(*(draw_batched(env, c, campaign_id, "h5") for c in customer_ids)))
+    return list(await asyncio.gather(*(draw_batched(env.services, c, campaign_id, "h5") for c in customer_ids)))
 
 
 async def verify(env: Env, campaign_id: str) -> tuple[int, str]:
@@ -62,7 +62,7 @@ async def test_five_hundred_concurrent_batched_draws_on_ten_prizes_give_ten_winn
     env: Env, max_batch: int
 ) -> None:
     env.with_campaigns(campaign("b"))
-    batcher_for(env).max_batch = max_batch
+    batcher_for(env.services).max_batch = max_batch
     customers = await env.customers(500)
     results = await batched(env, customers, "b")
     winners = [r for r in results if r.won]
@@ -72,7 +72,7 @@ async def test_five_hundred_concurrent_batched_draws_on_ten_prizes_give_ten_winn
     assert await env.all(select(PrizeStock.remaining).where(PrizeStock.campaign_id == "b")) == [0, 0]
     assert await env.scalar(select(func.count()).where(Draw.campaign_id == "b", Draw.prize_id.is_not(None))) == 10
     assert await env.scalar(select(func.count()).where(PointsEntry.reason == "lottery")) == 6
-    transactions = batcher_for(env).batches
+    transactions = batcher_for(env.services).batches
     assert -(-500 // max_batch) <= transactions < 50  # batched: far fewer transactions than draws
     code, text = await verify(env, "b")
     assert code == 0 and "cup×4, pts×6" in text, text
@@ -83,7 +83,7 @@ async def test_batched_and_one_by_one_draws_of_a_campaign_interleave_exactly(env
     env.with_campaigns(campaign("mix", prizes=MIXED))
     customers = await env.customers(240)
     alone = [env.run(lambda ctx, c=c: draw(ctx, c, "mix", "mp")) for c in customers[:40]]
-    together = [draw_batched(env, c, "mix", "h5") for c in customers[40:]]
+    together = [draw_batched(env.services, c, "mix", "h5") for c in customers[40:]]
     results: list[DrawResult] = list(await asyncio.gather(*alone, *together))
     assert sorted(r.seq or 0 for r in results) == list(range(1, 241))
     won = sorted(r.prize_id or "" for r in results if r.won)
@@ -99,7 +99,7 @@ async def test_a_one_draw_customer_tapping_fifty_times_in_one_batch_gets_one(env
     [cid] = await env.customers(1)
     results = await batched(env, [cid] * 50, "once")
     assert [r.outcome for r in results].count(DrawOutcome.LIMIT_REACHED) == 49
-    assert batcher_for(env).batches == 1
+    assert batcher_for(env.services).batches == 1
     assert await env.scalar(select(func.count()).where(Draw.customer_id == cid)) == 1
     assert await env.scalar(select(func.count()).where(LotteryTicket.customer_id == cid)) == 1
 
@@ -155,7 +155,7 @@ async def test_the_issuance_alarm_stops_a_batch_at_the_draw_that_trips_it(env: E
 async def test_a_failing_batch_fails_each_of_its_callers_and_the_next_batch_runs(env: Env) -> None:
     env.with_campaigns(campaign("f", prizes=PLENTY))
     customers = await env.customers(3)
-    batcher = batcher_for(env)
+    batcher = batcher_for(env.services)
     missing = max(customers) + 1000  # no such customer: its ticket breaks the foreign key, the batch rolls back
     outcomes = await asyncio.gather(
         *(batcher.draw(c, "f", "h5") for c in [*customers, missing]), return_exceptions=True
@@ -164,21 +164,6 @@ async def test_a_failing_batch_fails_each_of_its_callers_and_the_next_batch_runs
     assert await env.scalar(select(func.count()).where(Draw.campaign_id == "f")) == 0
     again = await batched(env, customers, "f")
     assert [r.seq for r in again] == [1, 2, 3] and all(r.won for r in again)
-
-
-async def test_without_a_batcher_home_a_draw_runs_in_its_own_transaction(env: Env) -> None:
-    """Services without ``extras`` (a script) still draw, one transaction per draw."""
-    env.with_campaigns(campaign("solo", prizes=PLENTY))
-    [cid] = await env.customers(1)
-
-    class Bare:
-        settings, clock, rng, sessions, content, outbox = (
-            env.settings, env.clock, env.rng, env.sessions, env.content, None,
-        )  # fmt: skip
-
-    result = await draw_batched(Bare(), cid, "solo", "h5")
-    assert result.won and result.seq == 1
-    assert isinstance(batcher_for(env), LotteryBatcher) and batcher_for(env).batches == 0
 
 
 async def test_a_none_prize_of_weight_zero_makes_every_draw_win_until_the_stock_runs_out(env: Env) -> None:

@@ -16,7 +16,8 @@ from bot.db.models import Customer
 from handlers.customers.identity import link_unionid
 from handlers.growth.tables import CustomerTag
 from handlers.interactions.tables import Checkin, PointsBalance, PointsEntry
-from handlers.sop.tables import DripEnrolment, DripStepRun, Order
+from handlers.orders.tables import Order
+from handlers.sop.tables import DripEnrolment, DripStepRun
 
 
 async def test_merge_moves_everything_and_keeps_sums_right(

@@ -18,8 +18,8 @@ from bot.config import ConfigError, build_settings, secret_values, whsec_key
 from bot.db.models import Customer, Receipt
 from bot.wechat import CallbackRejected
 from handlers.orders.payload import MAX_ORDER_CENTS, MAX_TOTAL_SPENT_CENTS
+from handlers.orders.tables import Order
 from handlers.orders.webhook import order_event_from_payload, sign, verify
-from handlers.sop.tables import Order
 from tests.botapp import ClientFactory, RunningBot, start_bot
 from tests.conftest import make_settings
 

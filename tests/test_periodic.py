@@ -7,7 +7,7 @@ from bot.config import Settings
 from bot.context import Context
 from bot.db.models import OutboxCall
 from bot.periodic import Job, PeriodicJobs
-from handlers import all_jobs
+from handlers import features
 from tests.botapp import ClientFactory, start_bot
 
 
@@ -30,4 +30,4 @@ async def test_a_job_commits_its_calls_under_its_own_scope(
 
 
 def test_the_application_declares_its_jobs() -> None:
-    assert [j.name for j in all_jobs()] == ["referral_release"]
+    assert [j.name for f in features() for j in f.jobs] == ["referral_release"]

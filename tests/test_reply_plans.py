@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.app import default_routers
 from bot.clock import FrozenClock
 from bot.context import Context
 from bot.db.models import Customer, Receipt
 from bot.dispatcher import Router
 from bot.events import Followed
+from bot.feature import routers_of
 from bot.rig import Rig
 from bot.wechat import parse_xml
+from handlers import features
 from handlers.growth.tables import Welcome
 from tests.conftest import make_settings
 from tests.wire import MP
@@ -63,7 +64,7 @@ def _ab_content(tmp_path: Path) -> Path:
 @pytest.fixture
 async def rig(db_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIterator[Rig]:
     settings = make_settings(db_url, content_dir=str(_ab_content(tmp_path)))
-    rig = await Rig.start(settings, clock, rng=random.Random(3))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(3))
     yield rig
     await rig.close()
 
@@ -165,7 +166,7 @@ async def test_planned_reply_does_not_wait_for_stalled_handlers(
         await gate.wait()
 
     settings = make_settings(db_url, server={"reply_budget_seconds": 0.2}, content_dir=str(_ab_content(tmp_path)))
-    rig = await Rig.start(settings, clock, rng=random.Random(3), routers=[stalled, *default_routers()])
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(3), routers=[stalled, *routers_of(features())])
     try:
         follower = await asyncio.wait_for(rig.sim.follow(scene="poster_618"), 5)
         assert _reply(follower.delivery)["Content"].startswith("海报版本")

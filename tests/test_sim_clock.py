@@ -27,6 +27,8 @@ from bot.sim_clock import (
     is_loopback_url,
     real_seconds,
 )
+from handlers import features
+from handlers.sop.drip_worker import DRIP_WORKER
 from tests.conftest import make_settings
 from tests.drip_helpers import (
     MORNING,
@@ -68,8 +70,7 @@ async def test_advance_endpoint_moves_the_clock_and_due_steps_then_run(rig: Rig,
     await rig.sim.send_text(openid, "优惠券怎么用？")  # the 48-hour window for step 2
     await rig.drain()
     assert [s.state for s in await steps_of(rig, "mp_48h")] == ["sent", "pending", "pending"]
-    assert rig.services.drips is not None
-    rig.services.drips.start()  # the fixture stopped the app's worker; from here on it runs the steps
+    rig.services.parts[DRIP_WORKER].start()  # the fixture stopped the app's worker; from here on it runs the steps
 
     out = io.StringIO()  # the CLI, as an operator runs it against a demo server (urllib: off the event loop)
     assert await asyncio.to_thread(advance_command, rig.base_url, 3 * 3600, out) == 0
@@ -92,7 +93,7 @@ async def test_the_drip_poll_follows_a_sped_up_clock(settings: Settings) -> None
     """At 3600× a 5 s poll on the wall clock would look every 5 simulated hours and miss the +3 h step."""
     clock = SimClock(settings, speed=3600, start=MORNING)
     assert real_seconds(clock, 5.0) == 0.05 and real_seconds(SystemClock(), 5.0) == 5.0
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
     try:
         openid = (await rig.sim.follow(scene="poster_618")).openid
         await rig.sim.send_text(openid, "优惠券怎么用？")
@@ -111,10 +112,10 @@ def test_simulated_time_is_refused_with_a_real_platform_url(sqlite_url: str) -> 
             SimClock(real, speed=3600)
         assert refused.value.key in ("wecom.api_base_url", "official_account.api_base_url")
         with pytest.raises(SimulationRefused):  # nor can the endpoint be put on an app that talks to it
-            install_sim_routes(build_app(real), real, FrozenClock(MORNING))
+            install_sim_routes(build_app(real, features()), real, FrozenClock(MORNING))
     local = make_settings(sqlite_url)
     with pytest.raises(SimulationRefused, match="simulated clock"):
-        install_sim_routes(build_app(local), local, SystemClock())
+        install_sim_routes(build_app(local, features()), local, SystemClock())
     assert SimClock(local, speed=3600).speed == 3600
 
 
@@ -136,7 +137,7 @@ async def test_serve_never_registers_the_simulation_endpoint(
     [app] = served
     paths = [r.canonical for r in app.router.resources()]
     assert "/healthz" in paths and sim_paths(app) == []
-    rig = await Rig.start(settings, FrozenClock(MORNING))  # the demo/test rig does serve it
+    rig = await Rig.start(settings, FrozenClock(MORNING), features())  # the demo/test rig does serve it
     try:
         async with aiohttp.ClientSession() as http, http.get(rig.base_url + "/_sim/clock") as response:
             assert response.status == 200

@@ -26,6 +26,7 @@ from bot.app import SERVICES, build_app
 from bot.clock import FrozenClock
 from bot.db.models import Receipt
 from bot.serving import ConnectionGuard, start_guarded
+from handlers import features
 from tests.conftest import WECOM_AES, WECOM_CORP, WECOM_TOKEN, make_settings
 from tests.wire import contact_event, wecom_request
 
@@ -71,7 +72,7 @@ async def server(request: pytest.FixtureRequest, sqlite_url: str, clock: FrozenC
     webhooks = param.pop("webhooks", {})
     overrides.update(param)
     settings = make_settings(sqlite_url, server=overrides, webhooks=webhooks)
-    app = build_app(settings, clock=clock, routers=[])
+    app = build_app(settings, features(), clock=clock, routers=[])
     metrics = app[SERVICES].metrics
     runner, site, guard = await start_guarded(app, settings.server, "127.0.0.1", 0, metrics=metrics, access_log=None)
     running = Server(app, site.port, guard)

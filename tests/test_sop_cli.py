@@ -15,7 +15,9 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer
 from bot.rig import Rig
+from handlers import features
 from handlers.growth.tables import GroupChat
+from handlers.sop.drip_worker import DRIP_WORKER
 from handlers.sop.group_sop import GroupSop
 from handlers.sop.reports import CSV_HEADER, print_preview, read_only_session
 from handlers.sop.status import print_status, reason_kind
@@ -29,9 +31,9 @@ GROUP = "wrlulu0001".ljust(30, "A")
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(EVENING)
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
-    assert rig.services.drips is not None
-    await rig.services.drips.stop()  # the tests run the steps by hand; woken by enrolments it would race them
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    # the tests run the steps by hand; woken by enrolments the worker would race them
+    await rig.services.parts[DRIP_WORKER].stop()
     yield rig
     await rig.close()
 

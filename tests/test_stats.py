@@ -11,13 +11,14 @@ import pytest
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
+from handlers import features
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
 from tests.journey import sync_content
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, rng=random.Random(3))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(3))
     await sync_content(rig, clock)
     yield rig
     await rig.close()

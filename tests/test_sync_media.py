@@ -22,6 +22,7 @@ from bot.db.engine import make_engine, sessionmaker
 from bot.platform import DbTokenStore, WeComClient
 from bot.rig import Rig
 from bot.simulator import SimState
+from handlers import features
 from handlers.growth.sync import MediaRefresher, refresh_media, sync_command
 from handlers.growth.sync.records import RecordStore
 from handlers.growth.synced import MEDIA, all_remote_ids
@@ -206,7 +207,7 @@ async def test_refresh_media_uploads_only_what_is_due(world: MediaWorld, engine:
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, rng=random.Random(7))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
     yield rig
     await rig.close()
 

@@ -10,37 +10,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Table, UniqueConstraint, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Customer
-from handlers.growth.tables import CustomerTag, GroupMember, Loss, Touch, WeComRelation, Welcome
-from handlers.interactions.tables import (
-    Checkin,
-    CouponCode,
-    Draw,
-    LotteryTicket,
-    PointsBalance,
-    PointsEntry,
-    Referral,
-    ReferralCode,
-)
+from bot.db.models import Base, Customer
+from handlers.interactions.tables import PointsBalance, PointsEntry, Referral
 from handlers.orders.payload import MAX_TOTAL_SPENT_CENTS
-from handlers.sop.tables import ContactLedger, DripEnrolment, DripStepRun, Order
+from handlers.sop.tables import DripEnrolment, DripStepRun
 
-# (model, the columns that are unique together with customer_id) — survivor wins on a clash.
-_UNIQUE_WITH_CUSTOMER: list[tuple[Any, tuple[str, ...]]] = [
-    (Touch, ("receipt_id",)),
-    (Loss, ("receipt_id",)),
-    (CustomerTag, ("tag",)),
-    (WeComRelation, ("staff_userid",)),
-    (DripEnrolment, ("drip_id",)),
-    (PointsEntry, ("ref",)),
-    (Checkin, ("local_day",)),
-    (LotteryTicket, ("campaign_id", "ref")),
-    (ReferralCode, ()),  # one code per customer: keep the survivor's
-]
-_PLAIN: list[Any] = [Welcome, GroupMember, DripStepRun, ContactLedger, Order, Draw, CouponCode]
+
+def customer_tables() -> tuple[list[tuple[Any, tuple[str, ...]]], list[Any]]:
+    """Every mapped table with a ``customer_id`` pointing at ``customers``, read from the metadata: those
+    where ``customer_id`` is unique together with other columns (the survivor wins on a clash) and the
+    plain ones. A row keyed by the customer alone (a referral code, a points balance) moves only when the
+    survivor has none; balances are recomputed afterwards."""
+    unique: list[tuple[Any, tuple[str, ...]]] = []
+    plain: list[Any] = []
+    for mapper in sorted(Base.registry.mappers, key=lambda m: str(m.local_table)):
+        table: Table = mapper.local_table  # type: ignore[assignment]
+        column = table.c.get("customer_id")
+        if column is None or table.name == "customers":
+            continue
+        keys = [tuple(table.primary_key.columns)] if column.primary_key else []
+        keys += [tuple(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+        keys += [tuple(i.columns) for i in table.indexes if i.unique]
+        together = [tuple(c.name for c in key if c.name != "customer_id") for key in keys if column in key]
+        together += [()] if column.unique else []
+        if together:
+            unique.extend((mapper.class_, cols) for cols in together)
+        else:
+            plain.append(mapper.class_)
+    return unique, plain
 
 
 async def move_dependents(session: AsyncSession, old: int, new: int) -> None:
@@ -48,10 +48,12 @@ async def move_dependents(session: AsyncSession, old: int, new: int) -> None:
     both = select(DripEnrolment.drip_id).where(DripEnrolment.customer_id == new)
     dropped = select(DripEnrolment.id).where(DripEnrolment.customer_id == old, DripEnrolment.drip_id.in_(both))
     await session.execute(delete(DripStepRun).where(DripStepRun.enrolment_id.in_(dropped)))
-    for model, columns in _UNIQUE_WITH_CUSTOMER:
+    unique, plain = customer_tables()
+    for model, columns in unique:
         await _drop_clashes(session, model, columns, old, new)
+    for model in {m for m, _ in unique}:
         await session.execute(update(model).where(model.customer_id == old).values(customer_id=new))
-    for model in _PLAIN:
+    for model in plain:
         await session.execute(update(model).where(model.customer_id == old).values(customer_id=new))
     await _move_referrals(session, old, new)
     await _recompute_points(session, old, new)

@@ -18,12 +18,13 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, build_settings
 from bot.db.migrate import upgrade
+from bot.feature import Feature
 from bot.rig import Rig
 from bot.sim_clock import SimClock
 from bot.simulator import SimAccounts
@@ -61,7 +62,9 @@ def _find_content() -> str | None:
     return None
 
 
-async def run_demo(speed: float = 1.0, keep: bool = False, out: Callable[[str], Any] = print) -> int:
+async def run_demo(
+    features: Sequence[Feature], speed: float = 1.0, keep: bool = False, out: Callable[[str], Any] = print
+) -> int:
     content_dir = _find_content()
     if content_dir is None:
         out("error: no content/ directory found; run the demo from the repository root")
@@ -71,7 +74,7 @@ async def run_demo(speed: float = 1.0, keep: bool = False, out: Callable[[str], 
     settings = demo_settings(db_path, content_dir)
     await asyncio.to_thread(upgrade, settings.database.url.get())
     clock = SimClock(settings)  # 1× for the growth loop: a welcome_code lives 20 s
-    rig = await Rig.start(settings, clock, rng=random.Random(20240611))
+    rig = await Rig.start(settings, clock, features, rng=random.Random(20240611))
     try:
         out(f"siyu-bot demo — server on {rig.base_url}, simulated WeChat on {rig.state_base_url}, SQLite {db_path}")
         out(f"simulated clock: GET {rig.base_url}/_sim/clock (siyu-bot sim advance --seconds N --url {rig.base_url})")

@@ -24,6 +24,7 @@ from bot.simulator import RecordedCall
 from bot.wechat import parse_xml
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_table
 from handlers.orders.webhook import sign
+from handlers.sop.drip_worker import DRIP_WORKER
 from handlers.sop.tables import DripStepRun
 
 Out = Callable[[str], Any]
@@ -186,8 +187,7 @@ class FastForward:
         margin = timedelta(seconds=max(60.0, self.speed * LAND_REAL_SECONDS))
         if 0 < (target - margin - self.clock.now()).total_seconds() / self.speed <= MAX_RUN_SECONDS:
             self.clock.set_speed(self.speed)
-            assert self.rig.services.drips is not None
-            self.rig.services.drips.wake()  # its poll interval follows the new speed
+            self.rig.services.parts[DRIP_WORKER].wake()  # its poll interval follows the new speed
             while (left := (target - margin - self.clock.now()).total_seconds()) > 0:
                 await asyncio.sleep(min(TICK_SECONDS, left / self.speed))
                 self.show()
@@ -198,9 +198,8 @@ class FastForward:
 
     async def run_due(self) -> None:
         """What is due now runs now (the poll would take it within seconds; the story should not wait)."""
-        assert self.rig.services.drips is not None
         await self.rig.drain()
-        await self.rig.services.drips.run_due()
+        await self.rig.services.parts[DRIP_WORKER].run_due()
         await self.rig.drain()
         self.show()
 

@@ -24,7 +24,7 @@ from bot.dispatcher import Router
 from bot.events import OrderPaid, OrderRefunded
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
 from handlers.orders.payload import MAX_ORDER_CENTS, MAX_TOTAL_SPENT_CENTS
-from handlers.sop.tables import Order
+from handlers.orders.tables import Order
 
 router = Router("orders")
 

@@ -7,7 +7,7 @@
   stop condition (bought before, already a WeCom friend, already has the stop tag) is recorded as
   ``stopped`` with ``already …`` and gets no steps. Set-based, no ORM objects: one INSERT per
   enrolment, the steps of all the transaction's enrolments in one ``executemany``. When a step is due at
-  once it tells the transaction's runner (:meth:`bot.context.Context.drip_step_due`), which wakes the
+  once it asks the transaction's runner to wake (:meth:`bot.context.Context.after_commit`) the
   drip worker after the commit.
 * :func:`stop_drips` — a stop condition happened: active enrolments whose drip lists it are stopped and
   their pending steps cancelled with the reason, in the caller's transaction.
@@ -34,6 +34,7 @@ from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
 from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, WeComRelation
+from handlers.sop.drip_worker import wake_drips_after_commit
 from handlers.sop.tables import DripEnrolment, DripStepRun
 
 
@@ -72,7 +73,8 @@ async def enrol(ctx: Context, customer: Customer, drip: Drip, anchor: datetime) 
         for step, when in zip(drip.steps, due, strict=True)
     ]  # fmt: skip
     defer_insert(ctx.session, _STEPS, steps)
-    ctx.drip_step_due(min(due))
+    if min(due) <= ctx.now():
+        wake_drips_after_commit(ctx)
     return True
 
 

@@ -16,8 +16,8 @@ What a step *does* (budget, delivery, completion) is business logic: the runner 
 (``handlers.sop.drip_steps.run_step``); it leaves the row ``pending`` only to wait (``claimed_until`` in the
 future) or to defer (``due_at`` moved).
 
-Besides the poll, :meth:`DripWorker.wake` runs it at once: the dispatcher calls it after committing a
-receipt whose handlers enrolled a customer in a drip with a step due now (``Context.drip_due_now``).
+Besides the poll, :meth:`DripWorker.wake` runs it at once: a transaction that enrolled a customer in a
+drip with a step due now asks for it (:func:`wake_drips_after_commit`), and its runner calls it after the commit.
 
 The poll interval is simulated time: on a sped-up clock (``siyu-bot demo --speed``) the loop waits
 :func:`bot.sim_clock.real_seconds` of it, so 5 s at 3600× is a poll every 50 ms, not every 5 simulated hours.
@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import Context
+from bot.services import Part
 from bot.sim_clock import real_seconds
 from handlers.sop.tables import DripStepRun
 
@@ -46,6 +47,16 @@ log = logging.getLogger(__name__)
 
 StepRunner = Callable[[DripStepRun, Context], Awaitable[None]]
 OutboxNotify = Callable[[list[tuple[int, int]]], None]
+
+
+DRIP_WORKER = Part["DripWorker"]("sop.drip_worker")
+
+
+def wake_drips_after_commit(ctx: Context) -> None:
+    """A drip step written in ``ctx``'s transaction is due now: run the poll right after the commit."""
+    worker = ctx.services.parts.get(DRIP_WORKER) if ctx.services is not None else None
+    if worker is not None:
+        ctx.after_commit(worker.wake)
 
 
 class DripWorker:
@@ -160,5 +171,4 @@ class DripWorker:
             calls = await ctx.flush_outbox()
         if calls:
             self._on_outbox(calls)
-        if ctx.drip_due_now:  # the step's completion started a drip (``then.start``) whose first step is due
-            self.wake()
+        ctx.committed()  # the step's completion may have started a drip (``then.start``) whose first step is due

@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import Services
 from bot.content.group_tags import GROUP_TAGS, GroupTags
 from bot.content.sop_model import Delivery, GroupPost
 from bot.context import PRIORITY_BULK, Context
 from bot.db.upsert import insert_ignore
 from bot.dispatcher import PlatformResult, Router
 from bot.scheduler import due_fires
+from bot.services import Services
 from handlers.sop.group_sop_delivery import (
     DELIVERED,
     MAX_CHAT_IDS,

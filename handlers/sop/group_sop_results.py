@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.app import Services
 from bot.context import PRIORITY_BULK, Context
 from bot.db.models import OutboxCall
 from bot.dispatcher import PlatformResult
 from bot.outbox import split_payload
+from bot.services import Services
 from handlers.sop.group_sop import FIRST_CHECK, router
 from handlers.sop.tables import GroupFire
 

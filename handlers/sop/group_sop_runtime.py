@@ -1,29 +1,24 @@
-"""Wiring of scheduled group posts into the app: scheduler jobs, the robot client, the reconciler.
+"""Wiring of scheduled group posts into the app: scheduler jobs and the robot client.
 
-``bot/app.py`` owns the resources; these helpers only say what to register (imported lazily there,
-since dependencies point ``handlers → bot``)::
-
-    s.clients["robot"] = robot_client(s.clients["wecom"], robot_keys_path(s.settings))   # _platform_clients
-    OutboxWorker(..., reconcilers=group_task_reconcilers(s))                                 # _outbox
-    install_group_sop(scheduler, s)                                                          # _scheduler
+The app owns the resources; the SOP feature (handlers/sop/feature.py) registers these.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app import Services
 from bot.config import Settings
 from bot.outbox import PlatformCaller
 from bot.scheduler import Scheduler
+from bot.services import Services
 from handlers.sop.group_sop import GroupSop
-from handlers.sop.group_sop_results import TaskReconciler, check_group_tasks, reconcilers
+from handlers.sop.group_sop_results import check_group_tasks
 from handlers.sop.group_sop_robots import RobotCaller, load_robot_keys
 
 CATCH_UP_SECONDS = 60.0  # the safety net behind the cron jobs; also runs once right after start-up
 CHECK_SECONDS = 300.0  # how often due confirmation checks of group-send tasks are looked for
 
-__all__ = ["group_task_reconcilers", "install_group_sop", "robot_client", "robot_keys_path"]
+__all__ = ["install_group_sop", "robot_client", "robot_keys_path"]
 
 
 def robot_keys_path(settings: Settings) -> Path:
@@ -38,10 +33,6 @@ def robot_client(wecom: PlatformCaller, path: Path) -> RobotCaller:
     return RobotCaller(wecom, load_robot_keys(path))
 
 
-def group_task_reconcilers(services: Services) -> dict[str, TaskReconciler]:
-    return reconcilers(services)
-
-
 def install_group_sop(scheduler: Scheduler, services: Services) -> GroupSop:
     """(Re)build the group-post jobs from the content in force; call again after a content reload."""
     engine = GroupSop(services)
@@ -52,5 +43,4 @@ def install_group_sop(scheduler: Scheduler, services: Services) -> GroupSop:
 
     scheduler.every("group_sop.catch_up", CATCH_UP_SECONDS, engine.catch_up)
     scheduler.every("group_sop.check", CHECK_SECONDS, check)
-    services.extras["group_sop"] = engine
     return engine

@@ -1,7 +1,7 @@
 """Process-level fault harness: real ``siyu-bot serve`` processes against the simulated WeChat.
 
 The simulator runs in the caller's event loop (:func:`bot.simulator.start_simulator` on a free port);
-each bot replica is a child process started exactly as an operator would (``python -m bot -c CONFIG
+each bot replica is a child process started exactly as an operator would (``python -m handlers -c CONFIG
 serve``), with a config that sets only what must differ from the shipped defaults: the simulator's
 base URLs and test keys, the database (and Redis) URL, the port, the content folder, quieter logs.
 Everything else — inbox and outbox leases, sweep and poll intervals, concurrency — is the default,
@@ -271,10 +271,10 @@ format = "text"
         return path
 
     async def cli(self, *args: str, config: Path | None = None, timeout: float = 120.0) -> str:
-        """Run ``python -m bot -c CONFIG ARGS``; raises with its output when it fails."""
+        """Run ``python -m handlers -c CONFIG ARGS``; raises with its output when it fails."""
         cfg = config or self.write_config("cli", self.migrate_url)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "-c", str(cfg), *args,
+            sys.executable, "-m", "handlers", "-c", str(cfg), *args,
             cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
@@ -423,10 +423,10 @@ format = "text"
 
 
 def _serve(config: Path, log: Path, args: list[str]) -> subprocess.Popen[bytes]:
-    """``python -m bot -c CONFIG serve ARGS`` with its output in ``log`` (returns at once)."""
+    """``python -m handlers -c CONFIG serve ARGS`` with its output in ``log`` (returns at once)."""
     with log.open("wb") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot", "-c", str(config), "serve", *args],
+            [sys.executable, "-m", "handlers", "-c", str(config), "serve", *args],
             cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
 

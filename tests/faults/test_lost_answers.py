@@ -24,6 +24,7 @@ from bot.content.sop_model import Delivery, Targets
 from bot.db.models import OutboxCall
 from bot.rig import Rig
 from bot.simulator.faults import LostMode
+from handlers import features
 from handlers.growth.stats import welcome_outcome
 from handlers.growth.tables import Welcome
 from handlers.sop.drip_worker import DripWorker
@@ -44,7 +45,7 @@ NOT_RESENT = {"sent", "uncertain"}  # reconciled with the platform, or known to 
 @pytest.fixture
 async def rig(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(MORNING)
-    rig = await Rig.start(make_settings(sqlite_url), clock, rng=random.Random(7))
+    rig = await Rig.start(make_settings(sqlite_url), clock, features(), rng=random.Random(7))
     yield rig
     await rig.close()
 

@@ -33,7 +33,7 @@ def default_actions() -> H5Actions:
 
 
 def add_h5_routes(app: web.Application, services: Any, actions: H5Actions | None = None) -> None:
-    """Register the pages on ``app`` (``services``: the app's :class:`~bot.app.Services`)."""
+    """Register the pages on ``app`` (``services``: the app's :class:`~bot.services.Services`)."""
     secret = services.settings.server.session_secret.get()
     app[H5_STATE] = H5(services, actions or default_actions(), Signer(secret))
     app.router.add_get("/h5/checkin", checkin_page)

@@ -17,7 +17,7 @@ from bot.context import Context
 from handlers.customers.identity import ensure_customer
 from handlers.interactions.checkin import check_in as _check_in
 from handlers.interactions.checkin import local_day
-from handlers.interactions.lottery.batch import can_batch, draw_batched
+from handlers.interactions.lottery.batch import draw_batched
 from handlers.interactions.lottery.draw import draw as _draw
 from handlers.interactions.points import balance
 from handlers.interactions.referral import NoInviteCode, invite_code_for
@@ -58,7 +58,7 @@ async def draw(ctx: Context, customer_id: int, campaign_id: str) -> dict[str, An
     (:mod:`handlers.interactions.lottery.batch`), committed in the batch's own transaction before this one reads
     the balance. ``ctx``'s transaction has written nothing before it, so on SQLite the batch never
     waits on it."""
-    if can_batch(ctx.services):
+    if ctx.services is not None:
         result = await draw_batched(ctx.services, customer_id, campaign_id, "h5")
     else:
         result = await _draw(ctx, customer_id, campaign_id, "h5")

@@ -45,7 +45,7 @@ class H5Actions(Protocol):
 
 @dataclass
 class H5:
-    services: Any  # bot.app.Services
+    services: Any  # bot.services.Services
     actions: H5Actions
     signer: Signer
     limiter: TokenBucket = field(default_factory=TokenBucket)

@@ -5,7 +5,7 @@ takes the campaign's row lock (that is what makes ``seq`` the stock-taking order
 replays). One transaction per draw therefore caps a campaign at one lock hold per draw. Here a draw
 request joins its campaign's queue instead; one runner per campaign and process settles everything
 queued so far with :func:`handlers.interactions.lottery.draw.draw_many` in ONE transaction (its own, through
-:func:`handlers.interactions.transact.in_transaction`), then takes what queued up meanwhile. There is no timer: a
+:func:`bot.actions.run_action`), then takes what queued up meanwhile. There is no timer: a
 request arriving at an idle campaign runs at once (after the event loop lets the requests of the same
 instant join), and under load batches grow by themselves to whatever arrived during the previous one.
 
@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
-from handlers.interactions.lottery.draw import DrawRequest, DrawResult, draw, draw_many
-from handlers.interactions.transact import in_transaction
+from bot.actions import run_action
+from bot.services import Part, Services
+from handlers.interactions.lottery.draw import DrawRequest, DrawResult, draw_many
 
 MAX_BATCH = 200
-_KEY = "lottery.batcher"
 
 
 @dataclass(slots=True)
@@ -44,7 +43,7 @@ class _Queued:
 class LotteryBatcher:
     """Per-campaign queues of draw requests and the runner settling each queue batch by batch."""
 
-    services: Any
+    services: Services
     max_batch: int = MAX_BATCH
     batches: int = 0  # transactions run (for tests and the benchmark)
     _queues: dict[str, list[_Queued]] = field(default_factory=dict)
@@ -72,7 +71,7 @@ class LotteryBatcher:
         requests = [q.request for q in batch]
         self.batches += 1
         try:
-            results = await in_transaction(self.services, lambda ctx: draw_many(ctx, campaign_id, requests))
+            results = await run_action(self.services, lambda ctx: draw_many(ctx, campaign_id, requests))
         except Exception as exc:  # every caller of the batch gets the error; the batch rolled back
             _fail(batch, exc)
             return
@@ -90,22 +89,17 @@ def _fail(batch: list[_Queued], exc: BaseException) -> None:
             q.future.set_exception(exc)
 
 
-def batcher_for(services: Any) -> LotteryBatcher:
-    """The process's batcher, kept in ``services.extras`` (created on first use)."""
-    extras: dict[str, Any] = services.extras
-    found = extras.get(_KEY)
-    if not isinstance(found, LotteryBatcher):
-        found = extras[_KEY] = LotteryBatcher(services)
+BATCHER = Part[LotteryBatcher]("lottery.batcher")
+
+
+def batcher_for(services: Services) -> LotteryBatcher:
+    """The process's batcher (created on first use)."""
+    found = services.parts.get(BATCHER)
+    if found is None:
+        found = services.parts.setdefault(BATCHER, LotteryBatcher(services))
     return found
 
 
-def can_batch(services: Any) -> bool:
-    """Services with a database and a place for the batcher (``bot.app.Services``; not a bare script's)."""
-    return getattr(services, "sessions", None) is not None and isinstance(getattr(services, "extras", None), dict)
-
-
-async def draw_batched(services: Any, customer_id: int, campaign_id: str, source: str) -> DrawResult:
+async def draw_batched(services: Services, customer_id: int, campaign_id: str, source: str) -> DrawResult:
     """One draw in its own transaction, batched with this campaign's concurrent draws in this process."""
-    if not can_batch(services):
-        return await in_transaction(services, lambda ctx: draw(ctx, customer_id, campaign_id, source))
     return await batcher_for(services).draw(customer_id, campaign_id, source)
