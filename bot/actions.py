@@ -20,21 +20,18 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from bot.context import Context
-
-if TYPE_CHECKING:
-    from bot.services import Services
+from bot.context import Context, Runtime
 
 T = TypeVar("T")
 ATTEMPTS = 3
 
 
 async def run_action(
-    services: Services, fn: Callable[[Context], Awaitable[T]], *, scope: str | None = None, attempts: int = ATTEMPTS
+    services: Runtime, fn: Callable[[Context], Awaitable[T]], *, scope: str | None = None, attempts: int = ATTEMPTS
 ) -> T:
     """``fn(ctx)`` in one transaction; queued platform calls are sent after the commit.
 
@@ -52,8 +49,7 @@ async def run_action(
                 raise
             await asyncio.sleep(0.05 * attempt)
             continue
-        if new_calls and services.running("outbox"):
-            services.outbox.notify(new_calls)
+        services.notify_outbox(new_calls)
         ctx.committed()
         return result
     raise AssertionError("unreachable")

@@ -13,7 +13,7 @@ import gc
 import logging
 import random
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,7 @@ from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.gate import gate_of
 from bot.dispatcher import Dispatcher, Router
-from bot.feature import Feature, Worker, routers_of, sources_of
+from bot.feature import Feature, Source, Worker, routers_of, sources_of
 from bot.inbox import ReceiptWriter, Sweeper
 from bot.inbox_sql import open_sink
 from bot.instances import Instances
@@ -62,24 +62,24 @@ def build_app(
         clock or SystemClock(),
         rng or random.Random(secrets.randbits(64)),
         load_runtime_content(settings.content_dir),
-        features,
     )
+    features = tuple(features)
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICES] = services
     services.reloader = ContentReloader(services)
     full = routers is None
-    chosen = routers_of(services.features) if routers is None else list(routers)
+    chosen = routers_of(features) if routers is None else list(routers)
     app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_platform_clients)
+    app.cleanup_ctx.append(lambda a: _platform_clients(a, features))
     app.cleanup_ctx.append(_alerts)
-    app.cleanup_ctx.append(_outbox)
-    app.cleanup_ctx.append(lambda a: _intake(a, chosen))
+    app.cleanup_ctx.append(lambda a: _outbox(a, features))
+    app.cleanup_ctx.append(lambda a: _intake(a, chosen, sources_of(features)))
     app.cleanup_ctx.append(_scheduler)
     if full:  # the whole application: the features' workers and periodic jobs too
-        for feature in services.features:
+        for feature in features:
             for worker in feature.workers:
                 app.cleanup_ctx.append(_run_worker(worker))
-        jobs = [j for f in services.features for j in f.jobs]
+        jobs = [j for f in features for j in f.jobs]
         app.cleanup_ctx.append(lambda a: PeriodicJobs(a[SERVICES], jobs).cleanup_ctx())
     common: dict[str, Any] = {
         "intake": services,
@@ -89,7 +89,7 @@ def build_app(
     wecom, mp = _wecom_endpoint(settings, common), _mp_endpoint(settings, common)
     add_callback_routes(app, settings.server.wecom_path, settings.server.mp_path, wecom, mp)
     add_ops_routes(app, services)
-    for feature in services.features:
+    for feature in features:
         for add_routes in feature.routes:
             add_routes(app, services)
     app.on_startup.append(_tune_gc)
@@ -137,7 +137,7 @@ async def _token_store(s: Services) -> tuple[TokenStore, Any]:
     return DbTokenStore(s.sessions, s.clock), None
 
 
-async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
+async def _platform_clients(app: web.Application, features: Sequence[Feature]) -> AsyncIterator[None]:
     s = app[SERVICES]
     s.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     store, redis_client = await _token_store(s)
@@ -145,7 +145,7 @@ async def _platform_clients(app: web.Application) -> AsyncIterator[None]:
         s.clients["wecom"] = WeComClient(s.http, s.settings.wecom, store, s.clock)
     if s.settings.official_account.app_id:
         s.clients["mp"] = MpClient(s.http, s.settings.official_account, store, s.clock)
-    for feature in s.features:  # callers a feature adds on top of the platform's (group robots)
+    for feature in features:  # callers a feature adds on top of the platform's (group robots)
         for clients in feature.clients:
             s.clients.update(clients(s))
     yield
@@ -164,9 +164,9 @@ async def _alerts(app: web.Application) -> AsyncIterator[None]:
     await s.alerts.close(cfg.timeout_seconds)
 
 
-async def _outbox(app: web.Application) -> AsyncIterator[None]:
+async def _outbox(app: web.Application, features: Sequence[Feature]) -> AsyncIterator[None]:
     s = app[SERVICES]
-    reconcilers = {api: fn for f in s.features for make in f.reconcilers for api, fn in make(s).items()}
+    reconcilers = {api: fn for f in features for make in f.reconcilers for api, fn in make(s).items()}
     s.outbox = OutboxWorker(
         s.engine, s.clients, s.clock, s.settings.outbox, s.metrics, s.instances, reconcilers=reconcilers
     )
@@ -184,7 +184,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     await s.scheduler.stop(s.settings.server.shutdown_grace_seconds)
 
 
-async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[None]:
+async def _intake(app: web.Application, routers: list[Router], sources: Mapping[str, Source]) -> AsyncIterator[None]:
     s = app[SERVICES]
     cfg = s.settings
     s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
@@ -201,7 +201,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     s.writer.start()
     s.sweeper = Sweeper(
         s.engine, s.clock, s.instances, cfg.inbox.sweep_interval_seconds, s.dispatcher.submit,
-        s.dispatcher.in_flight_ids, on_failed=s.alerts.receipt_failed, sources=sources_of(s.features),
+        s.dispatcher.in_flight_ids, on_failed=s.alerts.receipt_failed, sources=sources,
     )  # fmt: skip
     s.sweeper.start()
     yield

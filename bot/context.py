@@ -8,12 +8,12 @@ the call happens if and only if the business change commits.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -21,9 +21,30 @@ from bot.content import Content
 from bot.content_runtime import empty_content
 from bot.db.models import OutboxCall
 from bot.events import DomainEvent
+from bot.metrics import Metrics
+from bot.parts import Parts
 
-if TYPE_CHECKING:
-    from bot.services import Services
+# A domain-event handler: ``async def on_x(event, ctx)`` (the same shape as a callback handler).
+Reaction = Callable[[Any, "Context"], Awaitable[object]]
+
+
+class Runtime(Protocol):
+    """What code inside a transaction may reach of the running app. :class:`bot.services.Services` is the
+    one implementation; a Context without a running app has ``services=None``."""
+
+    settings: Settings
+    clock: Clock
+    rng: random.Random
+    content: Content
+    metrics: Metrics
+    parts: Parts
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+    def running(self, name: str) -> bool: ...
+    def notify_outbox(self, calls: list[tuple[int, int]]) -> None: ...
+    def reactions(self, event: DomainEvent) -> Sequence[Reaction]: ...
+
 
 # Priorities: lower runs first. Welcome sends jump the queue (20-second welcome_code).
 PRIORITY_WELCOME = 0
@@ -39,7 +60,7 @@ class Context:
     clock: Clock
     rng: random.Random
     receipt_id: int | None
-    services: Services | None = None
+    services: Runtime | None = None
     # Prefix of non-global outbox keys when there is no receipt (an H5 action, a periodic job).
     scope: str | None = None
     _calls: list[OutboxCall] = field(default_factory=list)
@@ -115,9 +136,9 @@ class Context:
         """Tell the other features what happened, inside this transaction: every handler registered for
         ``event``'s type (``@router.on(CustomerCreated)``) runs now, so their writes commit or roll back with
         the change that caused them. Without a running app (a bare script's Context) nobody listens."""
-        if self.services is None or not self.services.running("dispatcher"):
+        if self.services is None:
             return
-        for handler in self.services.dispatcher.handlers_for(event):
+        for handler in self.services.reactions(event):
             await handler(event, self)
 
     async def flush_outbox(self) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,16 +25,13 @@ from bot.alerts import report_receipt_failed
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content_runtime import empty_content
-from bot.context import Context
+from bot.context import Context, Runtime
 from bot.db.models import OutboxCall, Receipt
 from bot.events import DomainEvent, Event
 from bot.metrics import Metrics
 from bot.replies import Reply
 from bot.reply_plan import Planner, Planning, ReplyPlanners, first_reply
 from bot.reply_slot import ReplySlot
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +113,7 @@ class Dispatcher:
         rng: random.Random,
         metrics: Metrics,
         on_outbox: Callable[[list[tuple[int, int]]], None],
-        services: Services | None = None,
+        services: Runtime | None = None,
     ) -> None:
         self._routers = list(routers)
         self._sessions = sessions

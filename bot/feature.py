@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.dispatcher import Router
-from bot.events import Event
+from bot.inbox import SourceParser
 from bot.periodic import Job
 from bot.services import Services
 
@@ -31,7 +31,7 @@ Commands = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 Clients = Callable[[Services], "Mapping[str, PlatformCaller]"]
 Reconcilers = Callable[[Services], "Mapping[str, Reconciler]"]
 # A stored receipt of a platform other than WeCom/OA (the shop's orders) back into its typed event.
-Source = Callable[[dict[str, Any]], Event | None]
+Source = SourceParser
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.actions import run_action
-from bot.context import Context
+from bot.context import Context, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Job:
 
 
 class PeriodicJobs:
-    def __init__(self, services: Any, jobs: list[Job]) -> None:
+    def __init__(self, services: Runtime, jobs: list[Job]) -> None:
         self._services = services
         self._jobs = jobs
         self._tasks: list[asyncio.Task[None]] = []

@@ -3,14 +3,15 @@
 The kernel's resources (engine, sessions, outbox, dispatcher …) are created by the app's start-up in one
 agreed order (bot/app.py) and torn down in reverse; reading one before it exists raises
 :class:`NotStarted` instead of handing out ``None``. What a feature owns (its drip worker, its batcher)
-lives in :attr:`Services.parts` under a typed :class:`Part` key, so the kernel never names a feature.
+lives in :attr:`Services.parts` under a typed :class:`~bot.parts.Part` key, so the kernel never names a
+feature. Code inside a transaction sees it through the narrower :class:`bot.context.Runtime`.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from collections.abc import Callable
+from typing import Generic, TypeVar, overload
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,22 +21,16 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.content import Content
 from bot.content_reload import ContentReloader
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Dispatcher, Handler
+from bot.events import DomainEvent
 from bot.inbox import ReceiptWriter, Sweeper
 from bot.instances import Instances
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, PlatformCaller
+from bot.parts import NotStarted, Parts
 from bot.scheduler import Scheduler
 
-if TYPE_CHECKING:
-    from bot.feature import Feature
-
 T = TypeVar("T")
-
-
-class NotStarted(AttributeError):
-    """A resource was read before the app's start-up created it (or after shut-down). An AttributeError,
-    so ``getattr(services, "outbox", None)`` reads as "not there"."""
 
 
 class _Resource(Generic[T]):
@@ -60,44 +55,6 @@ class _Resource(Generic[T]):
         obj.__dict__[self._slot] = value
 
 
-class Part(Generic[T]):
-    """A typed key for something a feature keeps in :attr:`Services.parts` (like ``web.AppKey``)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<Part {self.name}>"
-
-
-class Parts:
-    """Feature-owned objects of the running app, each under its :class:`Part` key."""
-
-    def __init__(self) -> None:
-        self._items: dict[Part[Any], Any] = {}
-
-    def __getitem__(self, key: Part[T]) -> T:
-        try:
-            value: T = self._items[key]
-        except KeyError:
-            raise NotStarted(f"{key.name} is not running") from None
-        return value
-
-    def get(self, key: Part[T]) -> T | None:
-        found: T | None = self._items.get(key)
-        return found
-
-    def __setitem__(self, key: Part[T], value: T) -> None:
-        self._items[key] = value
-
-    def setdefault(self, key: Part[T], value: T) -> T:
-        found: T = self._items.setdefault(key, value)
-        return found
-
-    def pop(self, key: Part[Any]) -> None:
-        self._items.pop(key, None)
-
-
 class Services:
     """Everything the running app owns."""
 
@@ -119,14 +76,12 @@ class Services:
         clock: Clock,
         rng: random.Random,
         content: Content,
-        features: Iterable[Feature] = (),
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.rng = rng
         self.content = content  # swapped whole by the reloader: never half-applied
-        self.features: tuple[Feature, ...] = tuple(features)
         self.metrics = metrics or Metrics()
         self.clients: dict[str, PlatformCaller] = {}
         self.parts = Parts()
@@ -145,5 +100,14 @@ class Services:
         """Start-up's teardown: ``name`` is gone (reading it raises :class:`NotStarted` again)."""
         self.__dict__.pop(f"_{name}", None)
 
+    def notify_outbox(self, calls: list[tuple[int, int]]) -> None:
+        """Platform calls committed outside the dispatcher: send them now, not at the next poll."""
+        if calls and self.running("outbox"):
+            self.outbox.notify(calls)
+
+    def reactions(self, event: DomainEvent) -> list[Handler]:
+        """The handlers of every feature registered for ``event`` (``Context.emit``)."""
+        return self.dispatcher.handlers_for(event) if self.running("dispatcher") else []
+
     def __repr__(self) -> str:  # no settings (secrets) in a repr
-        return f"<Services features={[f.name for f in self.features]}>"
+        return f"<Services {sorted(k[1:] for k, v in self.__dict__.items() if k.startswith('_') and v)}>"

@@ -26,9 +26,9 @@ from bot.event_parser import from_fields
 from bot.events import Event, Followed, MenuClicked, Platform, Scanned, TextReceived
 from bot.inbox import ReceiptWriter
 from bot.metrics import Metrics
+from bot.parts import NotStarted
 from bot.replies import Reply
 from bot.reply_slot import ReplySlot
-from bot.services import NotStarted
 from bot.wechat import CallbackRejected, EnvelopeCrypto, envelope_encrypt, parse_xml, render_xml, signature
 
 log = logging.getLogger(__name__)

@@ -73,7 +73,7 @@ async def test_stats_match_the_journeys(rig: Rig, clock: FrozenClock) -> None:
 def test_stats_cli_prints_csv(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     import os
 
-    from bot.cli import main
+    from handlers import main
 
     env = {"SIYU_DATABASE_URL": sqlite_url}
     os.environ.update(env)

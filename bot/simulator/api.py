@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from bot.simulator.errors import ApiError as ApiError
+from bot.simulator.errors import Platform as Platform
 
 if TYPE_CHECKING:
     from bot.simulator.state import SimState
 
-Platform = Literal["wecom", "mp"]
 
 # WeCom global errcodes used in several modules ([W:90313]).
 INVALID_PARAM = 40058  # 不合法的参数
@@ -24,15 +26,6 @@ NO_EXTERNAL_RELATION = 84061  # 不存在外部联系人的关系
 INVALID_TAG_ID = 40068  # 不合法的标签ID
 CHAT_NOT_FOUND = 40050  # chatid不存在
 API_LIMIT = 45009  # 接口调用超过限制
-
-
-class ApiError(Exception):
-    """A non-zero errcode answer. The dispatcher turns it into ``{"errcode", "errmsg"}``."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(f"{errcode} {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock, SystemClock
-from bot.simulator.api import ApiError, Platform
+from bot.simulator.errors import ApiError, Platform
 from bot.simulator.faults import Faults
 from bot.simulator.models import (
     ChannelCode,
@@ -38,7 +38,7 @@ from bot.simulator.models import (
     WelcomeCode,
     WelcomeTemplate,
 )
-from bot.simulator.tokens import TokenStore
+from bot.simulator.token_store import TokenStore
 
 if TYPE_CHECKING:
     from bot.config import Settings

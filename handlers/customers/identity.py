@@ -12,18 +12,23 @@ from sqlalchemy import select
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
+from handlers.customers.events import CustomerCreated
 from handlers.customers.merge import add_purchases, move_dependents
 
 
 async def ensure_customer(ctx: Context, column: str, value: str) -> Customer:
     """The customer with ``column == value`` (external_userid, openid or unionid), created if new.
 
-    ``INSERT … ON CONFLICT DO NOTHING`` then SELECT, so concurrent first arrivals never collide.
+    ``INSERT … ON CONFLICT DO NOTHING`` then SELECT, so concurrent first arrivals never collide. A new
+    row is announced to the other features as :class:`CustomerCreated`, in this transaction.
     """
     now = ctx.now()
-    await insert_ignore(ctx.session, Customer, {column: value, "created_at": now, "updated_at": now}, [column])
+    values = {column: value, "created_at": now, "updated_at": now}
+    created = await insert_ignore(ctx.session, Customer, values, [column])
     found = await ctx.session.scalar(select(Customer).where(getattr(Customer, column) == value))
     assert found is not None
+    if created:
+        await ctx.emit(CustomerCreated(found.id, column, value))
     return found
 
 

@@ -4,8 +4,9 @@ The order row is the idempotence key: ``INSERT … ON CONFLICT (order_id) DO NOT
 ``purchase_count`` / ``total_spent_cents`` / ``last_purchase_at`` move only when a row was really
 inserted (paid) or really flipped ``paid → refunded`` (refund), with SQL increments so concurrent orders
 of one customer on PostgreSQL never lose an update. A refund that arrives before its order is recorded
-as a refunded order, so the late ``order.paid`` counts nothing. Stopping drips on a paid order belongs
-to the drip engine's own handler. The total saturates at ``MAX_TOTAL_SPENT_CENTS`` and an amount beyond
+as a refunded order, so the late ``order.paid`` counts nothing. A newly recorded paid order is announced
+as :class:`~handlers.orders.events.OrderRecorded` (the drip engine stops and starts drips on it). The total
+saturates at ``MAX_TOTAL_SPENT_CENTS`` and an amount beyond
 ``MAX_ORDER_CENTS`` fails the receipt, so no order can overflow the ``bigint`` total.
 """
 
@@ -23,6 +24,7 @@ from bot.db.upsert import insert_ignore
 from bot.dispatcher import Router
 from bot.events import OrderPaid, OrderRefunded
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
+from handlers.orders.events import OrderRecorded
 from handlers.orders.payload import MAX_ORDER_CENTS, MAX_TOTAL_SPENT_CENTS
 from handlers.orders.tables import Order
 
@@ -48,6 +50,7 @@ async def record_purchase(event: OrderPaid, ctx: Context) -> None:
         cents=event.amount_cents,
         last_purchase_at=case((last.is_(None) | (last < at), at), else_=last),
     )
+    await ctx.emit(OrderRecorded(customer.id, event.order_id, event.amount_cents, paid_at))
 
 
 @router.on(OrderRefunded)

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import Context
-from bot.services import Part
+from bot.parts import Part
 from bot.sim_clock import real_seconds
 from handlers.sop.tables import DripStepRun
 

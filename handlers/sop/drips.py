@@ -34,7 +34,6 @@ from bot.events import (
     FriendRemovedByStaff,
     MenuClicked,
     MessageReceived,
-    OrderPaid,
     Scanned,
     TextReceived,
     Unfollowed,
@@ -42,6 +41,7 @@ from bot.events import (
 from handlers.customers.identity import ensure_customer, find_customer
 from handlers.growth.attribution import Arrival, resolve_channel
 from handlers.growth.tables import Touch
+from handlers.orders.events import OrderRecorded
 from handlers.sop.drip_enrol import enrol, stop_drips, tag_added
 from handlers.sop.mp_windows import window_opened, windows_closed
 
@@ -111,24 +111,15 @@ async def stop_on_friend_loss(event: FriendLost | FriendRemovedByStaff, ctx: Con
         await stop_drips(ctx, customer.id, StopKind.DELETED_FRIEND)
 
 
-async def _order_customer(ctx: Context, event: OrderPaid) -> Customer | None:
-    for column in ("unionid", "openid", "external_userid"):
-        value = getattr(event, column)
-        if value and (found := await find_customer(ctx, column, value)) is not None:
-            return found
-    first = next(((c, v) for c in ("unionid", "openid", "external_userid") if (v := getattr(event, c))), None)
-    return await ensure_customer(ctx, *first) if first is not None else None
-
-
-@router.on(OrderPaid)
-async def stop_on_purchase(event: OrderPaid, ctx: Context) -> None:
+@router.on(OrderRecorded)
+async def stop_on_purchase(event: OrderRecorded, ctx: Context) -> None:
     """A paid order reaches the goal (stops ``purchased`` drips) and starts ``order_paid`` drips."""
-    customer = await _order_customer(ctx, event)
+    customer = await ctx.session.get(Customer, event.customer_id)
     if customer is None:
         return
     await stop_drips(ctx, customer.id, StopKind.PURCHASED)
     for drip in ctx.content.drips_for(TriggerKind.ORDER_PAID):
-        await enrol(ctx, customer, drip, _at(event.create_time))
+        await enrol(ctx, customer, drip, event.paid_at)
 
 
 @router.on_result("wecom_profile")

@@ -38,6 +38,7 @@ from handlers.sop.group_sop_delivery import (
     robot_body,
     task_body,
 )
+from handlers.sop.group_sop_results import FIRST_CHECK
 from handlers.sop.group_sop_robots import ROBOT_API, ROBOT_PLATFORM, RobotCaller, robot_slots
 from handlers.sop.group_sop_targets import KnownGroup, by_owner, group_budget, known_groups, select_groups
 from handlers.sop.tables import ContactLedger, GroupFire
@@ -48,7 +49,6 @@ router = Router("group_sop")
 MARKER = "post"
 LOOKBACK = timedelta(days=7)  # catch-up never looks further back than this
 SEND_DEADLINE = timedelta(hours=6)  # a post not handed to the platform by then is expired, not sent late
-FIRST_CHECK = timedelta(hours=1)  # when a created group-send task is first checked for confirmation
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +276,3 @@ async def record_delivered(result: PlatformResult, ctx: Context) -> None:
     fire = await _fire_of(ctx, result.call_id)
     if fire is not None:
         fire.state, fire.updated_at = "sent", ctx.now()
-
-
-# Registers the follow-up result handlers (task status, send results) on ``router``.
-from handlers.sop import group_sop_results as _results  # noqa: E402,F401

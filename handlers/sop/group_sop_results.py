@@ -24,11 +24,13 @@ from sqlalchemy import select, update
 
 from bot.context import PRIORITY_BULK, Context
 from bot.db.models import OutboxCall
-from bot.dispatcher import PlatformResult
+from bot.dispatcher import PlatformResult, Router
 from bot.outbox import split_payload
 from bot.services import Services
-from handlers.sop.group_sop import FIRST_CHECK, router
 from handlers.sop.tables import GroupFire
+
+FIRST_CHECK = timedelta(hours=1)  # when a created group-send task is first checked for confirmation
+router = Router("group_sop_results")  # the follow-up of group-send tasks: task status, send results
 
 ADD_MSG_TEMPLATE = "externalcontact/add_msg_template"
 TASK_STATUS = "group_sop.task_status"

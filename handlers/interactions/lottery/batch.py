@@ -27,7 +27,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bot.actions import run_action
-from bot.services import Part, Services
+from bot.context import Runtime
+from bot.parts import Part
 from handlers.interactions.lottery.draw import DrawRequest, DrawResult, draw_many
 
 MAX_BATCH = 200
@@ -43,7 +44,7 @@ class _Queued:
 class LotteryBatcher:
     """Per-campaign queues of draw requests and the runner settling each queue batch by batch."""
 
-    services: Services
+    services: Runtime
     max_batch: int = MAX_BATCH
     batches: int = 0  # transactions run (for tests and the benchmark)
     _queues: dict[str, list[_Queued]] = field(default_factory=dict)
@@ -92,7 +93,7 @@ def _fail(batch: list[_Queued], exc: BaseException) -> None:
 BATCHER = Part[LotteryBatcher]("lottery.batcher")
 
 
-def batcher_for(services: Services) -> LotteryBatcher:
+def batcher_for(services: Runtime) -> LotteryBatcher:
     """The process's batcher (created on first use)."""
     found = services.parts.get(BATCHER)
     if found is None:
@@ -100,6 +101,6 @@ def batcher_for(services: Services) -> LotteryBatcher:
     return found
 
 
-async def draw_batched(services: Services, customer_id: int, campaign_id: str, source: str) -> DrawResult:
+async def draw_batched(services: Runtime, customer_id: int, campaign_id: str, source: str) -> DrawResult:
     """One draw in its own transaction, batched with this campaign's concurrent draws in this process."""
     return await batcher_for(services).draw(customer_id, campaign_id, source)
