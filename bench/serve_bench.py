@@ -22,7 +22,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# WeCom official sample vector V1 (reference §1.6) — the same credentials the tests use.
+# WeCom official sample vector V1 (docs/platform.md#sample-vectors) — the same credentials the tests use.
 WECOM_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 WECOM_AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 WECOM_CORP = "ww1436e0e65a779aee"

@@ -395,7 +395,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
 
 
-# A dead replica's work must be taken over well inside the 20-second welcome_code window (DESIGN).
+# A dead replica's work must be taken over well inside the 20-second welcome_code window
+# (docs/platform.md#welcome-deadline).
 TAKEOVER_LIMIT_SECONDS = 10.0
 
 

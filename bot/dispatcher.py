@@ -236,7 +236,8 @@ class Dispatcher:
         return reply
 
     def _place_reply(self, reply: Reply, event: Event, ctx: Context, slot: ReplySlot | None) -> Reply | None:
-        """Inline when the HTTP request still waits; otherwise a customer-service message (§8.4)."""
+        """Inline when the HTTP request still waits; otherwise a customer-service message
+        (docs/platform.md#customer-service-messages)."""
         if slot is not None and slot.try_take():
             return reply
         openid = getattr(event, "openid", None)

@@ -1,10 +1,12 @@
-"""Build typed events from parsed callback fields (reference §3 for WeCom, §8 for the Official Account).
+"""Build typed events from parsed callback fields (docs/platform.md#customer-events for WeCom,
+docs/platform.md#official-account for the Official Account).
 
 Every field is bounded here, at the door. A correctly signed callback can still carry an absurd field
 (a 40 KB ExternalUserID): it would be acknowledged and stored, then fail in every handler run against
 ``String(64)`` columns. It can never become valid, so it is refused with a 400 naming the field and its
-length (never its value) and nothing is stored. WeChat retries a non-200 at most three times (reference
-§2.1, §2.3), each a cheap rejection counted in ``siyu_callbacks_total{outcome="rejected_400"}``; a 400
+length (never its value) and nothing is stored. WeChat retries a non-200 at most three times
+(docs/platform.md#timeouts-retries-and-dedup), each a cheap rejection counted in
+``siyu_callbacks_total{outcome="rejected_400"}``; a 400
 rather than "ack and record as failed" because the receipt itself could not hold such a value.
 """
 

@@ -2,7 +2,8 @@
 
 ``from_fields`` turns a parsed callback (a flat dict from :func:`bot.wechat.parse_xml`) into one of
 these frozen dataclasses. Unknown kinds become :class:`UnknownEvent` — stored and acknowledged, never
-dropped. ``dedup_key`` follows reference §2.5: ``MsgId`` for messages, the identifying fields for
+dropped. ``dedup_key`` follows
+docs/platform.md#timeouts-retries-and-dedup: ``MsgId`` for messages, the identifying fields for
 events (never ``FromUserName + CreateTime`` alone: WeCom customer events all come from ``sys``).
 """
 

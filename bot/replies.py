@@ -1,8 +1,8 @@
-"""Passive replies a handler may return for an Official Account event (reference §8.3).
+"""Passive replies a handler may return for an Official Account event (docs/platform.md#passive-replies).
 
 Handlers return these plain values; the transport renders them to XML (and encrypts in safe mode),
 or, when the reply budget has passed, the dispatcher turns them into a customer-service message
-(``message/custom/send``, reference §8.4) where the platform's window allows one.
+(``message/custom/send``, docs/platform.md#customer-service-messages) where the platform's window allows one.
 """
 
 from __future__ import annotations

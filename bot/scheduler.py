@@ -1,7 +1,7 @@
 """The one APScheduler seam: an ``AsyncIOScheduler`` with an explicit timezone, rebuilt from content.
 
 Modelled on python-telegram-bot's ``JobQueue``: a thin wrapper, jobs added by the application at
-start-up, no job store (DESIGN "Scheduling": the database is the truth; nothing pickled). Two kinds of jobs:
+start-up, no job store (docs/operations.md, "Scheduling": the database is the truth). Two kinds of jobs:
 
 * one cron/calendar job per group post — its callback works out *which* fire is due from the injected
   clock (:func:`due_fires`) and calls ``fire(post_id, fire_at)``;

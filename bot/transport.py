@@ -1,9 +1,10 @@
 """HTTP transport for callbacks: verify → decrypt → parse → durable receipt → ack.
 
-WeCom (reference §1.2–1.3): GET answers the decrypted ``echostr`` within 1 s; POST is always
+WeCom (docs/platform.md#wecom-callbacks): GET answers the decrypted ``echostr`` within 1 s; POST is always
 encrypted (``msg_signature`` over ``Encrypt``): the signature is checked before anything it does not
 cover is parsed (the envelope is only scanned for ``Encrypt``, see :func:`bot.wechat.envelope_encrypt`).
-Official Account (§1.4): GET checks the plain ``signature`` and echoes ``echostr``; POST is safe mode
+Official Account
+(docs/platform.md#oa-safe-mode): GET checks the plain ``signature`` and echoes ``echostr``; POST is safe mode
 (``encrypt_type=aes``, ``msg_signature``, same order) unless ``official_account.allow_plain`` is set.
 A forged or malformed callback gets a 4xx and nothing is stored; a callback is answered 200 only after
 its receipt is committed (503 if the database fails, so WeChat retries). Official Account events may
@@ -33,7 +34,8 @@ from bot.wechat import CallbackRejected, EnvelopeCrypto, envelope_encrypt, parse
 
 log = logging.getLogger(__name__)
 
-# Events the Official Account lets us answer in the HTTP response itself (reference §8.3/§8.6).
+# Events the Official Account lets us answer in the HTTP response itself
+# (docs/platform.md#passive-replies, #menu-events).
 REPLYABLE = (TextReceived, MenuClicked, Followed, Scanned)
 _REPLY_GRACE = 1.2  # a reply already taken before the budget ran out may still finish (< 5 s total)
 
@@ -179,7 +181,8 @@ class WeComEndpoint(CallbackEndpoint):
             return failure
         if receipt_id is not None and dispatch:
             self._dispatcher.submit(receipt_id, event)
-        return web.Response(text="")  # 200 with an empty body: "received, no passive reply" (§2.1)
+        # docs/platform.md#timeouts-retries-and-dedup
+        return web.Response(text="")  # 200 with an empty body: "received, no passive reply"
 
 
 class MpEndpoint(CallbackEndpoint):

@@ -1,6 +1,6 @@
 """The one seam to wechatpy: callback signatures, AES envelope crypto and XML parsing.
 
-Protocol (reference §1.1–1.4, WeCom doc 91144, OA "Message encryption"): signature is
+Protocol (docs/platform.md#callback-crypto, WeCom doc 91144, OA "Message encryption"): signature is
 ``sha1(sorted([token, timestamp, nonce, encrypt]))``; the AES-256-CBC key is
 ``base64(EncodingAESKey + "=")``; the decrypted plaintext must end with the receive id (CorpID for
 WeCom, AppID for the Official Account). Everything that can go wrong with attacker-controlled
@@ -96,7 +96,7 @@ class EnvelopeCrypto:
         return out.decode()
 
     def encrypted_reply(self, plaintext: str, nonce: str | None = None, timestamp: str | None = None) -> str:
-        """The 4-field encrypted passive-reply envelope (reference §1.3)."""
+        """The 4-field encrypted passive-reply envelope (docs/platform.md#encrypted-replies)."""
         ts = timestamp or str(int(time.time()))
         nc = nonce or str(secrets.randbelow(10**10))
         enc = self.encrypt(plaintext)

@@ -24,7 +24,7 @@ from bot.db.models import Base
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
 
-# WeCom official sample vector V1 (reference §1.6).
+# WeCom official sample vector V1 (docs/platform.md#sample-vectors).
 WECOM_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
 WECOM_AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
 WECOM_CORP = "ww1436e0e65a779aee"

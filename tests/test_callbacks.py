@@ -211,7 +211,7 @@ async def test_official_account_url_verification_echoes_plain_echostr(
 ) -> None:
     from tests.conftest import make_settings
 
-    # Official worked example (reference §1.4): token AAAAA.
+    # Official worked example (docs/platform.md#oa-safe-mode): token AAAAA.
     settings = make_settings(db_url, official_account={"token": "AAAAA"})
     bot = await start_bot(aiohttp_client, settings, clock, routers=[])
     params = {

@@ -314,7 +314,8 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 
 def test_a_group_welcome_longer_than_a_template_allows_is_refused(tmp_path: Path) -> None:
-    """group_welcome_template text.content is at most 3000 bytes (reference §5.2); 1001 CJK chars = 3003."""
+    """group_welcome_template text.content is at most 3000 bytes
+    (docs/platform.md#group-welcome-templates); 1001 CJK chars = 3003."""
     import re
     import shutil
 

@@ -65,7 +65,7 @@ async def mp(client: TestClient[Any, Any], token: str, api: str, body: dict[str,
     return data
 
 
-# --- tokens (§9) ------------------------------------------------------------------------------
+# --- tokens (docs/platform.md#access-tokens-and-rate-limits) ----------------------------------
 
 
 async def test_gettoken_checks_credentials(client: TestClient[Any, Any], state: SimState) -> None:
@@ -79,7 +79,7 @@ async def test_wecom_token_expires_on_the_frozen_clock(
     client: TestClient[Any, Any], state: SimState, clock: FrozenClock
 ) -> None:
     token = await wecom_token(client, state)
-    assert await wecom_token(client, state) == token  # same token while valid (§9.1)
+    assert await wecom_token(client, state) == token  # same token while valid (docs/platform.md#wecom-tokens)
     assert (await wecom(client, token, "externalcontact/get_corp_tag_list", {}))["errcode"] == 0
     clock.advance(7199)
     assert (await wecom(client, token, "externalcontact/get_corp_tag_list", {}))["errcode"] == 0
@@ -127,7 +127,7 @@ async def test_stable_token_normal_and_force_refresh(
     assert (await bad.json())["errcode"] == 40125
 
 
-# --- welcome code (§5.1) ------------------------------------------------------------------------
+# --- welcome code (docs/platform.md#welcome-messages) -------------------------------------------
 
 
 def issue_code(state: SimState, code: str = "WELCOME1") -> str:
@@ -210,7 +210,7 @@ async def test_injected_errors_and_unknown_paths(client: TestClient[Any, Any], s
     assert (await wrong_method.json())["errcode"] == 43002
 
 
-# --- tags, customer detail (§6, §4.3) -----------------------------------------------------------
+# --- tags, customer detail (docs/platform.md#corp-tags, #group-detail) --------------------------
 
 
 async def test_corp_tags_and_mark_tag(client: TestClient[Any, Any], state: SimState) -> None:
@@ -240,7 +240,7 @@ async def test_corp_tags_and_mark_tag(client: TestClient[Any, Any], state: SimSt
     assert edit["errcode"] == 81011
 
 
-# --- channel codes and groups (§4) ----------------------------------------------------------------
+# --- channel codes and groups (docs/platform.md#channel-codes) ------------------------------------
 
 
 async def test_contact_way_state_limit(client: TestClient[Any, Any], state: SimState) -> None:
@@ -286,7 +286,7 @@ async def test_join_way_and_groupchat_get(client: TestClient[Any, Any], state: S
     assert (await wecom(client, token, "externalcontact/groupchat/get", {"chat_id": "wrX"}))["errcode"] == 40050
 
 
-# --- group-send tasks (§7.1) -----------------------------------------------------------------------
+# --- group-send tasks (docs/platform.md#group-send-tasks) ------------------------------------------
 
 
 async def test_group_send_task_and_monthly_cap(client: TestClient[Any, Any], state: SimState) -> None:
@@ -316,7 +316,7 @@ async def test_group_send_task_and_monthly_cap(client: TestClient[Any, Any], sta
     assert codes == [0, 0, 0, 45009]
 
 
-# --- kf (§7.4) -------------------------------------------------------------------------------------
+# --- kf (docs/platform.md#wecom-kf) ----------------------------------------------------------------
 
 
 async def test_kf_send_window(client: TestClient[Any, Any], state: SimState, clock: FrozenClock) -> None:
@@ -332,7 +332,7 @@ async def test_kf_send_window(client: TestClient[Any, Any], state: SimState, clo
     assert (await wecom(client, token, "kf/send_msg", body))["errcode"] == 95018
 
 
-# --- Official Account (§8) -------------------------------------------------------------------------
+# --- Official Account (docs/platform.md#official-account) ------------------------------------------
 
 
 async def test_custom_send_windows(client: TestClient[Any, Any], state: SimState, clock: FrozenClock) -> None:

@@ -1,4 +1,5 @@
-"""``WeComClient``'s group welcome template methods (§5.2) against the simulated endpoints: the request
+"""``WeComClient``'s group welcome template methods
+(docs/platform.md#group-welcome-templates) against the simulated endpoints: the request
 shapes, and the documented limits (≤ 100 templates, 3000-byte text, one attachment, the app's own
 templates only, media ids from ``media/upload``)."""
 

@@ -1,4 +1,5 @@
-"""Group welcome templates (§5.2) in ``content sync``: one per ``wecom_group`` channel, created with
+"""Group welcome templates
+(docs/platform.md#group-welcome-templates) in ``content sync``: one per ``wecom_group`` channel, created with
 ``notify: 1``, edited in place with ``notify: 0`` when the welcome changes, never touched otherwise, and
 left on WeCom (``stale``) when the channel goes. Assertions are on what the simulator received."""
 

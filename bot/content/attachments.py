@@ -1,4 +1,5 @@
-"""Welcome attachments (reference §5.1): image, link, miniprogram, video, file; at most 9 per message.
+"""Welcome attachments
+(docs/platform.md#welcome-messages): image, link, miniprogram, video, file; at most 9 per message.
 
 Media can be named by ``media_id`` (valid 3 days on WeCom, so only for quick tests) or by a file under
 the content directory (``path`` / ``pic_path``) that sync uploads; the file must exist and fit WeCom's

@@ -1,6 +1,6 @@
 """``[[channels]]``: one traffic source each, with its code, platform details, tags and welcome.
 
-Limits (reference §4): ``state`` ≤ 30 characters (联系我 and 加入群聊), ``scene_str`` 1–64 (mp QR),
+Limits (docs/platform.md#channel-codes): ``state`` ≤ 30 characters (联系我 and 加入群聊), ``scene_str`` 1–64 (mp QR),
 ``chat_id_list`` ≤ 5 groups per join-way, ``remark`` (our ``name``) ≤ 30, ``room_base_name`` ≤ 40,
 ≤ 100 members on a multi-member 联系我 code.
 """

@@ -9,7 +9,8 @@ from bot.content.problems import Reporter
 from bot.content.registry import Draft, Located
 from bot.content.tags import TAG_GROUPS
 
-MP_WELCOME_ATTACHMENTS = 3  # after the passive reply: 3 customer-service messages in 1 min (§8.4)
+# docs/platform.md#customer-service-messages
+MP_WELCOME_ATTACHMENTS = 3  # after the passive reply: 3 customer-service messages in 1 min
 
 
 def check_unique_attribution(draft: Draft, report: Reporter) -> None:
@@ -73,7 +74,7 @@ def check_channel_tags(draft: Draft, report: Reporter) -> None:
                 report.add(located.file, f"{located.key}.tags[{i}]", reason)
 
 
-GROUP_WELCOME_TEXT_BYTES = 3000  # group_welcome_template text.content (reference §5.2)
+GROUP_WELCOME_TEXT_BYTES = 3000  # group_welcome_template text.content (docs/platform.md#group-welcome-templates)
 
 
 def _welcome_fits(channel: Channel, message: Message) -> str | None:

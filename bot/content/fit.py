@@ -1,4 +1,4 @@
-"""What each way of sending can carry, with the platform's documented limits (reference sections cited).
+"""What each way of sending can carry, with the platform's documented limits (docs/platform.md sections cited).
 
 Only limits the official documentation states are enforced (each cited below); where it gives
 none (Official Account customer-service text, add_msg_template text, app messages) the message's own
@@ -12,15 +12,17 @@ from bot.content.registry import Draft
 from bot.content.sop_model import Delivery
 from bot.content.tags import TAG_GROUPS
 
-ROBOT_TEXT_BYTES = 2048  # webhook robot msgtype text: content ≤ 2048 bytes (§7.3)
-ROBOT_IMAGE_BYTES = 2 * 1024 * 1024  # webhook robot image: ≤ 2 MB, JPG/PNG (§7.3)
-MP_WINDOW_MESSAGES = 5  # customer-service messages in the 48 h after the user writes (§8.4)
-MP_EVENT_MESSAGES = 3  # in the 1 minute after a follow / scan / menu click (§8.4)
-KF_WINDOW_MESSAGES = 5  # kf/send_msg: 5 messages in the 48 h after the customer's message (§7.4)
-# Official Account customer-service msgtypes (§8.4) have no "file"; a link goes as news with 1 article (§8.3)
+ROBOT_TEXT_BYTES = 2048  # webhook robot msgtype text: content ≤ 2048 bytes (docs/platform.md#group-robots)
+ROBOT_IMAGE_BYTES = 2 * 1024 * 1024  # webhook robot image: ≤ 2 MB, JPG/PNG (docs/platform.md#group-robots)
+# docs/platform.md#customer-service-messages
+MP_WINDOW_MESSAGES = 5  # customer-service messages in the 48 h after the user writes
+MP_EVENT_MESSAGES = 3  # in the 1 minute after a follow / scan / menu click (docs/platform.md#customer-service-messages)
+KF_WINDOW_MESSAGES = 5  # kf/send_msg: 5 messages in the 48 h after the customer's message (docs/platform.md#wecom-kf)
+# Official Account customer-service msgtypes (docs/platform.md#customer-service-messages) have no "file"; a link goes as
+# news with 1 article (docs/platform.md#passive-replies)
 MP_CUSTOM_TYPES = frozenset({"image", "video", "link", "miniprogram"})
-ROBOT_TYPES = frozenset({"image", "link", "file"})  # robot msgtypes image / news / file (§7.3)
-KF_TYPES = frozenset({"image", "video", "file", "link", "miniprogram"})  # kf/send_msg types (§7.4)
+ROBOT_TYPES = frozenset({"image", "link", "file"})  # robot msgtypes image / news / file (docs/platform.md#group-robots)
+KF_TYPES = frozenset({"image", "video", "file", "link", "miniprogram"})  # kf/send_msg types (docs/platform.md#wecom-kf)
 
 # Where the customer must be for a delivery to reach them.
 DELIVERY_PLATFORMS: dict[Delivery, frozenset[Platform]] = {

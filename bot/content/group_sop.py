@@ -27,7 +27,7 @@ from bot.content.sop_model import (
 )
 
 MAX_DATES = 366
-MAX_CHAT_IDS = 2000  # add_msg_template chat_id_list (reference §7.1)
+MAX_CHAT_IDS = 2000  # add_msg_template chat_id_list (docs/platform.md#group-send-tasks)
 _SCHEDULE_KEYS = ("cron", "dates", "after")
 
 

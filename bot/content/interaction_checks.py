@@ -68,8 +68,9 @@ def check_campaigns(draft: Draft, report: Reporter) -> None:
 
 
 def _reply_problem(message: Message, platforms: frozenset[str]) -> str | None:
-    """mp: the text is the passive reply, attachments follow as customer-service messages (§8.3, §8.4);
-    kf: every part is a kf/send_msg message (§7.4)."""
+    """mp: the text is the passive reply, attachments follow as customer-service messages
+    (docs/platform.md#passive-replies, #customer-service-messages);
+    kf: every part is a kf/send_msg message (docs/platform.md#wecom-kf)."""
     for variant in message.variants:
         parts = len(variant.attachments) + (1 if variant.text else 0)
         for attachment in variant.attachments:

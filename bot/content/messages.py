@@ -21,7 +21,7 @@ from bot.content.templates import TemplateError, parse_window, uncovered, variab
 
 ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ID_HINT = "use 1-64 letters, digits, '_', '.' or '-'"
-MAX_TEXT_BYTES = 4000  # send_welcome_msg text.content (reference §5.1)
+MAX_TEXT_BYTES = 4000  # send_welcome_msg text.content (docs/platform.md#welcome-messages)
 _VARIANT_KEYS = ("text", "attachments")
 MAX_FALLBACK = 30
 

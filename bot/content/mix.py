@@ -1,4 +1,4 @@
-"""The category mix of the coming group posts against the 3:3:3:1 guideline (PLAYBOOKS §3).
+"""The category mix of the coming group posts against the 3:3:3:1 guideline (docs/content.md, "The category mix").
 
 Posts are counted once per fire (not per target group: groups are known only at run time); posts
 scheduled relative to a group's creation or a member's join are listed apart, since their dates depend
@@ -54,7 +54,8 @@ def category_mix(content: Content, start: date, days: int = 30, *, tz: tzinfo) -
 
 
 def _monthly_cap(policy: QuotaPolicy, days: int) -> int:
-    """Group sends one group may receive in ``days`` days under the corp's receive cap (§7.1)."""
+    """Group sends one group may receive in ``days`` days under the corp's receive cap
+    (docs/platform.md#group-send-tasks)."""
     if policy is QuotaPolicy.SEVEN_PER_WEEK:
         return 7 * -(-days // 7)
     return days

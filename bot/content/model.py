@@ -13,7 +13,7 @@ from typing import ClassVar
 
 
 class Platform(StrEnum):
-    """Which kind of code a channel is (reference §4.1, §4.2, §8.2)."""
+    """Which kind of code a channel is (docs/platform.md#contact-me-codes, #join-group-codes, #parametric-qr-codes)."""
 
     WECOM_FRIEND = "wecom_friend"  # 联系我 (add_contact_way), attributed by ``state``
     WECOM_GROUP = "wecom_group"  # 加入群聊 (groupchat/add_join_way), attributed by ``state``

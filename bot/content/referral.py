@@ -1,7 +1,8 @@
 """``[referral]`` in ``referral.toml``: invite-a-friend (老带新) with anti-fraud holds and caps.
 
 Each customer can get a personal invite code: a 联系我 ``state`` (``code_platform = "wecom_friend"``,
-≤ 30 characters, reference §4.1) or an Official Account QR ``scene_str`` (``"mp"``, ≤ 64, §8.2) made of
+≤ 30 characters, docs/platform.md#contact-me-codes) or an Official Account QR ``scene_str`` (``"mp"``, ≤ 64,
+docs/platform.md#parametric-qr-codes) made of
 ``code_prefix`` and a short customer code. A new customer arriving through it credits the inviter; the
 reward is released only if the invitee is genuinely new, is still a friend/follower after
 ``hold_days``, and (with ``require_first_order``) has paid a first order. Deleting within the hold

@@ -62,7 +62,7 @@ class Rendered:
     missing_media: tuple[str, ...] = ()
 
     def welcome_body(self, welcome_code: str) -> dict[str, Any]:
-        """The exact ``externalcontact/send_welcome_msg`` request body (reference §5.1)."""
+        """The exact ``externalcontact/send_welcome_msg`` request body (docs/platform.md#welcome-messages)."""
         body: dict[str, Any] = {"welcome_code": welcome_code}
         if self.text:
             body["text"] = {"content": self.text}

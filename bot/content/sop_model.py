@@ -19,11 +19,14 @@ class TriggerKind(StrEnum):
 
 
 class Delivery(StrEnum):
-    MP_CUSTOM = "mp_custom"  # Official Account customer-service message (§8.4), window-bound
-    WECOM_TASK_SINGLE = "wecom_task_single"  # add_msg_template chat_type=single, staff confirms (§7.1)
-    WECOM_TASK_GROUP = "wecom_task_group"  # add_msg_template chat_type=group, the owner confirms (§7.1)
+    # docs/platform.md#customer-service-messages
+    MP_CUSTOM = "mp_custom"  # Official Account customer-service message, window-bound
+    # docs/platform.md#group-send-tasks
+    WECOM_TASK_SINGLE = "wecom_task_single"  # add_msg_template chat_type=single, staff confirms
+    # docs/platform.md#group-send-tasks
+    WECOM_TASK_GROUP = "wecom_task_group"  # add_msg_template chat_type=group, the owner confirms
     APP_TO_OWNER = "app_to_owner"  # an app message to the owner/staff, who posts by hand
-    GROUP_ROBOT = "group_robot"  # a group robot webhook, where the group has one (§7.3)
+    GROUP_ROBOT = "group_robot"  # a group robot webhook, where the group has one (docs/platform.md#group-robots)
 
 
 DRIP_DELIVERIES = (Delivery.MP_CUSTOM, Delivery.WECOM_TASK_SINGLE, Delivery.APP_TO_OWNER)
@@ -31,7 +34,7 @@ GROUP_DELIVERIES = (Delivery.WECOM_TASK_GROUP, Delivery.APP_TO_OWNER, Delivery.G
 
 
 class Category(StrEnum):
-    """The 3:3:3:1 guideline's four kinds of content (PLAYBOOKS §3)."""
+    """The 3:3:3:1 guideline's four kinds of content (docs/content.md, "The category mix")."""
 
     MARKETING = "marketing"
     INTERACTION = "interaction"
@@ -171,7 +174,8 @@ class GroupPost:
 
 
 class QuotaPolicy(StrEnum):
-    """The corp's receive cap on group sends (add_msg_template) per customer / group (§7.1)."""
+    """The corp's receive cap on group sends (add_msg_template) per customer / group
+    (docs/platform.md#group-send-tasks)."""
 
     DAYS_IN_MONTH = "days_in_month"  # the current default: as many as the month has days
     SEVEN_PER_WEEK = "7_per_week"
@@ -183,7 +187,7 @@ QUIET_HOURS = Window(22 * 60, 8 * 60)  # 22:00-08:00
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """One contact budget across all automation (PLAYBOOKS: every message spends patience)."""
+    """One contact budget across all automation (every message spends the customer's patience)."""
 
     quiet_hours: Window | None = QUIET_HOURS  # configured timezone; None: no quiet hours
     max_marketing_per_day: int = 1  # per customer, across drips and posts

@@ -1,6 +1,6 @@
 """``[[tag_groups]]``: WeCom corp tag groups, optionally mirrored as Official Account tags.
 
-Limits (reference §6): group and tag names ≤ 30 characters, ≤ 3000 corp tags per corp. Official
+Limits (docs/platform.md#corp-tags): group and tag names ≤ 30 characters, ≤ 3000 corp tags per corp. Official
 Account tags are flat (no groups), so names synced there must be unique across groups; an account
 holds at most 100 tags. Channels refer to a tag as ``"group/tag"`` (``"渠道/包裹卡"``).
 """

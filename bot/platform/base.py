@@ -1,7 +1,8 @@
 """JSON over HTTP to ``<api_base_url>/cgi-bin/<api>``: the one aiohttp client seam of siyu-bot.
 
 The app owns the ``aiohttp.ClientSession`` (created and closed in its cleanup context); clients only
-borrow it. One ``call`` does what the docs ask of every caller (§9): attach the cached token, map a
+borrow it. One ``call`` does what the docs ask of every caller
+(docs/platform.md#access-tokens-and-rate-limits): attach the cached token, map a
 non-zero ``errcode`` to a typed exception, refresh the token and retry **once** on 40001/40014/42001,
 and back off (exponential, jittered, at most ``max_tries`` attempts) only on -1/45009/45033.
 """
@@ -96,7 +97,7 @@ class PlatformClient(ABC):
         self, params: QueryParams | None, send: Callable[[QueryParams, tuple[str, ...]], Awaitable[JsonObject]]
     ) -> JsonObject:
         """Run ``send(query, secrets_to_hide)`` with the token; refresh once on an invalid token, back off
-        on a retryable errcode (§9)."""
+        on a retryable errcode (docs/platform.md#access-tokens-and-rate-limits)."""
         refreshed = False
         attempt = 1
         while True:

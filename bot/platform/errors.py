@@ -1,9 +1,10 @@
 """Platform failures as typed exceptions, chosen by ``errcode``.
 
 The outbox decides what to do with a failed call from two facts: the exception type (what happened)
-and ``.final`` (whether trying again can ever help). Codes and meanings come from the protocol
-reference: global codes [W:90313] / OA global return codes (§9.1, §9.3), welcome codes [W:92137]
-(§5.1), customer-service codes (§8.4).
+and ``.final`` (whether trying again can ever help). Codes and meanings come from the official
+pages (docs/platform.md#error-codes): global codes [W:90313] / OA global return codes
+(docs/platform.md#wecom-tokens, #oa-tokens-and-quotas), welcome codes [W:92137]
+(docs/platform.md#welcome-messages), customer-service codes (docs/platform.md#customer-service-messages).
 
 Every message is redacted before it is stored: access tokens, secrets and URL query strings never
 reach ``str(exc)``, ``repr(exc)`` or ``exc.args`` (aiohttp puts the full request URL, with
@@ -50,7 +51,7 @@ class PlatformError(Exception):
 
 
 class ApiError(PlatformError):
-    """Any errcode without a dedicated class: the docs say only -1 is worth retrying (§9.1)."""
+    """Any errcode without a dedicated class: the docs say only -1 is worth retrying (docs/platform.md#wecom-tokens)."""
 
 
 class TokenInvalid(PlatformError):
@@ -66,28 +67,33 @@ class CredentialsRejected(PlatformError):
 class Retryable(PlatformError):
     """-1 system busy, 45009 over the frequency limit, 45033 too many concurrent calls.
 
-    WeCom minute-level blocks lift after 60 s (§9.2); an OA 45009 is the *daily* quota (§9.3).
+    WeCom minute-level blocks lift after 60 s (docs/platform.md#wecom-rate-limits); an OA 45009 is the *daily* quota
+    (docs/platform.md#oa-tokens-and-quotas).
     """
 
     final = False
 
 
 class WelcomeCodeUsed(PlatformError):
-    """41051: the customer already got a welcome / started chatting; the code is spent (§5.1)."""
+    """41051: the customer already got a welcome / started chatting; the code is spent
+    (docs/platform.md#welcome-messages)."""
 
 
 class WelcomeBeingDistributed(PlatformError):
-    """41096: another app is sending this welcome right now; a short retry may still succeed (§5.1)."""
+    """41096: another app is sending this welcome right now; a short retry may still succeed
+    (docs/platform.md#welcome-messages)."""
 
     final = False
 
 
 class OutOfWindow(PlatformError):
-    """45015: the OA customer-service window is closed or the user unfollowed (§8.4)."""
+    """45015: the OA customer-service window is closed or the user unfollowed
+    (docs/platform.md#customer-service-messages)."""
 
 
 class SendQuotaExceeded(PlatformError):
-    """45047: the OA customer-service message quota for this window is used up (§8.4)."""
+    """45047: the OA customer-service message quota for this window is used up
+    (docs/platform.md#customer-service-messages)."""
 
 
 class TransportError(PlatformError):

@@ -1,7 +1,7 @@
 """Official Account (公众号) server API: customer-service messages, user tags, QR codes, templates.
 
 Doc pages are cited as ``[MP:<path>]`` = developers.weixin.qq.com/<path> (the official Official Account
-documentation; § numbers are the team's old protocol notes). Daily quotas per account are on the official
+documentation; docs/platform.md summarises what the code relies on). Daily quotas per account are on the official
 page "接口调用频次限制说明" (API call limits).
 """
 
@@ -25,7 +25,8 @@ BATCH_TAGGING_MAX = 50
 class MpClient(PlatformClient):
     """One Official Account; its token key is ``mp:<app_id>``.
 
-    Tokens come from ``stable_token`` [MP:doc/service/api/base/api_getstableaccesstoken] (§9.3): in
+    Tokens come from ``stable_token`` [MP:doc/service/api/base/api_getstableaccesstoken]
+    (docs/platform.md#oa-tokens-and-quotas): in
     normal mode every replica gets the same token while it is valid, so replicas never invalidate each
     other. ``force_refresh`` (20/day, ≥ 30 s apart) is used only when the platform rejects a token and
     then hands the same one back.
@@ -87,7 +88,8 @@ class MpClient(PlatformClient):
         content: Mapping[str, object],
         kf_account: str | None = None,
     ) -> JsonObject:
-        """Customer-service message [MP:doc/service/api/customer/message/api_sendcustommessage] (§8.4).
+        """Customer-service message [MP:doc/service/api/customer/message/api_sendcustommessage]
+        (docs/platform.md#customer-service-messages).
 
         Only inside a window the user opened: 5 messages / 48 h after a user message, 3 / 1 min after a
         follow, scan or menu click. 45015 → :class:`OutOfWindow`, 45047 → :class:`SendQuotaExceeded`.
@@ -124,7 +126,8 @@ class MpClient(PlatformClient):
         return await self.call("tags/get", method="GET")
 
     async def qrcode_create_limit_str(self, scene_str: str) -> JsonObject:
-        """Permanent string-scene QR code [MP:doc/service/api/qrcode/qrcodes/api_createqrcode.md] (§8.2).
+        """Permanent string-scene QR code [MP:doc/service/api/qrcode/qrcodes/api_createqrcode.md]
+        (docs/platform.md#parametric-qr-codes).
 
         ``scene_str`` 1–64 chars comes back as EventKey (``qrscene_`` prefixed on subscribe); ≤ 100,000
         permanent codes per account, 100,000 calls/day. Returns ``ticket`` and ``url``.
@@ -135,7 +138,8 @@ class MpClient(PlatformClient):
         return await self.call("qrcode/create", body)
 
     async def user_info(self, openid: str, lang: str = "zh_CN") -> JsonObject:
-        """Follower info incl. ``subscribe_scene``, ``qr_scene_str`` for attribution (§8.1).
+        """Follower info incl. ``subscribe_scene``, ``qr_scene_str`` for attribution
+        (docs/platform.md#follow-and-scan-events).
 
         Page: [MP:doc/service/api/usermanage/userinfo/api_userinfo]; no nickname/avatar since 2021-12.
         """
@@ -151,7 +155,8 @@ class MpClient(PlatformClient):
         miniprogram: Mapping[str, str] | None = None,
         client_msg_id: str | None = None,
     ) -> JsonObject:
-        """Template message [MP:doc/service/api/notify/template/api_sendtemplatemessage.md] (§8.5).
+        """Template message [MP:doc/service/api/notify/template/api_sendtemplatemessage.md]
+        (docs/platform.md#template-messages).
 
         ``client_msg_id`` makes the send idempotent per openid for about 10 minutes — pass the outbox
         key. 43101: the user refused; 43004: the user must follow. Returns ``msgid``.

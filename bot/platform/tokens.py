@@ -1,7 +1,9 @@
 """Access tokens shared by every replica, refreshed single-flight.
 
-Why shared: an Official Account refresh can invalidate the previous token (§9.3) and WeCom blocks a
-corp that calls ``gettoken`` too often (§9.1), so replicas must not each keep their own token. The
+Why shared: an Official Account refresh can invalidate the previous token
+(docs/platform.md#oa-tokens-and-quotas) and WeCom blocks a
+corp that calls ``gettoken`` too often
+(docs/platform.md#wecom-tokens), so replicas must not each keep their own token. The
 token lives in the database (``access_tokens``) or Redis; a short *lease* in the same store lets only
 one replica fetch a new token while the others wait for it to appear.
 """

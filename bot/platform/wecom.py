@@ -1,9 +1,10 @@
 """WeCom (企业微信) server API: customer contact, channel codes, group-send tasks, kf, app messages,
-group welcome templates (``add/edit/get/del_group_welcome_template``, §5.2, in :mod:`.wecom_welcome`).
+group welcome templates (``add/edit/get/del_group_welcome_template``,
+docs/platform.md#group-welcome-templates, in :mod:`.wecom_welcome`).
 
 Doc pages are cited as ``[W:<id>]`` = developer.work.weixin.qq.com/document/path/<id> (the official
-WeCom server API documentation; the § numbers beside them are the team's old protocol notes, being
-replaced by those page names). Every API shares the per-corp limit of 10,000 calls/min and 150,000/hour
+WeCom server API documentation; docs/platform.md summarises the facts the code relies on, by
+topic). Every API shares the per-corp limit of 10,000 calls/min and 150,000/hour
 per single API (访问频率限制 [W:90454]); endpoint-specific limits are named below.
 """
 
@@ -32,7 +33,8 @@ UPLOAD_TIMEOUT = 120.0  # a 20 MB file on a slow uplink
 
 
 class TempSession(TypedDict, total=False):
-    """「联系我」 temporary-session settings (§4.1; medical-industry corps only, ≤ 100,000 codes/day)."""
+    """「联系我」 temporary-session settings
+    (docs/platform.md#contact-me-codes; medical-industry corps only, ≤ 100,000 codes/day)."""
 
     expires_in: int  # QR validity, default 7 days, max 14 days
     chat_expires_in: int  # chat validity after adding, default 24 h, max 14 days
@@ -43,7 +45,8 @@ class TempSession(TypedDict, total=False):
 class WeComClient(WeComMessaging, GroupWelcomeTemplates):
     """One WeCom app (corp id + secret + agent id); its token key is ``wecom:<corp_id>:<agent_id>``.
 
-    Group welcome templates (§5.2): :meth:`add_group_welcome_template`, :meth:`edit_group_welcome_template`,
+    Group welcome templates
+    (docs/platform.md#group-welcome-templates): :meth:`add_group_welcome_template`, :meth:`edit_group_welcome_template`,
     :meth:`get_group_welcome_template`, :meth:`del_group_welcome_template`.
     """
 
@@ -74,7 +77,7 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
     async def send_welcome_msg(
         self, welcome_code: str, text: str | None = None, attachments: Sequence[Attachment] = ()
     ) -> JsonObject:
-        """Welcome a new customer [W:92137] (§5.1).
+        """Welcome a new customer [W:92137] (docs/platform.md#welcome-messages).
 
         The code is valid for 20 s and works once: 41051 → :class:`WelcomeCodeUsed` (final), 41096 →
         :class:`WelcomeBeingDistributed`. At most 9 attachments; text and attachments not both empty.
@@ -128,7 +131,7 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         add_tag: Sequence[str] = (),
         remove_tag: Sequence[str] = (),
     ) -> JsonObject:
-        """Edit the corp tags a member put on a customer [W:92697] (§6).
+        """Edit the corp tags a member put on a customer [W:92697] (docs/platform.md#corp-tags).
 
         ``add_tag``/``remove_tag`` not both empty; ≤ 3000 tags per member on one customer. API tag
         changes produce no ``change_external_tag`` callback.
@@ -144,7 +147,8 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         return await self.call("externalcontact/mark_tag", body)
 
     async def get_external_contact(self, external_userid: str, cursor: str | None = None) -> JsonObject:
-        """Customer detail with ``follow_user[]`` (``state``, ``add_way``, tags) [W:96315] (§4.3).
+        """Customer detail with ``follow_user[]`` (``state``, ``add_way``, tags) [W:96315]
+        (docs/platform.md#group-detail).
 
         Paginated by ``cursor`` when the customer has more than 500 followers.
         """
@@ -154,14 +158,16 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         return await self.call("externalcontact/get", params=params, method="GET")
 
     async def groupchat_get(self, chat_id: str, need_name: int = 1) -> JsonObject:
-        """Customer-group detail; ``member_list[].state`` is the join-way channel [W:96338] (§4.3).
+        """Customer-group detail; ``member_list[].state`` is the join-way channel [W:96338]
+        (docs/platform.md#group-detail).
 
         Data is updated asynchronously after change events.
         """
         return await self.call("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": need_name})
 
     async def get_corp_tag_list(self, tag_id: Sequence[str] = (), group_id: Sequence[str] = ()) -> JsonObject:
-        """The corp tag library [W:96320] (§6): empty filters → all; with both, only ``group_id`` counts."""
+        """The corp tag library [W:96320]
+        (docs/platform.md#corp-tags): empty filters → all; with both, only ``group_id`` counts."""
         body = drop_none(tag_id=list(tag_id) or None, group_id=list(group_id) or None)
         return await self.call("externalcontact/get_corp_tag_list", body)
 
@@ -173,7 +179,7 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         group_name: str | None = None,
         order: int | None = None,
     ) -> JsonObject:
-        """Add tags (``[{"name", "order"?}]``) to a group, or create the group [W:96320] (§6).
+        """Add tags (``[{"name", "order"?}]``) to a group, or create the group [W:96320] (docs/platform.md#corp-tags).
 
         ≤ 3000 corp tags per corp; with ``group_id`` the group name/order are ignored; an app edits or
         deletes only tags it created.
@@ -199,7 +205,8 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         is_exclusive: bool | None = None,
         temp_session: TempSession | None = None,
     ) -> JsonObject:
-        """Create a 「联系我」 code [W:96348] (§4.1); returns ``config_id`` (+ ``qr_code`` for scene 2).
+        """Create a 「联系我」 code [W:96348]
+        (docs/platform.md#contact-me-codes); returns ``config_id`` (+ ``qr_code`` for scene 2).
 
         ``state`` ≤ 30 chars comes back in add-customer events; ≤ 500,000 codes per corp (shared
         with join-way codes); API-created codes are not shown in the admin console — keep config_id.
@@ -236,7 +243,8 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         party: Sequence[int] | None = None,
         temp_session: TempSession | None = None,
     ) -> JsonObject:
-        """Update a 「联系我」 code [W:96348] (§4.1); given ``user``/``party`` lists replace the old ones."""
+        """Update a 「联系我」 code [W:96348]
+        (docs/platform.md#contact-me-codes); given ``user``/``party`` lists replace the old ones."""
         _check_len("state", state, STATE_MAX_CHARS)
         _check_len("remark", remark, 30)
         body = drop_none(
@@ -262,7 +270,8 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         room_base_id: int | None = None,
         state: str | None = None,
     ) -> JsonObject:
-        """Create a 「加入群聊」 code for 1–5 groups [W:99547] (§4.2); returns ``config_id``.
+        """Create a 「加入群聊」 code for 1–5 groups [W:99547]
+        (docs/platform.md#join-group-codes); returns ``config_id``.
 
         ``state`` ≤ 30 chars shows per member in ``groupchat/get``; ``room_base_name`` ≤ 40 chars;
         quota shared with 「联系我」 (500,000). Fetch the QR image URL with :meth:`get_join_way`.
@@ -283,7 +292,8 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         return await self.call("externalcontact/groupchat/add_join_way", body)
 
     async def get_join_way(self, config_id: str) -> JsonObject:
-        """A join-way's settings and ``qr_code`` [W:99547] (§4.2); an app sees only codes it created."""
+        """A join-way's settings and ``qr_code`` [W:99547]
+        (docs/platform.md#join-group-codes); an app sees only codes it created."""
         return await self.call("externalcontact/groupchat/get_join_way", {"config_id": config_id})
 
 

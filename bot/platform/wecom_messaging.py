@@ -1,7 +1,7 @@
 """WeCom messaging APIs: group-send tasks, 微信客服 (kf) and app messages.
 
 Split from :mod:`bot.platform.wecom` to keep modules small; :class:`~bot.platform.wecom.WeComClient`
-is the class to use. Doc pages are cited as ``[W:<id>]``; § numbers refer to the protocol reference.
+is the class to use. Doc pages are cited as ``[W:<id>]``; platform facts are in docs/platform.md.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class WeComMessaging(PlatformClient):
         attachments: Sequence[Attachment] = (),
         allow_select: bool | None = None,
     ) -> JsonObject:
-        """Create a group-send *task* [W:92135] (§7.1): nothing is sent until the member confirms it.
+        """Create a group-send *task* [W:92135]
+        (docs/platform.md#group-send-tasks): nothing is sent until the member confirms it.
 
         ``chat_type`` ``single`` or ``group`` (``group`` needs ``sender``; ≤ 2000 chat ids); ≤ 9
         attachments; each customer/group receives a capped number per month. Not idempotent:
@@ -69,7 +70,8 @@ class WeComMessaging(PlatformClient):
     async def get_groupmsg_send_result(
         self, msgid: str, userid: str, limit: int | None = None, cursor: str | None = None
     ) -> JsonObject:
-        """Per-customer/group result of one member's send [W:93338] (§7.1): ``send_list[]``.
+        """Per-customer/group result of one member's send [W:93338]
+        (docs/platform.md#group-send-tasks): ``send_list[]``.
 
         Status 0 not sent, 1 sent, 2 not a friend, 3 already got another group send; group sends list
         only sent groups. ``limit`` ≤ 1000 (default 500).
@@ -90,7 +92,8 @@ class WeComMessaging(PlatformClient):
         limit: int = 1000,
         voice_format: int | None = None,
     ) -> JsonObject:
-        """Pull 微信客服 messages [W:94670] (§7.4): last 3 days, ``has_more``/``next_cursor`` paging.
+        """Pull 微信客服 messages [W:94670]
+        (docs/platform.md#wecom-kf): last 3 days, ``has_more``/``next_cursor`` paging.
 
         Pass the callback's ``token`` (valid 10 min); without it the call is strictly rate-limited.
         """
@@ -107,7 +110,8 @@ class WeComMessaging(PlatformClient):
         content: Mapping[str, object],
         msgid: str | None = None,
     ) -> JsonObject:
-        """Reply in a 微信客服 session (§7.4): ≤ 5 messages within 48 h of the customer's last message.
+        """Reply in a 微信客服 session
+        (docs/platform.md#wecom-kf): ≤ 5 messages within 48 h of the customer's last message.
 
         ``content`` is the body under ``msgtype`` (e.g. ``{"content": "hi"}`` for text); ``msgid``
         is an optional caller-chosen id.
@@ -126,7 +130,7 @@ class WeComMessaging(PlatformClient):
         totag: Sequence[str] = (),
         safe: int | None = None,
     ) -> JsonObject:
-        """App message to staff [W:90236] (§9.2), sent as this config's ``agent_id``.
+        """App message to staff [W:90236] (docs/platform.md#app-messages), sent as this config's ``agent_id``.
 
         Per member ≤ 30/min and 1000/hour from one app — excess is dropped silently, not an error.
         Recipients outside the app's visibility come back in ``invaliduser``/``invalidparty``.
@@ -146,6 +150,7 @@ class WeComMessaging(PlatformClient):
 
 
 def check_attachments(attachments: Sequence[Attachment]) -> None:
-    """Welcome messages and group-send tasks take at most 9 attachments (§5.1, §7.1)."""
+    """Welcome messages and group-send tasks take at most 9 attachments
+    (docs/platform.md#welcome-messages, #group-send-tasks)."""
     if len(attachments) > MAX_ATTACHMENTS:
         raise ValueError(f"at most {MAX_ATTACHMENTS} attachments")

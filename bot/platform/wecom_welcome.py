@@ -1,4 +1,4 @@
-"""WeCom group welcome templates (入群欢迎语素材, [W:92366], §5.2 of the protocol reference).
+"""WeCom group welcome templates (入群欢迎语素材, [W:92366], docs/platform.md#group-welcome-templates).
 
 Split from :mod:`bot.platform.wecom` to keep modules small; :class:`~bot.platform.wecom.WeComClient`
 is the class to use. A template is text (``%NICKNAME%`` is replaced by the joiner's nickname,
@@ -15,7 +15,8 @@ from bot.platform.base import JsonObject, PlatformClient, drop_none
 from bot.platform.errors import TransportError
 
 TemplateAttachment = Mapping[str, Mapping[str, str]]
-"""``{"link": {"title": …, "url": …}}``: one key, the attachment's type, with its fields (§5.2)."""
+"""``{"link": {"title": …, "url": …}}``: one key, the attachment's type, with its fields
+(docs/platform.md#group-welcome-templates)."""
 
 TEMPLATE_TEXT_MAX_BYTES = 3000
 TEMPLATE_TYPES = ("image", "link", "miniprogram", "file", "video")
@@ -48,12 +49,12 @@ def _template_body(text: str | None, attachment: TemplateAttachment | None, noti
 
 
 class GroupWelcomeTemplates(PlatformClient):
-    """``externalcontact/group_welcome_template/{add,edit,get,del}`` (§5.2)."""
+    """``externalcontact/group_welcome_template/{add,edit,get,del}`` (docs/platform.md#group-welcome-templates)."""
 
     async def add_group_welcome_template(
         self, text: str | None = None, attachment: TemplateAttachment | None = None, *, notify: bool = True
     ) -> str:
-        """添加入群欢迎语素材 [W:92366] (§5.2) → the new ``template_id``.
+        """添加入群欢迎语素材 [W:92366] (docs/platform.md#group-welcome-templates) → the new ``template_id``.
 
         ``notify`` (default on, as on WeCom) asks members to apply the template to their groups. The
         library holds ≤ 100 templates; media ids come from ``media/upload`` (an image may use
@@ -74,15 +75,18 @@ class GroupWelcomeTemplates(PlatformClient):
         *,
         notify: bool = False,
     ) -> JsonObject:
-        """编辑入群欢迎语素材 [W:92366] (§5.2): ``template_id`` plus the same fields as add; only a
+        """编辑入群欢迎语素材 [W:92366]
+        (docs/platform.md#group-welcome-templates): ``template_id`` plus the same fields as add; only a
         template this app created can be edited. ``notify`` defaults to off: groups already use it."""
         body = {"template_id": template_id, **_template_body(text, attachment, notify)}
         return await self.call("externalcontact/group_welcome_template/edit", body)
 
     async def get_group_welcome_template(self, template_id: str) -> JsonObject:
-        """获取入群欢迎语素材 [W:92366] (§5.2): ``text`` and the attachment field of one template."""
+        """获取入群欢迎语素材 [W:92366]
+        (docs/platform.md#group-welcome-templates): ``text`` and the attachment field of one template."""
         return await self.call("externalcontact/group_welcome_template/get", {"template_id": template_id})
 
     async def del_group_welcome_template(self, template_id: str) -> JsonObject:
-        """删除入群欢迎语素材 [W:92366] (§5.2); only a template this app created can be deleted."""
+        """删除入群欢迎语素材 [W:92366]
+        (docs/platform.md#group-welcome-templates); only a template this app created can be deleted."""
         return await self.call("externalcontact/group_welcome_template/del", {"template_id": template_id})

@@ -1,7 +1,7 @@
 """A local "WeChat": the WeCom and Official Account APIs plus the platform side of callbacks.
 
 WeChat is unreachable from development machines, so tests, ``siyu-bot demo`` and developers run the
-bot against this simulator. It follows the official protocol (reference ``wechat-protocol.md``):
+bot against this simulator. It follows the official protocol (summarised in docs/platform.md):
 paths, field names, errcodes and time limits; each module's docstring cites the section it follows.
 
 Start it::

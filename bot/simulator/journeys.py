@@ -1,7 +1,8 @@
 """Scripted user and staff actions: change the platform state, then push the matching callback.
 
-Each action does what the real platform does on that user action (reference §3 WeCom events, §7.4
-kf, §8.1/§8.4/§8.6 Official Account) and returns the :class:`~bot.simulator.pusher.Delivery`::
+Each action does what the real platform does on that user action (WeCom: docs/platform.md#customer-events, #wecom-kf;
+Official Account: #follow-and-scan-events, #customer-service-messages, #menu-events) and returns the
+:class:`~bot.simulator.pusher.Delivery`::
 
     sim = Simulator(state, wecom=wecom_pusher, mp=mp_pusher)
     added = await sim.add_friend("zhangsan", state="ch_douyin")   # add_external_contact + WelcomeCode
@@ -22,8 +23,9 @@ from bot.simulator.pusher import CallbackPusher, Delivery
 from bot.simulator.state import SimState
 from bot.simulator.wecom_messages import confirm_msg_template
 
-MESSAGE_WINDOW = (int(timedelta(hours=48).total_seconds()), 5)  # user wrote (§8.4; kf §7.4)
-EVENT_WINDOW = (60, 3)  # follow / scan / menu click (§8.4)
+# docs/platform.md#customer-service-messages, #wecom-kf
+MESSAGE_WINDOW = (int(timedelta(hours=48).total_seconds()), 5)  # user wrote
+EVENT_WINDOW = (60, 3)  # follow / scan / menu click (docs/platform.md#customer-service-messages)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class Simulator:
     @contextlib.contextmanager
     def withheld(self) -> Iterator[list[Withheld]]:
         """Callbacks produced inside the block are kept, not pushed: never deliver one to model a lost
-        callback, or :meth:`deliver` them later in any order (§3 WeCom: "may be lost or out of order")."""
+        callback, or :meth:`deliver` them later in any order (WeCom: "may be lost or out of order",
+        docs/platform.md#customer-group-events)."""
         held: list[Withheld] = []
         self._held = held
         try:
@@ -94,7 +97,7 @@ class Simulator:
             raise RuntimeError("no Official Account callback pusher configured")
         return await self._mp.push(plaintext, duplicates=duplicates)
 
-    # --- WeCom customers (§3.1, §5.1) -----------------------------------------------------------
+    # --- WeCom customers (docs/platform.md#customer-events, #welcome-messages) ------------------
 
     async def add_friend(
         self,
@@ -110,7 +113,8 @@ class Simulator:
     ) -> AddedFriend:
         """A customer adds staff ``userid`` (via a 联系我 code whose ``state`` is given): pushes
         ``add_external_contact`` (or ``add_half_external_contact``) with a fresh 20-s WelcomeCode.
-        ``welcome_code=False`` models a member with a console welcome message (no code, §3.1)."""
+        ``welcome_code=False`` models a member with a console welcome message (no code,
+        docs/platform.md#customer-events)."""
         s = self.state
         contact = s.add_contact(userid, external_userid, state=state, name=name, unionid=unionid)
         code = None
@@ -139,10 +143,10 @@ class Simulator:
         return await self._end_relation(userid, external_userid, "del_external_contact", source)
 
     def confirm_group_msg(self, msgid: str, userid: str | None = None) -> MsgTemplate:
-        """The member confirms a group-send task in the client (§7.1); no callback."""
+        """The member confirms a group-send task in the client (docs/platform.md#group-send-tasks); no callback."""
         return confirm_msg_template(self.state, msgid, userid)
 
-    # --- WeCom customer groups (§3.2, §4.3) ---------------------------------------------------
+    # --- WeCom customer groups (docs/platform.md#customer-group-events, #group-detail) --------
 
     async def create_group(
         self, owner: str, name: str = "", members: Sequence[str] = (), chat_id: str | None = None
@@ -241,7 +245,7 @@ class Simulator:
         s.groups[chat_id].dismissed = True
         return await self._push_wecom(xml_events.chat_event(s.accounts.corp_id, s.ts(), chat_id, "dismiss"), 0)
 
-    # --- WeCom 微信客服 (§7.4) -------------------------------------------------------------------
+    # --- WeCom 微信客服 (docs/platform.md#wecom-kf) ----------------------------------------------
 
     async def kf_customer_writes(self, open_kfid: str, external_userid: str, content: str) -> Delivery:
         """A WeChat user writes to a kf account: the message waits for ``kf/sync_msg``, the 48 h /
@@ -255,7 +259,7 @@ class Simulator:
         s.kf_tokens[token] = s.now()
         return await self._push_wecom(xml_events.kf_event(s.accounts.corp_id, s.ts(), token, open_kfid), 0)
 
-    # --- Official Account (§8.1, §8.4, §8.6) --------------------------------------------------
+    # --- Official Account (docs/platform.md#follow-and-scan-events, #customer-service-messages, #menu-events) ---
 
     def _follower(self, openid: str) -> OaFollower:
         follower = self.state.followers.get(openid)
@@ -313,7 +317,8 @@ class Simulator:
         return await self._mp_event(openid, "CLICK", key)
 
     async def send_text(self, openid: str, content: str, *, duplicates: int = 0) -> Delivery:
-        """The user writes text (with a 64-bit ``MsgId``); opens the 5-in-48-h window (§8.4)."""
+        """The user writes text (with a 64-bit ``MsgId``); opens the 5-in-48-h window
+        (docs/platform.md#customer-service-messages)."""
         s = self.state
         follower = self._follower(openid)
         follower.message_window = ServiceWindow(s.now(), *MESSAGE_WINDOW)

@@ -29,7 +29,7 @@ class FollowUser:
     description: str = ""
     tag_ids: list[str] = field(default_factory=list)
     oper_userid: str = ""
-    active: bool = True  # False once either side deleted the other (§3.1)
+    active: bool = True  # False once either side deleted the other (docs/platform.md#customer-events)
 
 
 @dataclass
@@ -40,12 +40,13 @@ class ExternalContact:
     type: int = 1  # 1 = WeChat user, 2 = WeCom user
     gender: int = 0
     follow: dict[str, FollowUser] = field(default_factory=dict)
-    welcomes: list[dict[str, Any]] = field(default_factory=list)  # delivered welcome bodies (§5.1)
+    # docs/platform.md#welcome-messages
+    welcomes: list[dict[str, Any]] = field(default_factory=list)  # delivered welcome bodies
 
 
 @dataclass
 class WelcomeCode:
-    """A ``WelcomeCode`` from ``add_external_contact``: valid 20 s, usable once (§5.1)."""
+    """A ``WelcomeCode`` from ``add_external_contact``: valid 20 s, usable once (docs/platform.md#welcome-messages)."""
 
     code: str
     userid: str
@@ -61,7 +62,7 @@ class CorpTag:
     group_id: str
     create_time: int
     order: int = 0
-    created_by_api: bool = True  # an app may edit/delete only the tags it created (§6)
+    created_by_api: bool = True  # an app may edit/delete only the tags it created (docs/platform.md#corp-tags)
 
 
 @dataclass
@@ -76,7 +77,8 @@ class CorpTagGroup:
 
 @dataclass
 class GroupMember:
-    """``groupchat/get`` → ``member_list[]`` (§4.3). ``join_scene``: 1 direct, 2 link, 3 QR code."""
+    """``groupchat/get`` → ``member_list[]``
+    (docs/platform.md#group-detail). ``join_scene``: 1 direct, 2 link, 3 QR code."""
 
     userid: str
     type: int  # 1 corp member, 2 external contact
@@ -114,7 +116,8 @@ class ChannelCode:
 
 @dataclass
 class SendResult:
-    """One target of a group-send task; ``status`` as in ``get_groupmsg_send_result`` (§7.1)."""
+    """One target of a group-send task; ``status`` as in ``get_groupmsg_send_result``
+    (docs/platform.md#group-send-tasks)."""
 
     userid: str
     external_userid: str | None = None
@@ -146,7 +149,8 @@ class KfMessage:
 
 @dataclass
 class ServiceWindow:
-    """A span in which the platform lets the account write first (§7.4 kf, §8.4 OA)."""
+    """A span in which the platform lets the account write first (kf:
+    docs/platform.md#wecom-kf; OA: #customer-service-messages)."""
 
     opened_at: datetime
     seconds: int
@@ -212,7 +216,8 @@ class Media:
 
 @dataclass
 class WelcomeTemplate:
-    """A group welcome template (§5.2): ``content`` is ``text`` plus at most one attachment field, as sent."""
+    """A group welcome template
+    (docs/platform.md#group-welcome-templates): ``content`` is ``text`` plus at most one attachment field, as sent."""
 
     template_id: str
     content: dict[str, Any]

@@ -1,16 +1,19 @@
-"""Official Account APIs under ``/mp/cgi-bin/`` (reference §8; token endpoints in ``tokens.py``).
+"""Official Account APIs under ``/mp/cgi-bin/`` (docs/platform.md#official-account; token endpoints in ``tokens.py``).
 
-* ``message/custom/send`` (§8.4): the user writing opens 5 messages / 48 h; follow, scan and menu
+* ``message/custom/send``
+  (docs/platform.md#customer-service-messages): the user writing opens 5 messages / 48 h; follow, scan and menu
   CLICK open 3 messages / 1 minute. Outside every window, or for an unfollowed user → **45015**
   "response out of time limit or subscription is canceled"; inside a window whose quota is used up →
-  **45047** "out of response count limit". ``news`` with more than 1 article → 45008 (§8.3).
+  **45047** "out of response count limit". ``news`` with more than 1 article → 45008 (docs/platform.md#passive-replies).
 * ``tags/*`` (user-tag management page): name ≤ 30 (45158), unique (45157), ≤ 100 tags (45056);
   batchtagging ≤ 50 openids (40032), unknown tag 45159, ≤ 20 tags per user (45059).
-* ``qrcode/create`` (§8.2): ``scene_str`` 1–64 chars, permanent ``scene_id`` 1–100000, temp
+* ``qrcode/create``
+  (docs/platform.md#parametric-qr-codes): ``scene_str`` 1–64 chars, permanent ``scene_id`` 1–100000, temp
   ``expire_seconds`` default 30 and capped at 2592000; a body without the ``scene`` level yields scene
   0, as on the real platform. Invalid arguments → 40097 "invalid args".
-* ``user/info`` (§8.1): unfollowed users answer ``{"subscribe": 0, "openid": ...}``.
-* ``template/send`` (§8.5): 43004 not following, 40037 unknown template, ``client_msg_id`` delivers
+* ``user/info`` (docs/platform.md#follow-and-scan-events): unfollowed users answer ``{"subscribe": 0, "openid": ...}``.
+* ``template/send``
+  (docs/platform.md#template-messages): 43004 not following, 40037 unknown template, ``client_msg_id`` delivers
   once per openid within 10 minutes (the repeat answers the first msgid).
 """
 
@@ -114,7 +117,8 @@ def batchtagging(state: SimState, req: ApiRequest) -> dict[str, Any]:
 def _qr_scene(action: str, info: dict[str, Any]) -> tuple[int | None, str | None]:
     scene = info.get("scene")
     if not isinstance(scene, dict):
-        return 0, None  # the common bug of omitting the ``scene`` level → scene 0 (§8.2)
+        # docs/platform.md#parametric-qr-codes
+        return 0, None  # the common bug of omitting the ``scene`` level → scene 0
     if "STR" in action:
         value = scene.get("scene_str")
         if not isinstance(value, str) or not 1 <= len(value) <= 64:

@@ -1,12 +1,14 @@
-"""The platform side of callbacks: sign, encrypt, POST, retry like WeChat (reference §1, §2).
+"""The platform side of callbacks: sign, encrypt, POST, retry like WeChat
+(docs/platform.md#callback-crypto, #timeouts-retries-and-dedup).
 
-* WeCom (§1.3): ``POST url?msg_signature&timestamp&nonce`` with the envelope
+* WeCom (docs/platform.md#wecom-callbacks): ``POST url?msg_signature&timestamp&nonce`` with the envelope
   ``<xml><ToUserName/><Encrypt/><AgentID/></xml>``; receive id = CorpID; ``msg_signature`` =
   sha1(sorted(token, timestamp, nonce, Encrypt)).
-* Official Account (§1.4): plain mode sends ``signature`` (sha1 of token, timestamp, nonce),
+* Official Account (docs/platform.md#oa-safe-mode): plain mode sends ``signature`` (sha1 of token, timestamp, nonce),
   ``timestamp``, ``nonce``, ``openid`` and the plaintext body; safe mode adds ``encrypt_type=aes`` and
   ``msg_signature`` and sends ``<xml><ToUserName/><Encrypt/></xml>`` encrypted for the AppID.
-* Delivery (§2.1, §2.3): an answer other than HTTP 200 within ``timeout`` (5 s) is a failure and
+* Delivery
+  (docs/platform.md#timeouts-retries-and-dedup): an answer other than HTTP 200 within ``timeout`` (5 s) is a failure and
   the same plaintext is sent again, freshly encrypted, up to ``retries`` (3) more times. The retry
   interval is undocumented; by default we resend at once, ``retry_delay`` waits that many (real)
   seconds between attempts — a refused connection fails in a millisecond, so without a delay all

@@ -145,7 +145,7 @@ class SimState:
         self.injected: dict[str, list[tuple[int, str]]] = {}
         self.faults = Faults(_inject=self.inject_error)  # test-only: nothing happens unless armed
         self.auto_confirm_group_msgs = False
-        self.robots: dict[str, str] = {}  # group robot webhook key → chat_id (§7.3)
+        self.robots: dict[str, str] = {}  # group robot webhook key → chat_id (docs/platform.md#group-robots)
         self.robot_sends: dict[str, list[datetime]] = {}  # key → recent send times (20/min limit)
         self._seq = 0
 
@@ -172,7 +172,8 @@ class SimState:
         return last, group.member_version
 
     def month_cap(self) -> tuple[str, int]:
-        """(month key, cap): each customer/group receives ≤ "days in the month" mass messages (§7.1)."""
+        """(month key, cap): each customer/group receives ≤ "days in the month" mass messages
+        (docs/platform.md#group-send-tasks)."""
         local = self.now().astimezone(self.tz)
         return f"{local:%Y-%m}", calendar.monthrange(local.year, local.month)[1]
 

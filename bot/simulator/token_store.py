@@ -89,7 +89,7 @@ class TokenStore:
             raise ApiError(45011, "api minute-quota reach limit  mustslower  retry next minute")
 
     def revoke_all(self) -> None:
-        """Invalidate every token early (WeCom "may invalidate a token early", §9.1)."""
+        """Invalidate every token early (WeCom "may invalidate a token early", docs/platform.md#wecom-tokens)."""
         for token in self._tokens.values():
             token.revoked = True
 

@@ -1,9 +1,11 @@
-"""access_token issuing and checking, per reference §9.
+"""access_token issuing and checking, per docs/platform.md#access-tokens-and-rate-limits.
 
 * WeCom ``gettoken`` ([W:91039]): 7200 s; re-fetching within validity returns the same token (the
-  older doc wording, §9.1 — the 2024 page is silent, we keep the documented behaviour).
-* OA ``token`` (§9.3): every fetch issues a new token; the previous one keeps working for 5 minutes.
-* OA ``stable_token`` (§9.3, [MP:doc/service/api/base/api_getstableaccesstoken]): isolated from
+  older doc wording, docs/platform.md#wecom-tokens — the 2024 page is silent, we keep the documented behaviour).
+* OA ``token``
+  (docs/platform.md#oa-tokens-and-quotas): every fetch issues a new token; the previous one keeps working for 5 minutes.
+* OA ``stable_token``
+  (docs/platform.md#oa-tokens-and-quotas, [MP:doc/service/api/base/api_getstableaccesstoken]): isolated from
   ``token``; normal mode returns the current token and renews it 5 minutes before expiry (old and new
   both valid meanwhile); ``force_refresh`` invalidates the previous token at once, at most 20 times a
   day with ≥ 30 s between calls.
@@ -49,7 +51,8 @@ def _check_app(state: SimState, grant_type: object, appid: object, secret: objec
 
 
 def mp_token(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """OA ``GET /cgi-bin/token`` (§9.3): a new token each call, the previous one lives 5 more minutes."""
+    """OA ``GET /cgi-bin/token`` (docs/platform.md#oa-tokens-and-quotas): a new token each call;
+    the previous one lives 5 more minutes."""
     q = req.query
     _check_app(state, q.get("grant_type"), q.get("appid"), q.get("secret"))
     token = state.tokens.issue_mp()
@@ -57,7 +60,8 @@ def mp_token(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 
 def mp_stable_token(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """OA ``POST /cgi-bin/stable_token`` (§9.3); ``force_refresh`` must be a JSON boolean."""
+    """OA ``POST /cgi-bin/stable_token`` (docs/platform.md#oa-tokens-and-quotas);
+    ``force_refresh`` must be a JSON boolean."""
     b = req.body
     _check_app(state, b.get("grant_type"), b.get("appid"), b.get("secret"))
     force = b.get("force_refresh", False)

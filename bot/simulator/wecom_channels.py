@@ -1,4 +1,4 @@
-"""WeCom channel codes and group detail (reference §4.1–§4.3).
+"""WeCom channel codes and group detail (docs/platform.md#channel-codes).
 
 * 联系我 ``add/get/update/del_contact_way`` ([W:96348]): ``type`` 1|2 (41037 missing, 41039 bad),
   ``scene`` 1|2 (41038 missing, 41040 bad), ``state`` and ``remark`` ≤ 30 chars (40058 "不合法的参数"),
@@ -194,7 +194,8 @@ def _join_way(state: SimState, body: dict[str, Any]) -> ChannelCode:
 
 
 def add_join_way(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``groupchat/add_join_way``: answers ``config_id``; the QR comes from ``get_join_way`` (§4.2)."""
+    """``groupchat/add_join_way``: answers ``config_id``; the QR comes from ``get_join_way``
+    (docs/platform.md#join-group-codes)."""
     way = ChannelCode(_new_config_id(state), _join_way_fields(state, req.body), _qr(state, req.origin))
     state.join_ways[way.config_id] = way
     return {"config_id": way.config_id}
@@ -239,7 +240,7 @@ def group_json(state: SimState, g: GroupChat, need_name: bool) -> dict[str, Any]
 
 
 def groupchat_get(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``externalcontact/groupchat/get`` ``{chat_id, need_name}`` → ``group_chat`` (§4.3)."""
+    """``externalcontact/groupchat/get`` ``{chat_id, need_name}`` → ``group_chat`` (docs/platform.md#group-detail)."""
     group = state.groups.get(need_str(req.body, "chat_id", CHAT_NOT_FOUND))
     if group is None:
         raise ApiError(CHAT_NOT_FOUND, "invalid chatid")

@@ -1,6 +1,7 @@
-"""WeCom customer APIs: welcome message, customer detail, tagging (reference §5.1, §4.3, §6).
+"""WeCom customer APIs: welcome message, customer detail, tagging
+(docs/platform.md#welcome-messages, #group-detail, #corp-tags).
 
-Reminder from §3: changes made through these APIs never produce callbacks.
+Reminder from docs/platform.md#customer-events: changes made through these APIs never produce callbacks.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 WELCOME_CODE_TTL = timedelta(seconds=20)
 MAX_ATTACHMENTS = 9
 MAX_CORP_TAGS = 3000
-# One alternative set of required fields per attachment msgtype (§5.1; "image" takes either).
+# One alternative set of required fields per attachment msgtype
+# (docs/platform.md#welcome-messages; "image" takes either).
 _ATTACHMENT_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "image": (("media_id",), ("pic_url",)),
     "link": (("title", "url"),),
@@ -42,7 +44,8 @@ _BYTE_LIMITS = {("link", "title"): 128, ("link", "desc"): 512, ("miniprogram", "
 
 
 def check_text(body: dict[str, Any], limit_bytes: int = 4000) -> str:
-    """``text.content`` (optional); over the limit → 45002 (limit 4000 bytes, §5.1 UNVERIFIED)."""
+    """``text.content`` (optional); over the limit → 45002 (limit 4000 bytes, unconfirmed,
+    docs/platform.md#welcome-messages)."""
     text = body.get("text")
     if text is None:
         return ""
@@ -55,7 +58,8 @@ def check_text(body: dict[str, Any], limit_bytes: int = 4000) -> str:
 
 
 def check_attachments(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Validate ``attachments`` (§5.1/§7.1): ≤ 9, known msgtype (else 41065), required fields."""
+    """Validate ``attachments``
+    (docs/platform.md#welcome-messages, #group-send-tasks): ≤ 9, known msgtype (else 41065), required fields."""
     items = body.get("attachments", [])
     if not isinstance(items, list):
         raise ApiError(INVALID_PARAM, "attachments must be a list")
@@ -78,12 +82,12 @@ def check_attachments(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def send_welcome_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``externalcontact/send_welcome_msg`` (§5.1, [W:92137]).
+    """``externalcontact/send_welcome_msg`` (docs/platform.md#welcome-messages, [W:92137]).
 
     The code is valid for 20 s after the add event and works once. Errcodes: 41049 missing code;
     41050 "无效的欢迎语code" for an unknown **or expired** code — the global errcode table's hint for
     41050 reads "welcome_code具有时效性，须在添加好友后20秒内使用" ([W:90313]), which makes it the
-    documented answer for expiry (§5.1 had left this open); 41051 "externaluser has started
+    documented answer for expiry (docs/platform.md#welcome-messages); 41051 "externaluser has started
     chatting" for a code already used. A code is valid while less than 20 s have passed (strict).
     An invalid body does not consume the code. Attachment media ids must come from ``media/upload``
     and be less than 3 days old (40007, :func:`bot.simulator.wecom_media.check_media_ids`).
@@ -140,7 +144,8 @@ def _follow_json(state: SimState, f: FollowUser) -> dict[str, Any]:
 
 def get_contact(state: SimState, req: ApiRequest) -> dict[str, Any]:
     """``GET externalcontact/get?external_userid=`` ([W:96315]): 41035 missing, 40096 unknown, 84061
-    when no member follows the customer any more. ``follow_user[].state`` carries the channel (§4.3)."""
+    when no member follows the customer any more. ``follow_user[].state`` carries the channel
+    (docs/platform.md#group-detail)."""
     ext = req.query.get("external_userid")
     if not ext:
         raise ApiError(41035, "missing external userid")
@@ -163,7 +168,8 @@ def get_contact(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 
 def mark_tag(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``externalcontact/mark_tag`` ([W:92697], §6): the customer must follow ``userid`` (84061); tags
+    """``externalcontact/mark_tag`` ([W:92697],
+    docs/platform.md#corp-tags): the customer must follow ``userid`` (84061); tags
     must exist (40068); add/remove not both empty; ≤ 3000 tags per (member, customer)."""
     b = req.body
     _, follow = _relation(state, need_str(b, "userid", 41009), need_str(b, "external_userid", 41035))

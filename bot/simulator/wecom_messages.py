@@ -1,9 +1,11 @@
-"""WeCom sending APIs: group-send tasks (§7.1), 微信客服 kf (§7.4) and app messages (§9.2).
+"""WeCom sending APIs: group-send tasks (docs/platform.md#group-send-tasks), 微信客服 kf
+(docs/platform.md#wecom-kf) and app messages (docs/platform.md#app-messages).
 
 * ``add_msg_template`` ([W:92135]) only creates a task; nothing reaches a customer until the member
   confirms (:func:`confirm_msg_template`, or ``state.auto_confirm_group_msgs``). Targets that are not
   the sender's customers go to ``fail_list``; the monthly receive cap ("days in the month" per
-  customer / per group, §7.1) is applied when the member confirms and shows as send-result status 3.
+  customer / per group,
+  docs/platform.md#group-send-tasks) is applied when the member confirms and shows as send-result status 3.
   No valid target → 41048 "无可发送的客户"; unknown msgid → 41047, missing → 41046.
 * ``remind_groupmsg_send``: ≤ 3 reminders per message per 24 h; the 4th → 45009 (no specific
   errcode is published).
@@ -61,7 +63,7 @@ def _group_targets(state: SimState, b: dict[str, Any], sender: str) -> list[Send
 
 
 def add_msg_template(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``externalcontact/add_msg_template`` → ``msgid`` + ``fail_list`` (§7.1)."""
+    """``externalcontact/add_msg_template`` → ``msgid`` + ``fail_list`` (docs/platform.md#group-send-tasks)."""
     b = req.body
     chat_type = b.get("chat_type", "single")
     if chat_type not in ("single", "group"):
@@ -199,7 +201,7 @@ def _kf_row(m: KfMessage) -> dict[str, Any]:
 
 
 def kf_sync_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``kf/sync_msg`` (§7.4): pull customer messages/events; API-sent messages are not returned.
+    """``kf/sync_msg`` (docs/platform.md#wecom-kf): pull customer messages/events; API-sent messages are not returned.
 
     ``next_cursor`` is always returned (also on the last page): syncing again from it returns only
     messages that arrived since, which is why the bot stores it per open_kfid. Our cursor is a position
@@ -231,7 +233,7 @@ def kf_sync_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 
 def kf_send_msg(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``kf/send_msg`` (§7.4): 48 h after the customer's last message, at most 5 messages."""
+    """``kf/send_msg`` (docs/platform.md#wecom-kf): 48 h after the customer's last message, at most 5 messages."""
     b = req.body
     touser, open_kfid = need_str(b, "touser"), need_str(b, "open_kfid", 95000)
     need_str(b, "msgtype", 40008)

@@ -1,4 +1,4 @@
-"""Group robot webhooks (§7.3): ``POST /cgi-bin/webhook/send?key=KEY``, no access token.
+"""Group robot webhooks (docs/platform.md#group-robots): ``POST /cgi-bin/webhook/send?key=KEY``, no access token.
 
 * Unknown key → 93000 "invalid webhook url".
 * 20 messages a minute per robot (key); the 21st within 60 s → 45009 "api freq out of limit".

@@ -1,4 +1,4 @@
-"""WeCom corp customer tags: ``get/add/edit/del_corp_tag`` (reference §6, [W:96320]).
+"""WeCom corp customer tags: ``get/add/edit/del_corp_tag`` (docs/platform.md#corp-tags, [W:96320]).
 
 Rules: ≤ 3000 corp tags per corp (40126); names ≤ 30 chars (40058); a duplicate name in one group →
 40071 "标签名字已经存在"; unknown ids → 40068; an app may edit or delete only the tags it created →
@@ -38,7 +38,7 @@ def _group_json(group: CorpTagGroup, tags: list[CorpTag]) -> dict[str, Any]:
 
 def get_corp_tag_list(state: SimState, req: ApiRequest) -> dict[str, Any]:
     """``externalcontact/get_corp_tag_list``: empty filter → all; ``group_id`` wins over ``tag_id``.
-    Larger ``order`` sorts first (§6)."""
+    Larger ``order`` sorts first (docs/platform.md#corp-tags)."""
     group_ids, tag_ids = str_list(req.body, "group_id"), str_list(req.body, "tag_id")
     out = []
     for group in sorted(state.tag_groups.values(), key=lambda g: (-g.order, g.create_time)):
@@ -54,7 +54,7 @@ def get_corp_tag_list(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 
 def _target_group(state: SimState, body: dict[str, Any]) -> CorpTagGroup:
-    """``group_id`` adds to that group; else ``group_name`` (re)uses or creates a group (§6)."""
+    """``group_id`` adds to that group; else ``group_name`` (re)uses or creates a group (docs/platform.md#corp-tags)."""
     group_id = opt_str(body, "group_id")
     if group_id:
         group = state.tag_groups.get(group_id)
@@ -137,7 +137,7 @@ def edit_corp_tag(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 
 def del_corp_tag(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    """``externalcontact/del_corp_tag`` by ``tag_id`` and/or ``group_id`` lists (§6)."""
+    """``externalcontact/del_corp_tag`` by ``tag_id`` and/or ``group_id`` lists (docs/platform.md#corp-tags)."""
     tag_ids, group_ids = str_list(req.body, "tag_id"), str_list(req.body, "group_id")
     if not tag_ids and not group_ids:
         raise ApiError(INVALID_PARAM, "tag_id and group_id can not both be empty")

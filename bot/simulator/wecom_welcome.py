@@ -1,4 +1,5 @@
-"""WeCom group welcome templates: ``externalcontact/group_welcome_template/{add,edit,get,del}`` (§5.2,
+"""WeCom group welcome templates: ``externalcontact/group_welcome_template/{add,edit,get,del}``
+(docs/platform.md#group-welcome-templates,
 [W:92366]).
 
 * Content: ``text.content`` ≤ 3000 bytes (else 45002, as ``send_welcome_msg``'s text) plus at most **one**

@@ -1,4 +1,5 @@
-"""Callback plaintexts exactly as the platform writes them (reference §3, §7.4, §8.1).
+"""Callback plaintexts exactly as the platform writes them
+(docs/platform.md#customer-events, #wecom-kf, #follow-and-scan-events).
 
 Strings go in CDATA, numbers (``CreateTime``, ``JoinScene``, ``QuitScene``, ``MemChangeCnt``,
 ``MsgId``) bare; ``MemChangeList`` holds ``<Item>`` children. WeCom customer events come from
@@ -58,7 +59,7 @@ def contact_event(
     source: str | None = None,
     fail_reason: str | None = None,
 ) -> str:
-    """``change_external_contact`` (§3.1): add/edit/del/del_follow_user/transfer_fail …"""
+    """``change_external_contact`` (docs/platform.md#customer-events): add/edit/del/del_follow_user/transfer_fail …"""
     fields = _wecom_head(corp_id, create_time, "change_external_contact")
     fields += [
         ("ChangeType", change_type),
@@ -85,7 +86,8 @@ def chat_event(
     last_mem_ver: str | None = None,
     cur_mem_ver: str | None = None,
 ) -> str:
-    """``change_external_chat`` (§3.2): create / update (add_member, del_member, …) / dismiss."""
+    """``change_external_chat``
+    (docs/platform.md#customer-group-events): create / update (add_member, del_member, …) / dismiss."""
     fields = _wecom_head(corp_id, create_time, "change_external_chat")
     fields += [("ChatId", chat_id), ("ChangeType", change_type), ("UpdateDetail", update_detail)]
     fields += [("JoinScene", join_scene), ("QuitScene", quit_scene)]
@@ -96,14 +98,14 @@ def chat_event(
 
 
 def tag_event(corp_id: str, create_time: int, tag_id: str, tag_type: str | None, change_type: str) -> str:
-    """``change_external_tag`` (§3.3); ``shuffle`` has no TagType."""
+    """``change_external_tag`` (docs/platform.md#tag-events); ``shuffle`` has no TagType."""
     fields = _wecom_head(corp_id, create_time, "change_external_tag")
     fields += [("Id", tag_id), ("TagType", tag_type), ("ChangeType", change_type)]
     return render(fields)
 
 
 def kf_event(corp_id: str, create_time: int, token: str, open_kfid: str) -> str:
-    """``kf_msg_or_event`` (§7.4): a thin notifier carrying the sync ``Token`` and ``OpenKfId``."""
+    """``kf_msg_or_event`` (docs/platform.md#wecom-kf): a thin notifier carrying the sync ``Token`` and ``OpenKfId``."""
     fields: list[Field] = [
         ("ToUserName", corp_id),
         ("CreateTime", create_time),
@@ -124,7 +126,8 @@ def mp_event(
     event_key: str | None = None,
     ticket: str | None = None,
 ) -> str:
-    """OA event (§8.1, §8.6): subscribe (``qrscene_`` key when via a QR), SCAN, unsubscribe, CLICK…"""
+    """OA event (docs/platform.md#follow-and-scan-events, #menu-events): subscribe (``qrscene_`` key when via a QR),
+    SCAN, unsubscribe, CLICK…"""
     fields: list[Field] = [
         ("ToUserName", original_id),
         ("FromUserName", openid),
@@ -138,7 +141,8 @@ def mp_event(
 
 
 def mp_text(original_id: str, openid: str, create_time: int, content: str, msg_id: int) -> str:
-    """OA text message (§8.3 context): carries ``MsgId`` (the dedup key, §2.3)."""
+    """OA text message (docs/platform.md#passive-replies): carries ``MsgId`` (the dedup key,
+    docs/platform.md#timeouts-retries-and-dedup)."""
     fields: list[Field] = [
         ("ToUserName", original_id),
         ("FromUserName", openid),

@@ -1,6 +1,6 @@
 """``siyu-bot demo``: the real server and a simulated WeChat on a temporary SQLite database.
 
-The story follows PLAYBOOKS.md: an operator syncs the channel codes, customers arrive through a package
+A typical retail private-domain story: an operator syncs the channel codes, customers arrive through a package
 card, a live stream and a poster QR code, each is attributed, welcomed within 20 s and tagged; WeChat
 retries a callback; some customers leave; the channel report closes the loop. Then the Official
 Account's 48-hour drip runs on simulated time (``--speed``). Every step is printed as it happens, from

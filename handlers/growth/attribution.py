@@ -85,7 +85,7 @@ async def tag_locally(ctx: Context, customer: Customer, channel: Channel | None)
 
 
 async def mark_wecom_tags(ctx: Context, userid: str, external_userid: str, tags: list[str]) -> None:
-    """``externalcontact/mark_tag`` with the corp tag ids that ``content sync`` created (reference §6)."""
+    """``externalcontact/mark_tag`` with the corp tag ids that ``content sync`` created (docs/platform.md#corp-tags)."""
     ids = await remote_ids(ctx.session, WECOM_TAG, tags)
     if ids:
         body = {"userid": userid, "external_userid": external_userid, "add_tag": [ids[t] for t in tags if t in ids]}

@@ -1,9 +1,11 @@
 """Official Account follows and scans: attribute by QR scene, tag, welcome in the passive reply.
 
 A follow through a parametric QR arrives as ``subscribe`` with ``qrscene_<scene>``; a follower scanning
-another code arrives as ``SCAN`` (reference §8.1). The channel's welcome depends only on content, so
+another code arrives as ``SCAN``
+(docs/platform.md#follow-and-scan-events). The channel's welcome depends only on content, so
 it is a reply planner (bot/reply_plan.py): the transport answers with it as soon as the receipt is
-committed (§8.3), and the handler, run afterwards, records what was sent without returning it.
+committed
+(docs/platform.md#passive-replies), and the handler, run afterwards, records what was sent without returning it.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ async def welcome_follower(event: Followed | Scanned, ctx: Context) -> None:
 def _welcome_reply(
     content: Content, arrival: Arrival, rng: random.Random, local_time: time
 ) -> tuple[Reply | None, str | None]:
-    """Text reply, or a one-article news reply when the variant leads with a link (§8.3: 1 article)."""
+    """Text reply, or a one-article news reply when the variant leads with a link
+    (docs/platform.md#passive-replies: 1 article)."""
     channel = arrival.channel
     message = content.welcome_for(channel) if channel is not None else None
     if channel is None or message is None:
@@ -118,7 +121,8 @@ async def record_unfollow(event: Unfollowed, ctx: Context) -> None:
 
 @router.on_result("mp_profile")
 async def learn_follower_profile(result: PlatformResult, ctx: Context) -> None:
-    """``user/info`` → unionid, linking the follower to the same person's WeCom contact (§8.1)."""
+    """``user/info`` → unionid, linking the follower to the same person's WeCom contact
+    (docs/platform.md#follow-and-scan-events)."""
     openid, unionid = result.response.get("openid"), result.response.get("unionid")
     if isinstance(openid, str) and isinstance(unionid, str) and unionid:
         customer = await ensure_customer(ctx, "openid", openid)

@@ -1,6 +1,6 @@
 """New WeCom friends: attribute, welcome inside the 20-second welcome_code window, tag, learn the profile.
 
-Order matters (DESIGN "Welcome deadline"): the welcome is queued first with priority 0 and a deadline of
+Order matters (docs/platform.md#welcome-deadline): the welcome is queued first with priority 0 and a deadline of
 ``CreateTime + 20 s``; tags and the profile fetch follow. Nothing slow runs before the welcome — the
 profile is read after it, so ``{nickname}`` falls back to neutral text for a brand-new customer.
 """
@@ -24,7 +24,8 @@ from handlers.growth.tables import Loss, WeComRelation, Welcome
 
 router = Router("friends")
 
-WELCOME_WINDOW = timedelta(seconds=20)  # send_welcome_msg: within 20 s of the event, once (§5.1)
+# docs/platform.md#welcome-messages
+WELCOME_WINDOW = timedelta(seconds=20)  # send_welcome_msg: within 20 s of the event, once
 
 
 @router.on(FriendAdded)

@@ -1,13 +1,17 @@
 """Customer groups: kept current by re-reading ``groupchat/get``, never built from callback deltas.
 
-WeCom's ``change_external_chat`` callbacks (reference §3) are eventually consistent and may be lost or
+WeCom's ``change_external_chat`` callbacks
+(docs/platform.md#customer-group-events) are eventually consistent and may be lost or
 arrive out of order, so a create/update callback is only a trigger: we queue a re-read 2 s later (the
-wait the docs suggest) and reconcile the database with the snapshot (§4.3). The snapshot is the truth;
+wait the docs suggest) and reconcile the database with the snapshot
+(docs/platform.md#group-detail). The snapshot is the truth;
 every change against the database is a conditional write (insert-if-absent, ``UPDATE … WHERE active``),
 so re-runs and overlapping snapshots never double-count a join or a leave.
 
-A member who joins through a 加入群聊 code (§4.2) carries the code's ``state`` in the snapshot: that is
-the attribution. Group welcomes are templates WeCom sends itself (§5.2): there is no per-join send.
+A member who joins through a 加入群聊 code
+(docs/platform.md#join-group-codes) carries the code's ``state`` in the snapshot: that is
+the attribution. Group welcomes are templates WeCom sends itself
+(docs/platform.md#group-welcome-templates): there is no per-join send.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ router = Router("groups")
 
 GROUPCHAT_GET = "externalcontact/groupchat/get"
 SNAPSHOT = "group_snapshot"
-SETTLE = timedelta(seconds=2)  # "可能需要等一段时间(例如2秒)" before groupchat/get is current (§3)
+# docs/platform.md#customer-group-events
+SETTLE = timedelta(seconds=2)  # "可能需要等一段时间(例如2秒)" before groupchat/get is current
 DEBOUNCE_WINDOW = timedelta(seconds=60)  # a busy group is still re-read at least this often
-EXTERNAL = 2  # member_list[].type: 1 corp member, 2 external contact (§4.3)
+EXTERNAL = 2  # member_list[].type: 1 corp member, 2 external contact (docs/platform.md#group-detail)
 
 GroupEvent = GroupCreated | GroupChanged | GroupMembersJoined | GroupMembersLeft
 
@@ -191,7 +196,7 @@ async def _store_join(session: AsyncSession, chat_id: str, member_id: str, value
 
 async def _tag(ctx: Context, customer: Customer, external_userid: str, channel: Channel | None) -> None:
     """The group channel's tags: locally always; in WeCom only through a staff member who has this
-    customer as a friend (``mark_tag`` is per member–customer relationship, §6)."""
+    customer as a friend (``mark_tag`` is per member–customer relationship, docs/platform.md#corp-tags)."""
     if channel is None or channel.platform is not Platform.WECOM_GROUP:
         return  # no join-way state: don't stamp a friend channel's default tags on a group member
     tags = await tag_locally(ctx, customer, channel)

@@ -1,15 +1,16 @@
 """Keyword replies in the Official Account chat (text and menu CLICK), shared with 微信客服
 (``handlers.interactions.kf``).
 
-The answer is the passive reply (reference §8.3). An answer that depends on content alone (inline
+The answer is the passive reply (docs/platform.md#passive-replies). An answer that depends on content alone (inline
 text or a message, without ``{nickname}``) is a reply planner (bot/reply_plan.py): answered as soon as
 the receipt is committed, while the handler only queues the link follow-up. The actions (check-in, a
 draw) depend on state: single-transaction database work whose reply waits for that transaction, inside
 the reply budget — no platform call runs before the reply. Rules are matched at the event's CreateTime.
-A message's link attachment follows as one customer-service message (§8.4: the user's text opens
+A message's link attachment follows as one customer-service message
+(docs/platform.md#customer-service-messages: the user's text opens
 5 sends / 48 h, a menu click 3 / 1 minute).
 
-Menu clicks (§8.6): the button ``key`` names a rule id (``checkin``), or an action (``checkin``,
+Menu clicks (docs/platform.md#menu-events): the button ``key`` names a rule id (``checkin``), or an action (``checkin``,
 ``lottery:<campaign>``), or else it is matched like a text the user typed.
 """
 
@@ -33,8 +34,10 @@ from handlers.interactions.lottery.draw import draw
 
 router = Router("keywords")
 
-MESSAGE_WINDOW = timedelta(hours=48)  # the user wrote: 5 custom messages within 48 h (§8.4)
-CLICK_WINDOW = timedelta(minutes=1)  # a menu click: 3 custom messages within 1 minute (§8.4)
+# docs/platform.md#customer-service-messages
+MESSAGE_WINDOW = timedelta(hours=48)  # the user wrote: 5 custom messages within 48 h
+# docs/platform.md#customer-service-messages
+CLICK_WINDOW = timedelta(minutes=1)  # a menu click: 3 custom messages within 1 minute
 NICKNAME = "nickname"  # the one message variable that needs the customer row
 
 
@@ -123,7 +126,8 @@ def _news(link: LinkAttachment) -> NewsReply:
 
 
 def reply_of(answer: Answer) -> Reply | None:
-    """Text as the passive reply; a link without text is the passive reply itself (one article, §8.3)."""
+    """Text as the passive reply; a link without text is the passive reply itself (one article,
+    docs/platform.md#passive-replies)."""
     if not answer.text:
         return _news(answer.link) if answer.link is not None else None
     return TextReply(answer.text)

@@ -1,4 +1,4 @@
-"""微信客服 (kf): pull the customers' messages, answer them with the keyword engine (reference §7.4).
+"""微信客服 (kf): pull the customers' messages, answer them with the keyword engine (docs/platform.md#wecom-kf).
 
 ``kf_msg_or_event`` carries no content, only a sync ``token`` (valid 10 minutes) and the ``open_kfid``.
 The notification queues ``kf/sync_msg`` from the stored cursor; its answer comes back to

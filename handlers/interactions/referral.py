@@ -1,10 +1,11 @@
 """Referral (老带新): personal invite codes, crediting arrivals, holding, releasing or revoking rewards.
 
-The goal is the new customer's first order, not the add (PLAYBOOKS §3), so the reward is held:
+The goal is the new customer's first order, not the add (retail referral practice), so the reward is held:
 
 * :func:`invite_code_for` gives a customer ``<code_prefix><8 chars>``: their own 联系我 ``state``
-  (``externalcontact/add_contact_way``, reference §4.1) or Official Account QR ``scene_str``
-  (``qrcode/create`` QR_LIMIT_STR_SCENE, §8.2; ≤ 100,000 permanent codes per account) via the outbox.
+  (``externalcontact/add_contact_way``, docs/platform.md#contact-me-codes) or Official Account QR ``scene_str``
+  (``qrcode/create`` QR_LIMIT_STR_SCENE,
+  docs/platform.md#parametric-qr-codes; ≤ 100,000 permanent codes per account) via the outbox.
 * An add/follow whose State/scene is such a code credits the inviter (a ``held`` Referral) — only if
   the invitee is genuinely new: no customer row before this arrival (this router runs before friends/
   follow create one), not the inviter, never referred before (unique invitee). Others are recorded

@@ -164,7 +164,7 @@ class Referral(Base):
 
 
 class KfCursor(Base):
-    """``kf/sync_msg`` cursor per customer-service account (reference §7.4)."""
+    """``kf/sync_msg`` cursor per customer-service account (docs/platform.md#wecom-kf)."""
 
     __tablename__ = "kf_cursors"
 

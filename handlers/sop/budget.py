@@ -4,11 +4,12 @@ Every automated message — a drip step, a group post — asks :func:`decide` be
 leaves one :class:`~handlers.sop.tables.ContactLedger` row with :func:`record`, whether it was sent, deferred or
 skipped, with the reason (``sop status`` shows them). Only ``sent`` rows spend the budget.
 
-Rules, in the order they are checked (PLAYBOOKS §3: every message spends the customer's patience):
+Rules, in the order they are checked (every message spends the customer's patience):
 
 1. **Quiet hours** (``budget.quiet_hours``, local time in the configured timezone) → *defer* to the end
    of the quiet hours.
-2. **Platform quota** for group-send tasks (``externalcontact/add_msg_template``, reference §7.1): each
+2. **Platform quota** for group-send tasks (``externalcontact/add_msg_template``,
+   docs/platform.md#group-send-tasks): each
    customer / group receives at most "days in the month" (or 7 per week, or 1 per day, as the corp's
    admin chose: ``budget.group_send_quota``) → *skip*: the platform would refuse the task anyway
    (send-result status 3), and a stale message is worse than none. Counted from our own sent rows of
@@ -78,7 +79,8 @@ def awake(at: datetime, window: Window | None, tz: tzinfo) -> datetime:
 
 
 def quota_period(at: datetime, policy: QuotaPolicy, tz: tzinfo) -> tuple[datetime, datetime, int]:
-    """(start, end, cap) of the platform's group-send receive period containing ``at`` (§7.1)."""
+    """(start, end, cap) of the platform's group-send receive period containing ``at``
+    (docs/platform.md#group-send-tasks)."""
     day = at.astimezone(tz).date()
     if policy is QuotaPolicy.ONE_PER_DAY:
         start = local_day_start(day, tz)

@@ -177,7 +177,8 @@ async def _then_tags(ctx: Context, customer: Customer, drip: Drip, enrolment_id:
 
 
 async def _mark_on_platforms(ctx: Context, customer: Customer, tags: list[str], key: str) -> None:
-    """Corp tags through the customer's staff member (§6) and Official Account tags (``batchtagging``).
+    """Corp tags through the customer's staff member
+    (docs/platform.md#corp-tags) and Official Account tags (``batchtagging``).
 
     Keys are global per enrolment: the step worker has no receipt to scope them by."""
     staff = await active_staff(ctx, customer.id)
@@ -192,7 +193,8 @@ async def _mark_on_platforms(ctx: Context, customer: Customer, tags: list[str], 
 
 
 async def active_staff(ctx: Context, customer_id: int) -> str | None:
-    """The staff member the customer added most recently and still has (group sends go to them, §7.1)."""
+    """The staff member the customer added most recently and still has (group sends go to them,
+    docs/platform.md#group-send-tasks)."""
     staff: str | None = await ctx.session.scalar(
         select(WeComRelation.staff_userid)
         .where(WeComRelation.customer_id == customer_id, WeComRelation.active)

@@ -7,13 +7,15 @@ outcome leaves a ledger row with its reason; the last step settled completes the
 
 Deliveries:
 
-* ``mp_custom`` — ``message/custom/send`` (§8.4), only with a slot of an open window
+* ``mp_custom`` — ``message/custom/send``
+  (docs/platform.md#customer-service-messages), only with a slot of an open window
   (:mod:`handlers.sop.mp_windows`), the window's end as the outbox deadline; never sent to fail with 45015.
   Outside every window nothing we do can open one: only the customer writing can. The step then
   *waits* — stays pending, re-checked every :data:`WINDOW_RECHECK` — while it is within
   ``budget.missed_after`` of its due time, and is then skipped with "outside the customer-service
   window". One message per step: link and mini-program attachments become ``<a>`` links in the text.
-* ``wecom_task_single`` — ``externalcontact/add_msg_template`` with ``chat_type: single`` (§7.1), sender =
+* ``wecom_task_single`` — ``externalcontact/add_msg_template`` with ``chat_type: single``
+  (docs/platform.md#group-send-tasks), sender =
   the staff member the customer most recently added (still a friend); the staff confirms in the client.
   The task's ``msgid`` is kept in the outbox row's ``result`` (``drip_steps.outbox_id`` points to it).
 * ``app_to_owner`` — ``message/send`` app text to that staff member with the content, to send by hand.
@@ -184,7 +186,8 @@ async def _wecom_task(
     if rendered.text:
         body["text"] = {"content": rendered.text}
     if rendered.attachments:
-        body["attachments"] = [dict(a) for a in rendered.attachments[:9]]  # ≤ 9 attachments (§7.1)
+        # docs/platform.md#group-send-tasks
+        body["attachments"] = [dict(a) for a in rendered.attachments[:9]]  # ≤ 9 attachments
     return ctx.call_platform("wecom", "externalcontact/add_msg_template", body, key=f"global:drip:{step.id}")
 
 

@@ -1,6 +1,6 @@
 """The due-step poll: per-customer drip steps are rows with ``due_at``, claimed and run here.
 
-No scheduler job per customer (DESIGN "Scheduling"): a frequent poll reads the partial index
+No scheduler job per customer (docs/operations.md, "Scheduling"): a frequent poll reads the partial index
 ``ix_drip_steps_due_pending`` (pending rows by ``due_at``) and claims a batch:
 
 * PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` then ``claimed_until = now + lease`` in one short

@@ -73,7 +73,7 @@ async def start_follow_drips(event: Followed, ctx: Context) -> None:
 
 @router.on(Scanned, MenuClicked)
 async def open_event_window(event: Scanned | MenuClicked, ctx: Context) -> None:
-    """SCAN and CLICK open the 3-sends-in-1-minute window (§8.4, §8.6)."""
+    """SCAN and CLICK open the 3-sends-in-1-minute window (docs/platform.md#customer-service-messages, #menu-events)."""
     await window_opened(ctx.session, event.openid, "event", _at(event.create_time), ctx.now())
 
 

@@ -1,6 +1,6 @@
 """Scheduled group posts: fire → resolve groups → per-group budget → one send per owner (or robot).
 
-Exactly once across replicas and crashes (DESIGN "Scheduling"): each fire is a set of ``group_fires``
+Exactly once across replicas and crashes (docs/operations.md, "Scheduling"): each fire is a set of ``group_fires``
 rows unique on (post, fire time, target). A marker row (target ``"post"``) says the fire started
 (``firing``) and finished (``done``) or was ``missed``. Each target — ``owner:<userid>`` for a group-send
 task or an app message, ``robot:<chat_id>`` for a webhook — is inserted with ``ON CONFLICT DO NOTHING``
@@ -58,7 +58,7 @@ class Batch:
 
 
 def plan(post: GroupPost, groups: list[KnownGroup]) -> list[Batch]:
-    """One batch per owner (≤ 2000 groups each, §7.1) — or per group for robot webhooks."""
+    """One batch per owner (≤ 2000 groups each, docs/platform.md#group-send-tasks) — or per group for robot webhooks."""
     if post.delivery is Delivery.GROUP_ROBOT:
         return [Batch(f"robot:{g.chat_id}", [g.chat_id]) for g in groups]
     out = []
@@ -259,7 +259,8 @@ async def _fire_of(ctx: Context, call_id: int | None) -> GroupFire | None:
 
 @router.on_result(TASK_CREATED)
 async def record_task_created(result: PlatformResult, ctx: Context) -> None:
-    """``add_msg_template`` answered: keep the ``msgid`` for results and reminders (§7.1)."""
+    """``add_msg_template`` answered: keep the ``msgid`` for results and reminders
+    (docs/platform.md#group-send-tasks)."""
     fire = await _fire_of(ctx, result.call_id)
     msgid = result.response.get("msgid")
     if fire is None or not isinstance(msgid, str):

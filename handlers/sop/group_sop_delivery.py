@@ -1,11 +1,13 @@
-"""What each honest delivery mode sends (DESIGN "Platform reality"; reference §7).
+"""What each honest delivery mode sends (docs/platform.md#no-bot-in-customer-groups).
 
-* ``wecom_task_group`` — ``externalcontact/add_msg_template`` chat_type ``group`` [W:92135] (§7.1): one
+* ``wecom_task_group`` — ``externalcontact/add_msg_template`` chat_type ``group`` [W:92135]
+  (docs/platform.md#group-send-tasks): one
   task per owner (``sender`` is required) for up to 2000 of that owner's groups; nothing is posted until
   the owner confirms in the client; at most 9 attachments.
-* ``app_to_owner`` — ``message/send`` text to the owner (§9.2 app message): the content, its links and the
+* ``app_to_owner`` — ``message/send`` text to the owner (docs/platform.md#app-messages): the content, its links and the
   names of the groups to post in; the owner posts by hand.
-* ``group_robot`` — ``webhook/send`` (§7.3), text ≤ 2048 bytes, 20 messages a minute per robot; sent
+* ``group_robot`` — ``webhook/send``
+  (docs/platform.md#group-robots), text ≤ 2048 bytes, 20 messages a minute per robot; sent
   through :class:`handlers.sop.group_sop_robots.RobotCaller` so the webhook key never reaches the database.
 """
 
@@ -19,10 +21,10 @@ from bot.content.render import Rendered
 from bot.context import Context
 from handlers.growth.synced import MEDIA, all_remote_ids
 
-MAX_CHAT_IDS = 2000  # add_msg_template chat_id_list (§7.1)
-MAX_ATTACHMENTS = 9  # add_msg_template attachments (§7.1)
-ROBOT_TEXT_BYTES = 2048  # webhook text (§7.3)
-APP_TEXT_BYTES = 2048  # message/send text (§7.2 / [W:90236])
+MAX_CHAT_IDS = 2000  # add_msg_template chat_id_list (docs/platform.md#group-send-tasks)
+MAX_ATTACHMENTS = 9  # add_msg_template attachments (docs/platform.md#group-send-tasks)
+ROBOT_TEXT_BYTES = 2048  # webhook text (docs/platform.md#group-robots)
+APP_TEXT_BYTES = 2048  # message/send text (docs/platform.md#app-messages / [W:90236])
 TASK_CREATED = "group_sop.task_created"
 DELIVERED = "group_sop.delivered"
 

@@ -1,6 +1,7 @@
 """Following group-send tasks to a final state, and reconciling tasks interrupted mid-call.
 
-A task created by ``add_msg_template`` waits for the owner's tap (§7.1). :func:`check_group_tasks` runs
+A task created by ``add_msg_template`` waits for the owner's tap
+(docs/platform.md#group-send-tasks). :func:`check_group_tasks` runs
 from the scheduler: for each task whose check is due it queues ``get_groupmsg_task`` (one row per member:
 status 0 not sent, 2 sent); once the owner sent it, ``get_groupmsg_send_result`` records each group's
 status (1 sent, 2/3 failed) and the fire is ``confirmed``. Until then the owner is reminded with
@@ -8,7 +9,7 @@ status (1 sent, 2/3 failed) and the fire is ``confirmed``. Until then the owner 
 :data:`MAX_REMINDERS` in all; after :data:`GIVE_UP_AFTER` the fire is ``unconfirmed``. A fire whose
 outbox call failed or expired becomes ``failed`` with the error.
 
-Crash mid-call (DESIGN "Outbox states"): a group-send task is not idempotent — sending twice creates two
+Crash mid-call (docs/operations.md, "Outbox states"): a group-send task is not idempotent — sending twice creates two
 tasks. :class:`TaskReconciler` is the outbox's reconciler for ``add_msg_template`` rows left ``sending``:
 it asks ``get_groupmsg_list_v2`` (chat_type group, the time range since the row was queued, creator =
 sender, filter_type 0 = created by the company) whether the platform has the task. Found → the row is
@@ -38,7 +39,7 @@ SEND_RESULT = "group_sop.send_result"
 CHECK_EVERY = timedelta(hours=2)
 REMIND_AFTER = timedelta(hours=1)  # the owner had an hour to tap "send" before the first reminder
 REMIND_GAP = timedelta(hours=4)
-REMINDS_PER_DAY = 3  # remind_groupmsg_send: ≤ 3 per message per 24 h (§7.1)
+REMINDS_PER_DAY = 3  # remind_groupmsg_send: ≤ 3 per message per 24 h (docs/platform.md#group-send-tasks)
 MAX_REMINDERS = 3
 GIVE_UP_AFTER = timedelta(days=3)
 LIST_PAGES = 20
@@ -147,7 +148,7 @@ def _queue_send_result(ctx: Context, fire: GroupFire, cursor: str) -> None:
 
 @router.on_result(SEND_RESULT)
 async def record_send_result(result: PlatformResult, ctx: Context) -> None:
-    """Each group's status (0 not sent, 1 sent, 2/3 failed, §7.1), page by page."""
+    """Each group's status (0 not sent, 1 sent, 2/3 failed, docs/platform.md#group-send-tasks), page by page."""
     fire = await _by_msgid(ctx, result)
     if fire is None:
         return

@@ -1,4 +1,4 @@
-"""Group robot webhooks (§7.3): keys, a caller that keeps them out of the database, and pacing.
+"""Group robot webhooks (docs/platform.md#group-robots): keys, a caller that keeps them out of the database, and pacing.
 
 Where keys come from: a webhook key is a credential (anyone holding it can post in the group), so it is
 not operator content (reviewed, versioned) but a secret beside the config — a TOML file, by default
@@ -35,7 +35,7 @@ from bot.platform.errors import ApiError
 
 ROBOT_PLATFORM = "robot"
 ROBOT_API = "webhook/send"
-INVALID_KEY = 93000  # §7.3
+INVALID_KEY = 93000  # docs/platform.md#group-robots
 ROBOT_SPACING = timedelta(seconds=3.5)  # ≈ 17 a minute, under the 20/min limit with room for clock skew
 
 

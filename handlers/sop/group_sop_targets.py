@@ -7,7 +7,8 @@ Targets resolve against the groups we know (``group_chats`` rows not dismissed, 
 The per-group budget reads the shared contact ledger (``contact_ledger`` rows with a ``chat_id``):
 
 * quiet hours (configured timezone) — nothing is pushed to owners or groups at night;
-* the platform's receive cap on group-send tasks per group (§7.1: "days in the month" per month by
+* the platform's receive cap on group-send tasks per group
+  (docs/platform.md#group-send-tasks: "days in the month" per month by
   default, or 7 per week / 1 per day as the corp admin chose) — counted from tasks we created, which is
   conservative: a task the owner never confirms still spent its slot here;
 * at most ``max_marketing_per_day`` marketing posts per group per local day.
@@ -75,7 +76,8 @@ def in_quiet_hours(budget: Budget, at: datetime, tz: tzinfo) -> bool:
 
 
 def quota_period(policy: QuotaPolicy, at: datetime, tz: tzinfo) -> tuple[datetime, int]:
-    """The start of the receive-cap period containing ``at`` (local) and the cap in it (§7.1)."""
+    """The start of the receive-cap period containing ``at`` (local) and the cap in it
+    (docs/platform.md#group-send-tasks)."""
     local = at.astimezone(tz)
     day = datetime.combine(local.date(), time(0), tzinfo=tz)
     if policy is QuotaPolicy.ONE_PER_DAY:

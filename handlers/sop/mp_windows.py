@@ -1,4 +1,5 @@
-"""Official Account customer-service windows (reference §8.4): when may we ``message/custom/send``?
+"""Official Account customer-service windows
+(docs/platform.md#customer-service-messages): when may we ``message/custom/send``?
 
 * the user sends a message → **5** sends within **48 h**;
 * the user follows, scans a QR code or clicks a ``click`` menu button → **3** sends within **1 minute**;

@@ -1,6 +1,6 @@
 """Tables of the SOP engine: drip enrolments and their due steps, group-post fires, the contact ledger, orders.
 
-Per-customer timers are rows with ``due_at`` claimed by a frequent poll (DESIGN "Scheduling"), never one
+Per-customer timers are rows with ``due_at`` claimed by a frequent poll (docs/operations.md, "Scheduling"), never one
 scheduler job per customer. A group-post fire is a row unique on (post, fire time, target), so several
 replicas produce one send. Every automated message, sent or not, leaves a ledger row with its reason.
 """
@@ -128,7 +128,8 @@ class ContactLedger(Base):
 
 
 class MpWindow(Base):
-    """The Official Account customer-service windows of one follower (reference §8.4), kept by us.
+    """The Official Account customer-service windows of one follower
+    (docs/platform.md#customer-service-messages), kept by us.
 
     ``message_*``: the user's last message opens 5 sends / 48 h; ``event_*``: the last follow, scan or
     menu click opens 3 sends / 1 minute. ``*_sent`` counts what our automation queued since then

@@ -65,7 +65,7 @@ WELCOME_API = "externalcontact/send_welcome_msg"
 CODE_USED = 41051  # the code was used already (a repeat of a delivered welcome)
 CHANNEL = "pkgcard"  # shipped content: a wecom_friend channel with a welcome message
 STAFF = ("lulu", "axin")
-WELCOME_LIFETIME = 20.0  # seconds a WelcomeCode is valid (§5.1)
+WELCOME_LIFETIME = 20.0  # seconds a WelcomeCode is valid (docs/platform.md#welcome-messages)
 RETRY_DELAY = 3.0  # seconds between a callback's attempts (see the module docstring)
 HEALTHY_WITHIN = 60.0  # a loaded 2-core machine can take a while to import and start
 

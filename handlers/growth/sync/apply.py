@@ -47,7 +47,8 @@ STEPS: dict[tuple[str, Op], Step] = {
 
 
 def parse_corp_tags(resp: JsonObject) -> tuple[dict[str, str], dict[str, str]]:
-    """``get_corp_tag_list`` → ({group_name: group_id}, {"group/tag": tag_id}); deleted ones skipped (§6)."""
+    """``get_corp_tag_list`` → ({group_name: group_id}, {"group/tag": tag_id}); deleted ones skipped
+    (docs/platform.md#corp-tags)."""
     groups: dict[str, str] = {}
     tags: dict[str, str] = {}
     raw = resp.get("tag_group")

@@ -1,11 +1,12 @@
 """Content → the platform objects it asks for, with exactly the fields each API receives.
 
-* Tag groups with ``wecom`` → one corp tag group and its tags (§6, ``add_corp_tag``).
+* Tag groups with ``wecom`` → one corp tag group and its tags (docs/platform.md#corp-tags, ``add_corp_tag``).
 * Tag groups with ``mp`` → flat Official Account tags named like the tag (``tags/create``).
-* ``wecom_friend`` channels → a 「联系我」 QR code (§4.1, scene 2).
-* ``wecom_group`` channels → a 「加入群聊」 QR code (§4.2, scene 2, ≤ 5 chat ids).
-* ``mp`` channels → a permanent string-scene QR code (§8.2, ``QR_LIMIT_STR_SCENE``).
-* ``wecom_group`` channels with a welcome → a group welcome template (§5.2, :mod:`handlers.growth.sync.group_welcome`;
+* ``wecom_friend`` channels → a 「联系我」 QR code (docs/platform.md#contact-me-codes, scene 2).
+* ``wecom_group`` channels → a 「加入群聊」 QR code (docs/platform.md#join-group-codes, scene 2, ≤ 5 chat ids).
+* ``mp`` channels → a permanent string-scene QR code (docs/platform.md#parametric-qr-codes, ``QR_LIMIT_STR_SCENE``).
+* ``wecom_group`` channels with a welcome → a group welcome template
+  (docs/platform.md#group-welcome-templates, :mod:`handlers.growth.sync.group_welcome`;
   the only desired fields that read a file: the sha256 of the attachment file, if any).
 """
 
@@ -17,14 +18,15 @@ from bot.content import Channel, ContactWay, Content, JoinWay, Platform
 from handlers.growth.sync.group_welcome import template_objects
 from handlers.growth.sync.model import CONTACT_WAY, CORP_TAG, CORP_TAG_GROUP, JOIN_WAY, MP_QRCODE, MP_TAG, Desired
 
-QR_SCENE = 2  # scene 2 = QR code: only then does add_contact_way answer qr_code (§4.1)
+QR_SCENE = 2  # scene 2 = QR code: only then does add_contact_way answer qr_code (docs/platform.md#contact-me-codes)
 
 
 def contact_way_type(way: ContactWay) -> int:
     """1 (single member) when every user list the code may ever hold has one member, else 2.
 
     The runtime rotation (schedule, daily limit, backup staff) swaps the code's ``user`` list with
-    ``update_contact_way``; a type-1 code takes exactly one user (§4.1) and ``type`` cannot be updated.
+    ``update_contact_way``; a type-1 code takes exactly one user
+    (docs/platform.md#contact-me-codes) and ``type`` cannot be updated.
     """
     lists = [way.staff, way.backup_staff, *(way.schedule or ())]
     return 1 if all(len(users) <= 1 for users in lists) else 2

@@ -1,4 +1,5 @@
-"""Group welcome templates (入群欢迎语素材, §5.2, [W:92366]) from ``wecom_group`` channels' welcomes.
+"""Group welcome templates (入群欢迎语素材,
+docs/platform.md#group-welcome-templates, [W:92366]) from ``wecom_group`` channels' welcomes.
 
 One template per ``wecom_group`` channel with a welcome message, keyed by the channel code
 (``remote_id`` = ``template_id``). ``content check`` already makes such a welcome fit a template (one
@@ -30,7 +31,8 @@ from bot.platform.wecom_welcome import TemplateAttachment
 from handlers.growth.sync.model import GROUP_WELCOME, MEDIA, Action, Desired
 from handlers.growth.sync.target import SyncTarget, record_of, wanted
 
-NICKNAME = "%NICKNAME%"  # case-sensitive placeholder WeCom replaces with the joiner's nickname (§5.2)
+# docs/platform.md#group-welcome-templates
+NICKNAME = "%NICKNAME%"  # case-sensitive placeholder WeCom replaces with the joiner's nickname
 MEDIA_KEY = "media"  # desired-only field: the attachment file whose media_id goes into the body
 
 

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-CORP_TAG_GROUP = "corp_tag_group"  # remote_id = group_id (§6)
+CORP_TAG_GROUP = "corp_tag_group"  # remote_id = group_id (docs/platform.md#corp-tags)
 CORP_TAG = "corp_tag"  # key "group/tag", remote_id = tag id; handlers pass it to mark_tag
-CONTACT_WAY = "contact_way"  # key channel code, remote_id = config_id, data.qr_code (§4.1)
-JOIN_WAY = "join_way"  # key channel code, remote_id = config_id, data.qr_code (§4.2)
+CONTACT_WAY = "contact_way"  # key channel code, remote_id = config_id, data.qr_code (docs/platform.md#contact-me-codes)
+JOIN_WAY = "join_way"  # key channel code, remote_id = config_id, data.qr_code (docs/platform.md#join-group-codes)
 MP_TAG = "mp_tag"  # key "group/tag", remote_id = OA tag id (int as text)
-MP_QRCODE = "mp_qrcode"  # key channel code, remote_id = ticket, data.url (§8.2)
+MP_QRCODE = "mp_qrcode"  # key channel code, remote_id = ticket, data.url (docs/platform.md#parametric-qr-codes)
 MEDIA = "media"  # key content-relative path, remote_id = media_id, data.sha256 / data.created_at [W:90253]
-GROUP_WELCOME = "group_welcome_template"  # key channel code, remote_id = template_id (§5.2)
+# docs/platform.md#group-welcome-templates
+GROUP_WELCOME = "group_welcome_template"  # key channel code, remote_id = template_id
 
 KIND_ORDER = (CORP_TAG_GROUP, CORP_TAG, MP_TAG, CONTACT_WAY, JOIN_WAY, MP_QRCODE, GROUP_WELCOME)
 CHANNEL_KINDS = (CONTACT_WAY, JOIN_WAY, MP_QRCODE)
@@ -73,7 +74,8 @@ class PlatformState:
     """What a read of the platform showed; ``None`` = not read (planning from records only).
 
     Only tags are read: they can be adopted by name. Channel codes cannot be found again without their
-    ``config_id`` (API-created codes are not listed in the admin console, §4.1), so they come from records.
+    ``config_id`` (API-created codes are not listed in the admin console,
+    docs/platform.md#contact-me-codes), so they come from records.
     """
 
     corp_groups: Mapping[str, str] | None = None  # group_name -> group_id

@@ -1,4 +1,5 @@
-"""Applying Official Account actions: user tags and permanent string-scene QR codes (§8.2).
+"""Applying Official Account actions: user tags and permanent string-scene QR codes
+(docs/platform.md#parametric-qr-codes).
 
 Page for tags: [MP:doc/offiaccount/User_Management/User_Tag_Management.html] — ≤ 100 tags per
 account, names unique (45157), so an existing tag of our name is adopted, never created twice.

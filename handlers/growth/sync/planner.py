@@ -63,8 +63,10 @@ def _new_object(desired: Desired, platform: PlatformState) -> Action:
 def _changed_object(desired: Desired, record: Record) -> Action:
     """A recorded object whose settings changed: update in place when the platform allows it.
 
-    ``type`` of a 「联系我」 code and the scene of an Official Account QR code cannot be edited (§4.1,
-    §8.2), so those changes mean a new code (a new QR to print); the old one keeps working.
+    ``type`` of a 「联系我」 code and the scene of an Official Account QR code cannot be edited
+    (docs/platform.md#contact-me-codes,
+    docs/platform.md#parametric-qr-codes), so those changes mean a new code (a new QR to print); the old one keeps
+    working.
     """
     changes = changed_fields(desired, record)
     replace = desired.kind == MP_QRCODE or (desired.kind == CONTACT_WAY and "type" in changes)

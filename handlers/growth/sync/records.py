@@ -2,7 +2,7 @@
 
 Each save is its own committed transaction, so an interrupted sync keeps every object it created and
 the next run resumes instead of creating duplicates (API-created 「联系我」/「加入群聊」 codes can only
-be managed with their ``config_id``, §4.1/§4.2).
+be managed with their ``config_id``, docs/platform.md#contact-me-codes, #join-group-codes).
 """
 
 from __future__ import annotations

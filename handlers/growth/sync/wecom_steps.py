@@ -1,4 +1,5 @@
-"""Applying WeCom actions: corp tags (§6), 「联系我」 codes (§4.1), 「加入群聊」 codes (§4.2).
+"""Applying WeCom actions: corp tags (docs/platform.md#corp-tags), 「联系我」 codes
+(docs/platform.md#contact-me-codes), 「加入群聊」 codes (docs/platform.md#join-group-codes).
 
 Every created object is saved right after the call that created it. Tags are never edited or deleted:
 an app may edit/delete only the tags it created [W:96320], and tags are identified by name.
