@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import math
 import os
 import platform
@@ -137,7 +136,7 @@ def make_settings(workdir: Path, url: str) -> Any:
     from handlers.demo.run import demo_settings
 
     settings = demo_settings(workdir / "unused.db", str(ROOT / "content"))
-    return dataclasses.replace(settings, database=dataclasses.replace(settings.database, url=DatabaseURL(url)))
+    return settings.model_copy(update={"database": settings.database.model_copy(update={"url": DatabaseURL(url)})})
 
 
 # --- report --------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import platform
 import random
@@ -238,9 +237,8 @@ async def keyword_path(
     ``draw``), the passive reply — timed until the reply is in the slot. The dispatcher runs as
     ``bot.app`` builds it, with the shipped ``pool_size`` (10): one receipt at a time on SQLite, ten on
     PostgreSQL."""
-    settings = dataclasses.replace(
-        svc.settings, database=dataclasses.replace(svc.settings.database, pool_size=DatabaseConfig().pool_size)
-    )
+    database = svc.settings.database.model_copy(update={"pool_size": DatabaseConfig().pool_size})
+    settings = svc.settings.model_copy(update={"database": database})
     dispatcher = Dispatcher([keywords_router], svc.sessions, settings, svc.clock, svc.rng, Metrics(), _ignore, svc)
     now = svc.clock.now()
     events = [

@@ -16,7 +16,6 @@ welcome, the keyword's answer).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -116,7 +115,8 @@ def siyu_app(db_url: str, port: int, platform_port: int, defer_handlers: bool = 
         env={},
     )  # fmt: skip
     if defer_handlers:  # nothing would run what the sweeper re-dispatches: it would only reload them
-        settings = dataclasses.replace(settings, inbox=dataclasses.replace(settings.inbox, sweep_interval_seconds=3600))
+        inbox = settings.inbox.model_copy(update={"sweep_interval_seconds": 3600})
+        settings = settings.model_copy(update={"inbox": inbox})
     configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
     app = build_app(settings, features())
     if defer_handlers:  # diagnostic: receipts stored and replies planned, no handler transaction runs

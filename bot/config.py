@@ -1,37 +1,59 @@
 """Configuration: one TOML file, environment overrides, validation that names the bad key.
 
 Every key can be overridden by ``SIYU_<SECTION>_<KEY>`` (e.g. ``SIYU_WECOM_SECRET``,
-``SIYU_DATABASE_URL``), which is how secrets are meant to reach production. Secrets are held in
-:class:`Secret`, whose ``repr``/``str`` never show the value, so they cannot leak through logs,
-exceptions or ``repr(settings)``.
+``SIYU_DATABASE_URL``; ``SIYU_MP_*`` for ``official_account``), which is how secrets are meant to reach
+production. Parsing, types, ranges and unknown keys are pydantic-settings' job; this module declares the
+sections and the rules pydantic cannot express. Secrets are held in :class:`Secret`, whose ``repr``/``str``
+never show the value, so they cannot leak through logs, exceptions or ``repr(settings)``.
+
+The environment is read by :func:`load_settings` / :func:`build_settings` only: ``Settings()`` is the
+defaults, as a plain value. Settings are frozen; derive variants with ``model_copy(update=...)``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import tomllib
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import core_schema
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
+
+# With PYDANTIC_SETTINGS_DEBUG set, pydantic-settings logs every source's raw values (secrets too) at DEBUG.
+logging.getLogger("pydantic_settings").setLevel(logging.INFO)
 
 
 class ConfigError(ValueError):
-    """A configuration problem, always naming the key (``section.key``) and the reason."""
+    """Configuration problems, one line each: where (file or environment variable), key (``section.key``), why.
 
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"config {key}: {reason}")
-        self.key = key
-        self.reason = reason
+    ``key`` and ``reason`` are the first problem's; ``problems`` holds every ``(key, reason, origin)``.
+    """
+
+    def __init__(self, key: str, reason: str, origin: str | None = None, *more: tuple[str, str, str | None]) -> None:
+        self.key, self.reason = key, reason
+        self.problems = [(key, reason, origin), *more]
+        super().__init__("\n".join(f"{o or 'config'}: {k + ': ' if k else ''}{r}" for k, r, o in self.problems))
 
 
 class Secret:
-    """A string that never shows itself in repr/str/format."""
+    """A string that never shows itself in repr/str/format (nor in a pydantic dump)."""
 
     __slots__ = ("_value",)
 
@@ -54,6 +76,20 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+    @classmethod
+    def _from_config(cls, value: object) -> Secret:
+        if isinstance(value, Secret):
+            return value if type(value) is cls else cls(value.get())
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        return cls(value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._from_config, serialization=core_schema.to_string_ser_schema()
+        )
 
 
 def redact_url(url: str) -> str:
@@ -78,105 +114,6 @@ class DatabaseURL(Secret):
     __str__ = __repr__
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_base_url: str = "http://127.0.0.1:8080"
-    wecom_path: str = "/callback/wecom"
-    mp_path: str = "/callback/mp"
-    max_body_bytes: int = 65536
-    reply_budget_seconds: float = 3.0
-    shutdown_grace_seconds: float = 10.0
-    # Slow clients (``siyu-bot serve``): WeChat sends a small request whole and gives up after 5 s.
-    header_timeout_seconds: float = 5.0  # a request's headers, from connect / its first byte
-    body_timeout_seconds: float = 5.0  # the body, once the headers are in (408 after)
-    max_connections: int = 1000  # beyond it the oldest idle connection is closed (503 if none is idle)
-    # Signs the H5 pages' session cookie; the /h5 pages are served only when it is set (≥ 32 chars).
-    session_secret: Secret = field(default_factory=lambda: Secret(""))
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    url: DatabaseURL = field(default_factory=lambda: DatabaseURL("sqlite+aiosqlite:///var/siyu.db"))
-    pool_size: int = 10
-    echo: bool = False
-
-
-@dataclass(frozen=True)
-class WeComConfig:
-    corp_id: str = ""
-    agent_id: int = 0
-    token: Secret = field(default_factory=lambda: Secret(""))
-    encoding_aes_key: Secret = field(default_factory=lambda: Secret(""))
-    secret: Secret = field(default_factory=lambda: Secret(""))
-    api_base_url: str = "https://qyapi.weixin.qq.com"
-
-    @property
-    def callback_enabled(self) -> bool:
-        return bool(self.corp_id and self.token and self.encoding_aes_key)
-
-
-@dataclass(frozen=True)
-class OfficialAccountConfig:
-    app_id: str = ""
-    app_secret: Secret = field(default_factory=lambda: Secret(""))
-    token: Secret = field(default_factory=lambda: Secret(""))
-    encoding_aes_key: Secret = field(default_factory=lambda: Secret(""))
-    api_base_url: str = "https://api.weixin.qq.com"
-    allow_plain: bool = False
-    # Web authorisation (网页授权) page host: <oauth_base_url>/connect/oauth2/authorize
-    oauth_base_url: str = "https://open.weixin.qq.com"
-
-    @property
-    def callback_enabled(self) -> bool:
-        return bool(self.app_id and self.token)
-
-
-@dataclass(frozen=True)
-class InboxConfig:
-    # How often pending receipts of dead instances (and failed runs due for a retry) are looked for.
-    sweep_interval_seconds: float = 1.0
-    max_attempts: int = 5
-    # A failed handler run is retried after retry_base · 2^(attempt-1) s: 1, 2, 4, 8 s with the default,
-    # so a new friend's receipt still welcomes inside the 20-second welcome_code window.
-    retry_base_seconds: float = 1.0
-    batch_max: int = 32
-
-
-@dataclass(frozen=True)
-class OutboxConfig:
-    poll_interval_seconds: float = 1.0
-    max_attempts: int = 6
-    concurrency: int = 8
-
-
-@dataclass(frozen=True)
-class InstancesConfig:
-    """Every process writes a heartbeat; rows held by a process without one are taken over.
-
-    A process restarted on the same host frees its dead predecessor's rows at once (the pid is gone);
-    another host's dead replica is taken over ``dead_after_seconds`` + one sweep after its last beat.
-    """
-
-    heartbeat_seconds: float = 1.0
-    dead_after_seconds: float = 5.0
-
-
-@dataclass(frozen=True)
-class RedisConfig:
-    url: DatabaseURL = field(default_factory=lambda: DatabaseURL(""))
-
-
-@dataclass(frozen=True)
-class WebhooksConfig:
-    """Webhooks coming in from the brand's systems (``POST /webhooks/orders``, docs/webhooks.md)."""
-
-    orders_secret: Secret = field(default_factory=lambda: Secret(""))  # Standard Webhooks ``whsec_<base64>``
-    tolerance_seconds: int = 300
-    orders_path: str = "/webhooks/orders"
-
-
 def whsec_key(value: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64 of ≥ 24 random bytes)."""
     if not value.startswith("whsec_"):
@@ -190,209 +127,194 @@ def whsec_key(value: str) -> bytes:
     return key
 
 
-@dataclass(frozen=True)
-class AlertsConfig:
+# --- value types: pydantic's lax parsing (env values are strings), minus what today's config refused ---
+
+
+def _rule(ok: Callable[[str], object], reason: str, *, unset_ok: bool = False) -> AfterValidator:
+    """A check pydantic has no keyword for, on the text (a secret's too); ``reason`` never echoes the value."""
+
+    def check(value: Any) -> Any:
+        text = value.get() if isinstance(value, Secret) else value
+        if not (unset_ok and not text) and not ok(text):
+            raise ValueError(reason)
+        return value
+
+    return AfterValidator(check)
+
+
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):  # pydantic would read `port = true` as 1
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+def _bool_word(value: object) -> object:
+    if isinstance(value, bool) or (isinstance(value, str) and value.lower() in _BOOL_WORDS):
+        return value  # pydantic alone would also take 1, "t" and "y"
+    raise ValueError("must be true or false")
+
+
+def _is_timezone(name: str) -> bool:
+    try:
+        return bool(zoneinfo.ZoneInfo(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+
+
+_BOOL_WORDS = {"1", "true", "yes", "on", "0", "false", "no", "off"}
+_HTTP = ("https://", "http://")
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+_AES_KEY = re.compile(r"[A-Za-z0-9]{43}")
+_TOKEN = re.compile(r"[A-Za-z0-9]{1,32}")
+
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+Bool = Annotated[bool, BeforeValidator(_bool_word)]
+UrlPath = Annotated[str, _rule(lambda v: v.startswith("/"), "must start with '/'")]
+AesKey = Annotated[Secret, _rule(_AES_KEY.fullmatch, "must be exactly 43 letters or digits", unset_ok=True)]
+Token = Annotated[Secret, _rule(_TOKEN.fullmatch, "must be 1-32 letters or digits", unset_ok=True)]
+HttpSecret = Annotated[Secret, _rule(lambda v: v.startswith(_HTTP), "must be an http(s) URL", unset_ok=True)]
+# whsec_key raises the reason itself (what is wrong, never the value)
+WebhookSecret = Annotated[Secret, _rule(whsec_key, "", unset_ok=True)]
+SessionSecret = Annotated[
+    Secret,
+    _rule(lambda v: len(v) >= 32, "must be at least 32 characters (it signs the H5 session cookie)", unset_ok=True),
+]
+DbURL = Annotated[
+    DatabaseURL,
+    _rule(
+        lambda v: v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")),
+        "must start with sqlite+aiosqlite:// or postgresql+asyncpg://",
+    ),
+]
+RedisURL = Annotated[
+    DatabaseURL,
+    _rule(
+        lambda v: v.startswith(("redis://", "rediss://", "unix://")),
+        "must be a redis:// or rediss:// URL",
+        unset_ok=True,
+    ),
+]
+
+
+class _Frozen:
+    """Refuses assignment without pydantic's frozen_instance error, which would print the value assigned."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: use model_copy(update={{{name!r}: ...}})")
+
+
+class _Section(_Frozen, BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+# --- the sections; every key is documented in config.example.toml ---
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Int = Field(default=8080, ge=1, le=65535)
+    public_base_url: str = "http://127.0.0.1:8080"
+    wecom_path: UrlPath = "/callback/wecom"
+    mp_path: UrlPath = "/callback/mp"
+    max_body_bytes: Int = Field(default=65536, ge=1024, le=1 << 22)
+    reply_budget_seconds: Float = Field(default=3.0, ge=0.1, le=4.5)  # WeChat waits 5 s
+    shutdown_grace_seconds: Float = 10.0
+    # Slow clients (``siyu-bot serve``): WeChat sends a small request whole and gives up after 5 s.
+    # header_timeout: a request's headers, from connect / its first byte; body_timeout: the body, once the
+    # headers are in (408 after); beyond max_connections the oldest idle connection is closed (503 if none is idle).
+    header_timeout_seconds: Float = Field(default=5.0, ge=0.1, le=300)
+    body_timeout_seconds: Float = Field(default=5.0, ge=0.1, le=300)
+    max_connections: Int = Field(default=1000, ge=1, le=1_000_000)
+    # Signs the H5 pages' session cookie; the /h5 pages are served only when it is set (≥ 32 chars).
+    session_secret: SessionSecret = Secret("")
+
+
+class DatabaseConfig(_Section):
+    url: DbURL = DatabaseURL("sqlite+aiosqlite:///var/siyu.db")
+    pool_size: Int = 10
+    echo: Bool = False
+
+
+class WeComConfig(_Section):
+    corp_id: str = ""
+    agent_id: Int = 0
+    token: Token = Secret("")
+    encoding_aes_key: AesKey = Secret("")
+    secret: Secret = Secret("")
+    api_base_url: str = "https://qyapi.weixin.qq.com"
+
+    @property
+    def callback_enabled(self) -> bool:
+        return bool(self.corp_id and self.token and self.encoding_aes_key)
+
+
+class OfficialAccountConfig(_Section):
+    app_id: str = ""
+    app_secret: Secret = Secret("")
+    token: Token = Secret("")
+    encoding_aes_key: AesKey = Secret("")
+    api_base_url: str = "https://api.weixin.qq.com"
+    allow_plain: Bool = False
+    # Web authorisation (网页授权) page host: <oauth_base_url>/connect/oauth2/authorize
+    oauth_base_url: str = "https://open.weixin.qq.com"
+
+    @property
+    def callback_enabled(self) -> bool:
+        return bool(self.app_id and self.token)
+
+
+class InboxConfig(_Section):
+    # How often pending receipts of dead instances (and failed runs due for a retry) are looked for.
+    sweep_interval_seconds: Float = Field(default=1.0, ge=0.05, le=5)
+    max_attempts: Int = 5
+    # A failed handler run is retried after retry_base · 2^(attempt-1) s: 1, 2, 4, 8 s with the default,
+    # so a new friend's receipt still welcomes inside the 20-second welcome_code window.
+    retry_base_seconds: Float = Field(default=1.0, ge=0.1, le=10)
+    batch_max: Int = Field(default=32, ge=1, le=1000)
+
+
+class OutboxConfig(_Section):
+    poll_interval_seconds: Float = 1.0
+    max_attempts: Int = 6
+    concurrency: Int = 8
+
+
+class InstancesConfig(_Section):
+    """Every process writes a heartbeat; rows held by a process without one are taken over.
+
+    A process restarted on the same host frees its dead predecessor's rows at once (the pid is gone);
+    another host's dead replica is taken over ``dead_after_seconds`` + one sweep after its last beat.
+    """
+
+    heartbeat_seconds: Float = Field(default=1.0, ge=0.1, le=5)
+    dead_after_seconds: Float = 5.0
+
+
+class RedisConfig(_Section):
+    url: RedisURL = DatabaseURL("")
+
+
+class WebhooksConfig(_Section):
+    """Webhooks coming in from the brand's systems (``POST /webhooks/orders``, docs/webhooks.md)."""
+
+    orders_secret: WebhookSecret = Secret("")  # Standard Webhooks ``whsec_<base64>``
+    tolerance_seconds: Int = Field(default=300, ge=1, le=3600)
+    orders_path: UrlPath = "/webhooks/orders"
+
+
+class AlertsConfig(_Section):
     """Where to POST a small JSON when a receipt ends ``failed`` (bot/alerts.py); empty = no alert hook.
 
     The URL is kept as a secret: chat-robot webhooks carry their key in it."""
 
-    url: Secret = field(default_factory=lambda: Secret(""))
-    timeout_seconds: float = 3.0
+    url: HttpSecret = Secret("")
+    timeout_seconds: Float = Field(default=3.0, ge=0.1, le=30)
 
 
-@dataclass(frozen=True)
-class LoggingConfig:
-    level: str = "INFO"
-    format: str = "json"
-
-
-@dataclass(frozen=True)
-class Settings:
-    server: ServerConfig = field(default_factory=ServerConfig)
-    database: DatabaseConfig = field(default_factory=DatabaseConfig)
-    wecom: WeComConfig = field(default_factory=WeComConfig)
-    official_account: OfficialAccountConfig = field(default_factory=OfficialAccountConfig)
-    inbox: InboxConfig = field(default_factory=InboxConfig)
-    outbox: OutboxConfig = field(default_factory=OutboxConfig)
-    instances: InstancesConfig = field(default_factory=InstancesConfig)
-    redis: RedisConfig = field(default_factory=RedisConfig)
-    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    timezone: str = "Asia/Shanghai"
-    content_dir: str = "content"
-
-    @property
-    def tz(self) -> zoneinfo.ZoneInfo:
-        return zoneinfo.ZoneInfo(self.timezone)
-
-
-_SECTIONS: dict[str, type] = {
-    "server": ServerConfig,
-    "database": DatabaseConfig,
-    "wecom": WeComConfig,
-    "official_account": OfficialAccountConfig,
-    "inbox": InboxConfig,
-    "outbox": OutboxConfig,
-    "instances": InstancesConfig,
-    "redis": RedisConfig,
-    "webhooks": WebhooksConfig,
-    "alerts": AlertsConfig,
-    "logging": LoggingConfig,
-}
-_TOP_LEVEL = {"timezone", "content_dir"}
-_ENV_SECTION_ALIASES = {"mp": "official_account"}
-
-
-def _coerce(key: str, raw: Any, default: Any) -> Any:
-    """Convert ``raw`` (from TOML or env) to the type of ``default``, or raise ConfigError."""
-    if isinstance(default, Secret):
-        if not isinstance(raw, str):
-            raise ConfigError(key, "must be a string")
-        return type(default)(raw)
-    if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            return raw.lower() in {"1", "true", "yes", "on"}
-        raise ConfigError(key, f"must be true or false, got {raw!r}")
-    if isinstance(default, int):
-        try:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"must be an integer, got {raw!r}") from None
-    if isinstance(default, float):
-        try:
-            if isinstance(raw, bool):
-                raise ValueError
-            return float(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"must be a number, got {raw!r}") from None
-    if not isinstance(raw, str):
-        raise ConfigError(key, f"must be a string, got {type(raw).__name__}")
-    return raw
-
-
-def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    for key in values:
-        if key not in known:
-            raise ConfigError(f"{name}.{key}", f"unknown key (known: {', '.join(sorted(known))})")
-    defaults = cls()
-    kwargs = {k: _coerce(f"{name}.{k}", v, getattr(defaults, k)) for k, v in values.items()}
-    return cls(**kwargs)
-
-
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for var, value in env.items():
-        if not var.startswith("SIYU_"):
-            continue
-        rest = var[5:].lower()
-        if rest in _TOP_LEVEL:
-            out.setdefault("", {})[rest] = value
-            continue
-        for section in sorted([*_SECTIONS, *_ENV_SECTION_ALIASES], key=len, reverse=True):
-            if rest.startswith(section + "_"):
-                real = _ENV_SECTION_ALIASES.get(section, section)
-                out.setdefault(real, {})[rest[len(section) + 1 :]] = value
-                break
-    return out
-
-
-def _merge(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for section, values in _env_overrides(env).items():
-        if section == "":
-            merged.update(values)
-        else:
-            target = merged.setdefault(section, {})
-            if isinstance(target, dict):
-                target.update(values)
-    return merged
-
-
-def build_settings(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
-    """Validate a parsed TOML mapping (plus env overrides) into :class:`Settings`."""
-    merged = _merge(dict(data), os.environ if env is None else env)
-    kwargs: dict[str, Any] = {}
-    for key, value in merged.items():
-        if key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(key, "must be a table")
-            kwargs[key] = _build_section(key, _SECTIONS[key], value)
-        elif key in _TOP_LEVEL:
-            kwargs[key] = _coerce(key, value, getattr(Settings(), key))
-        else:
-            raise ConfigError(key, "unknown section or key")
-    settings = Settings(**kwargs)
-    _validate(settings)
-    return settings
-
-
-_AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9]{1,32}$")
-
-
-def _validate(s: Settings) -> None:
-    try:
-        zoneinfo.ZoneInfo(s.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("timezone", f"unknown IANA timezone {s.timezone!r}") from None
-    if not 0 < s.server.port < 65536:
-        raise ConfigError("server.port", "must be between 1 and 65535")
-    if not 1024 <= s.server.max_body_bytes <= 1 << 22:
-        raise ConfigError("server.max_body_bytes", "must be between 1024 and 4194304")
-    if not 1 <= s.inbox.batch_max <= 1000:
-        raise ConfigError("inbox.batch_max", "must be between 1 and 1000")
-    for name, seconds in (
-        ("server.header_timeout_seconds", s.server.header_timeout_seconds),
-        ("server.body_timeout_seconds", s.server.body_timeout_seconds),
-    ):
-        if not 0.1 <= seconds <= 300:
-            raise ConfigError(name, "must be between 0.1 and 300 seconds")
-    if not 1 <= s.server.max_connections <= 1_000_000:
-        raise ConfigError("server.max_connections", "must be between 1 and 1000000")
-    if not 0.1 <= s.server.reply_budget_seconds <= 4.5:
-        raise ConfigError("server.reply_budget_seconds", "must be between 0.1 and 4.5 (WeChat waits 5 s)")
-    for name, path in (("server.wecom_path", s.server.wecom_path), ("server.mp_path", s.server.mp_path)):
-        if not path.startswith("/"):
-            raise ConfigError(name, "must start with '/'")
-    url = s.database.url.get()
-    if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
-        raise ConfigError("database.url", "must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-    redis_url = s.redis.url.get()
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url", "must be a redis:// or rediss:// URL")
-    for section, cfg in (("wecom", s.wecom), ("official_account", s.official_account)):
-        key = cfg.encoding_aes_key.get()
-        if key and not _AES_KEY.match(key):
-            raise ConfigError(f"{section}.encoding_aes_key", "must be exactly 43 letters or digits")
-        token = cfg.token.get()
-        if token and not _TOKEN.match(token):
-            raise ConfigError(f"{section}.token", "must be 1-32 letters or digits")
-    if s.wecom.token and not s.wecom.corp_id:
-        raise ConfigError("wecom.corp_id", "is required when wecom.token is set")
-    if s.wecom.token and not s.wecom.encoding_aes_key:
-        raise ConfigError("wecom.encoding_aes_key", "is required: WeCom callbacks are always encrypted")
-    oa = s.official_account
-    if oa.token and not oa.app_id:
-        raise ConfigError("official_account.app_id", "is required when official_account.token is set")
-    if oa.token and not oa.allow_plain and not oa.encoding_aes_key:
-        raise ConfigError(
-            "official_account.encoding_aes_key",
-            "is required unless official_account.allow_plain = true (safe mode is the default)",
-        )
-    _validate_takeover(s)
-    _validate_webhooks(s.webhooks)
-    _validate_alerts(s.alerts)
-    _validate_h5(s)
-    if s.logging.format not in {"json", "text"}:
-        raise ConfigError("logging.format", "must be 'json' or 'text'")
-    if s.logging.level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError("logging.level", "must be DEBUG, INFO, WARNING or ERROR")
+class LoggingConfig(_Section):
+    level: Annotated[str, _rule(lambda v: v.upper() in _LEVELS, "must be DEBUG, INFO, WARNING or ERROR")] = "INFO"
+    format: Literal["json", "text"] = "json"
 
 
 # A dead replica's work must be taken over well inside the 20-second welcome_code window
@@ -400,80 +322,147 @@ def _validate(s: Settings) -> None:
 TAKEOVER_LIMIT_SECONDS = 10.0
 
 
-def _validate_takeover(s: Settings) -> None:
-    inst, inbox = s.instances, s.inbox
-    if not 0.1 <= inst.heartbeat_seconds <= 5:
-        raise ConfigError("instances.heartbeat_seconds", "must be between 0.1 and 5")
-    if inst.dead_after_seconds < 3 * inst.heartbeat_seconds:
-        raise ConfigError("instances.dead_after_seconds", "must be at least 3 heartbeats (a busy process is not dead)")
-    if not 0.05 <= inbox.sweep_interval_seconds <= 5:
-        raise ConfigError("inbox.sweep_interval_seconds", "must be between 0.05 and 5")
-    worst = inst.dead_after_seconds + max(inbox.sweep_interval_seconds, s.outbox.poll_interval_seconds)
-    if worst > TAKEOVER_LIMIT_SECONDS:
-        raise ConfigError(
-            "instances.dead_after_seconds",
-            f"with the sweep/poll interval a dead replica's work would wait {worst:g} s; must be ≤ "
-            f"{TAKEOVER_LIMIT_SECONDS:g} s (welcome_code lives 20 s)",
-        )
-    if not 0.1 <= inbox.retry_base_seconds <= 10:
-        raise ConfigError("inbox.retry_base_seconds", "must be between 0.1 and 10")
+class Settings(_Frozen, BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+        env_prefix="SIYU_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # SIYU_WECOM_CORP_ID is wecom.corp_id, not wecom.corp.id
+    )
+
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    wecom: WeComConfig = WeComConfig()
+    official_account: OfficialAccountConfig = OfficialAccountConfig()
+    inbox: InboxConfig = InboxConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    instances: InstancesConfig = InstancesConfig()
+    redis: RedisConfig = RedisConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    timezone: Annotated[str, _rule(_is_timezone, "unknown IANA timezone")] = "Asia/Shanghai"
+    content_dir: str = "content"
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # Settings(...) is a plain value; the loaders below add the environment
+
+    @model_validator(mode="after")
+    def _rules_across_keys(self) -> Settings:
+        """The rules between keys, all reported (they run once every key is valid on its own)."""
+        wecom, oa, h5 = self.wecom, self.official_account, bool(self.server.session_secret)
+        inst = self.instances
+        worst = inst.dead_after_seconds + max(self.inbox.sweep_interval_seconds, self.outbox.poll_interval_seconds)
+        rules = [
+            (wecom.token and not wecom.corp_id, "wecom.corp_id", "is required when wecom.token is set"),
+            (wecom.token and not wecom.encoding_aes_key, "wecom.encoding_aes_key",
+             "is required: WeCom callbacks are always encrypted"),
+            (oa.token and not oa.app_id, "official_account.app_id", "is required when official_account.token is set"),
+            (oa.token and not oa.allow_plain and not oa.encoding_aes_key, "official_account.encoding_aes_key",
+             "is required unless official_account.allow_plain = true (safe mode is the default)"),
+            (inst.dead_after_seconds < 3 * inst.heartbeat_seconds, "instances.dead_after_seconds",
+             "must be at least 3 heartbeats (a busy process is not dead)"),
+            (worst > TAKEOVER_LIMIT_SECONDS, "instances.dead_after_seconds",
+             f"with the sweep/poll interval a dead replica's work would wait {worst:g} s; "
+             f"must be ≤ {TAKEOVER_LIMIT_SECONDS:g} s (welcome_code lives 20 s)"),
+            (h5 and not oa.app_id, "official_account.app_id",
+             "is required for the H5 pages (server.session_secret is set)"),
+            (h5 and not oa.oauth_base_url.startswith(_HTTP), "official_account.oauth_base_url",
+             "must be an http(s) URL"),
+        ]  # fmt: skip
+        problems = [(key, reason, None) for bad, key, reason in rules if bad]
+        if problems:
+            raise ConfigError(*problems[0], *problems[1:])
+        return self
 
 
-def _validate_webhooks(w: WebhooksConfig) -> None:
-    if w.orders_secret:
-        try:
-            whsec_key(w.orders_secret.get())
-        except ValueError as exc:
-            raise ConfigError("webhooks.orders_secret", str(exc)) from None
-    if not 1 <= w.tolerance_seconds <= 3600:
-        raise ConfigError("webhooks.tolerance_seconds", "must be between 1 and 3600")
-    if not w.orders_path.startswith("/"):
-        raise ConfigError("webhooks.orders_path", "must start with '/'")
+class _Environment(EnvSettingsSource):
+    """``SIYU_<SECTION>_<KEY>`` from a given mapping (not necessarily ``os.environ``); ``SIYU_MP_*`` is
+    ``official_account``."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        ours = {k: v for k, v in environ.items() if k.startswith("SIYU_")}  # the rest of the name in any case
+        self._environ = {re.sub(r"^SIYU_MP_", "SIYU_OFFICIAL_ACCOUNT_", k, flags=re.I): v for k, v in ours.items()}
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
-def _validate_alerts(a: AlertsConfig) -> None:
-    if a.url and not a.url.get().startswith(("https://", "http://")):
-        raise ConfigError("alerts.url", "must be an http(s) URL")  # the value is never echoed: it may hold a key
-    if not 0.1 <= a.timeout_seconds <= 30:
-        raise ConfigError("alerts.timeout_seconds", "must be between 0.1 and 30")
+def _origin(key: str, environ: Mapping[str, str], file: str | None) -> str | None:
+    """Where the value of ``key`` came from: its environment variable if set, else the file."""
+    names = {k.upper() for k in environ}
+    for var in (f"SIYU_{key}", f"SIYU_{key.replace('official_account.', 'mp.')}"):
+        if (var := var.replace(".", "_").upper()) in names:
+            return f"environment {var}"
+    return file
 
 
-def _validate_h5(s: Settings) -> None:
-    secret = s.server.session_secret.get()
-    if not secret:
-        return
-    if len(secret) < 32:
-        raise ConfigError("server.session_secret", "must be at least 32 characters (it signs the H5 session cookie)")
-    if not s.official_account.app_id:
-        raise ConfigError("official_account.app_id", "is required for the H5 pages (server.session_secret is set)")
-    if not s.official_account.oauth_base_url.startswith(("https://", "http://")):
-        raise ConfigError("official_account.oauth_base_url", "must be an http(s) URL")
+def _problem(error: Any) -> list[tuple[str, str]]:
+    """``(key, reason)`` of one pydantic error; never its input (it may be a secret)."""
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return [(k, r) for k, r, _ in cause.problems]
+    loc = [str(part) for part in error["loc"]]
+    reason = str(cause) if isinstance(cause, ValueError) else error["msg"].replace("Input should be", "must be")
+    if error["type"] == "extra_forbidden":
+        section = Settings.model_fields.get(loc[0]) if len(loc) == 2 else None
+        known = getattr(section.annotation, "model_fields", {}) if section else {}
+        reason = f"unknown key (known: {', '.join(sorted(known))})" if known else "unknown section or key"
+    return [(".".join(loc), reason)]
+
+
+def _settings(data: Mapping[str, Any], environ: Mapping[str, str], file: str | None) -> Settings:
+    try:
+        sources = (_Environment(environ), InitSettingsSource(Settings, dict(data)))
+        return Settings(_build_sources=(sources, {}))  # type: ignore[call-arg]  # BaseSettings' own parameter
+    except ValidationError as exc:
+        problems = [p for e in exc.errors(include_url=False, include_input=False) for p in _problem(e)]
+        located = [(k, r, _origin(k, environ, file)) for k, r in problems]
+        raise ConfigError(*located[0], *located[1:]) from None
+    except SettingsError as exc:  # SIYU_<SECTION> alone, not a JSON object (its value is not in the message)
+        raise ConfigError("", f"{exc}; set SIYU_<SECTION>_<KEY> instead", "environment") from None
+
+
+def build_settings(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Validate a parsed TOML mapping (plus env overrides, ``os.environ`` by default) into :class:`Settings`."""
+    return _settings(data, os.environ if env is None else env, None)
 
 
 def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
     """Load the TOML file at ``path`` (``None``: defaults plus environment only)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            with p.open("rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(str(p), "file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(p), f"not valid TOML: {exc}") from None
-    return build_settings(data, env)
+    if path is None:
+        return build_settings({}, env)
+    try:
+        with Path(path).open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("", "file not found", str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"not valid TOML: {exc}", str(path)) from None
+    return _settings(data, os.environ if env is None else env, str(path))
 
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string in ``settings``: the log filter masks these wherever they appear."""
     out: list[str] = []
-    for section_field in fields(settings):
-        section = getattr(settings, section_field.name)
-        if not is_dataclass(section):
-            continue
-        for f in fields(section):
-            value = getattr(section, f.name)
+    sections = [getattr(settings, name) for name in type(settings).model_fields]
+    for section in (s for s in sections if isinstance(s, BaseModel)):
+        for value in (getattr(section, name) for name in type(section).model_fields):
             if isinstance(value, DatabaseURL):
                 pw = urlsplit(value.get()).password if value.get() else None
                 if pw:

@@ -10,7 +10,6 @@ tests' ``FrozenClock``) the bot also serves the simulation-only ``/_sim/clock`` 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from collections.abc import Iterable, Sequence
 
@@ -39,9 +38,11 @@ from bot.simulator import (
 
 def point_at_simulator(settings: Settings, sim: RunningSimulator) -> Settings:
     """The same settings with both API base URLs on the simulator."""
-    wecom = dataclasses.replace(settings.wecom, api_base_url=sim.wecom_api_base)
-    oa = dataclasses.replace(settings.official_account, api_base_url=sim.mp_api_base, oauth_base_url=sim.oauth_base)
-    return dataclasses.replace(settings, wecom=wecom, official_account=oa)
+    wecom = settings.wecom.model_copy(update={"api_base_url": sim.wecom_api_base})
+    oa = settings.official_account.model_copy(
+        update={"api_base_url": sim.mp_api_base, "oauth_base_url": sim.oauth_base}
+    )
+    return settings.model_copy(update={"wecom": wecom, "official_account": oa})
 
 
 def seed_corp(state: SimState, content: Content) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,14 +133,15 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
     # Tests sweep and poll by hand (sweep_once, run_due): the background loops wait an hour unless a test
     # asks for its own interval — a setting the config validation would refuse in production.
     inbox, outbox = data.get("inbox", {}), data.get("outbox", {})
-    return replace(
-        settings,
-        inbox=settings.inbox
-        if "sweep_interval_seconds" in inbox
-        else replace(settings.inbox, sweep_interval_seconds=3600),
-        outbox=settings.outbox
-        if "poll_interval_seconds" in outbox
-        else replace(settings.outbox, poll_interval_seconds=3600),
+    return settings.model_copy(
+        update={
+            "inbox": settings.inbox
+            if "sweep_interval_seconds" in inbox
+            else settings.inbox.model_copy(update={"sweep_interval_seconds": 3600}),
+            "outbox": settings.outbox
+            if "poll_interval_seconds" in outbox
+            else settings.outbox.model_copy(update={"poll_interval_seconds": 3600}),
+        }
     )
 
 
