@@ -1,7 +1,8 @@
 """``siyu-bot channels qr CODE [-o file.png]``: a channel's QR code as an image file for print.
 
-* Official Account: drawn locally with segno from the recorded ``url`` of ``qrcode/create``, which the
-  docs describe as the decoded content of the QR image, meant for generating one's own image (§8.2).
+* Official Account: drawn locally with segno (pure Python, no Pillow, the same PNG for the same URL) from
+  the recorded ``url`` of ``qrcode/create``, which the docs describe as the decoded content of the QR
+  image, meant for generating one's own image (§8.2).
 * WeCom 「联系我」/「加入群聊」: the recorded ``qr_code`` is the URL of an *image* of the code (WeCom hosts
   it on wework.qpic.cn, §4.1/§4.2). That image is downloaded and written as it is — re-encoding the URL
   would give customers a code that opens a picture. The download has a timeout and a 2 MiB cap and must
