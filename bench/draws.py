@@ -48,6 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from handlers.interactions.transact import in_transaction
 from sqlalchemy import insert, select, text
 
 from bot.clock import SystemClock
@@ -69,7 +70,6 @@ from handlers.interactions.lottery.draw import draw
 from handlers.interactions.lottery.state import campaign_state
 from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, replay
 from handlers.interactions.tables import Draw, LotteryTicket, PrizeStock
-from handlers.interactions.transact import in_transaction
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"

@@ -1,16 +1,20 @@
-"""A small Prometheus text-format registry (counters and histograms), no global state.
+"""Counters and histograms on a per-app ``prometheus_client`` registry (never the global one).
 
 The app owns one :class:`Metrics`; ``/metrics`` renders it together with gauges read at scrape
 time (e.g. the outbox backlog, which lives in the database so every replica reports the truth).
+Metrics are created on first use with the label names of that call; names and labels are the ones
+docs/operations.md and the README list. The ``*_created`` series prometheus_client adds are left out.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 Labels = tuple[tuple[str, str], ...]
+Gauges = dict[str, tuple[str, dict[Labels, float]]]  # name → (help, {labels: value})
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -25,62 +29,51 @@ _HELP = {
 }
 
 
-def _key(labels: dict[str, str]) -> Labels:
-    return tuple(sorted(labels.items()))
+class _Scrape:
+    """One scrape: the registry without ``*_created`` samples, then the scrape-time gauges."""
 
+    def __init__(self, registry: CollectorRegistry, gauges: Gauges) -> None:
+        self._registry, self._gauges = registry, gauges
 
-def _fmt(labels: Labels, extra: Iterable[tuple[str, str]] = ()) -> str:
-    items = [*labels, *extra]
-    if not items:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in items)
-    return "{" + inner + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
+        for name, (help_text, series) in sorted(self._gauges.items()):
+            gauge = GaugeMetricFamily(name, help_text)
+            for labels, value in sorted(series.items()):
+                gauge.add_sample(name, dict(labels), value)
+            yield gauge
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self._hist: dict[str, dict[Labels, list[float]]] = defaultdict(dict)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._counters: dict[str, Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        self._counters[name][_key(labels)] += amount
+        counter = self._counters.get(name)
+        if counter is None:
+            if not name.endswith("_total"):
+                raise ValueError(f"counter {name!r}: Prometheus counter names end in _total")
+            counter = Counter(name, _HELP.get(name, name), sorted(labels), registry=self.registry)
+            self._counters[name] = counter
+        (counter.labels(**labels) if labels else counter).inc(amount)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        series = self._hist[name].setdefault(_key(labels), [0.0] * (len(_BUCKETS) + 2))
-        series[bisect.bisect_left(_BUCKETS, value)] += 1
-        series[-1] += value
+        hist = self._histograms.get(name)
+        if hist is None:
+            hist = Histogram(name, _HELP.get(name, name), sorted(labels), registry=self.registry, buckets=_BUCKETS)
+            self._histograms[name] = hist
+        (hist.labels(**labels) if labels else hist).observe(value)
 
     def value(self, name: str, **labels: str) -> float:
-        return self._counters[name].get(_key(labels), 0.0)
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def total(self, name: str) -> float:
-        return sum(self._counters[name].values())
+        return sum(s.value for m in self.registry.collect() for s in m.samples if s.name == name)
 
-    def render(self, gauges: dict[str, tuple[str, dict[Labels, float]]] | None = None) -> str:
-        lines: list[str] = []
-        for name, series in sorted(self._counters.items()):
-            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} counter"]
-            lines += [f"{name}{_fmt(lbl)} {val:g}" for lbl, val in sorted(series.items())]
-        for name, hseries in sorted(self._hist.items()):
-            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} histogram"]
-            for lbl, counts in sorted(hseries.items()):
-                lines += self._render_hist(name, lbl, counts)
-        for name, (help_text, gseries) in sorted((gauges or {}).items()):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-            lines += [f"{name}{_fmt(lbl)} {val:g}" for lbl, val in sorted(gseries.items())]
-        return "\n".join(lines) + "\n"
-
-    @staticmethod
-    def _render_hist(name: str, lbl: Labels, counts: list[float]) -> list[str]:
-        out, cumulative = [], 0.0
-        for bound, count in zip((*_BUCKETS, float("inf")), counts[:-1], strict=True):
-            cumulative += count
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            out.append(f"{name}_bucket{_fmt(lbl, [('le', le)])} {cumulative:g}")
-        out.append(f"{name}_sum{_fmt(lbl)} {counts[-1]:g}")
-        out.append(f"{name}_count{_fmt(lbl)} {cumulative:g}")
-        return out
+    def render(self, gauges: Gauges | None = None) -> str:
+        """Prometheus text format 0.0.4 (``generate_latest``)."""
+        return generate_latest(_Scrape(self.registry, gauges or {})).decode()

@@ -1,5 +1,8 @@
 """The one seam to wechatpy: callback signatures, AES envelope crypto and XML parsing.
 
+wechatpy stays confined to this module on purpose: the release we need is a pre-release (2.0.0a26), so one
+file checked against the official sample vectors is all an upgrade or a replacement has to touch.
+
 Protocol (docs/platform.md#callback-crypto, WeCom doc 91144, OA "Message encryption"): signature is
 ``sha1(sorted([token, timestamp, nonce, encrypt]))``; the AES-256-CBC key is
 ``base64(EncodingAESKey + "=")``; the decrypted plaintext must end with the receive id (CorpID for

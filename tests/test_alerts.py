@@ -176,8 +176,8 @@ async def test_the_running_app_reports_failed_receipts_in_metrics_and_to_the_hoo
     await asyncio.wait_for(receiver.arrived.wait(), 5)
     assert receiver.bodies[0]["receipt_id"] == receipt.id and receiver.bodies[0]["kind"] == "order_paid"
     text = await (await bot.client.get("/metrics")).text()
-    assert 'siyu_inbox_failed{kind="order_paid"} 1' in text
-    assert 'siyu_receipts_failed_total{kind="order_paid"} 1' in text
+    assert 'siyu_inbox_failed{kind="order_paid"} 1.0' in text.splitlines()
+    assert 'siyu_receipts_failed_total{kind="order_paid"} 1.0' in text.splitlines()
 
 
 def test_events_lists_failed_receipts_with_their_error(

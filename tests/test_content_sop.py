@@ -12,7 +12,7 @@ import pytest
 
 from bot.content import check_command, load_content
 from bot.content.mix import category_mix, mix_report
-from bot.content.schedule import Delay, ScheduleError, cron_fires, cron_trigger, parse_delay, weekday_names
+from bot.content.schedule import Delay, ScheduleError, cron_fires, cron_trigger, parse_delay
 from bot.content.sop_model import (
     Budget,
     Category,
@@ -153,22 +153,28 @@ def test_bounds_cover_every_start_time_of_day() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "names"),
+    ("field", "days"),
     [
-        ("*", "*"),
+        ("*", "mon tue wed thu fri sat sun"),
         ("1", "mon"),
         ("0", "sun"),
         ("7", "sun"),
-        ("1-5", "mon,tue,wed,thu,fri"),
-        ("5-7", "fri,sat,sun"),
-        ("fri-sun", "fri,sat,sun"),
-        ("*/2", "tue,thu,sat,sun"),  # standard cron: Sunday (0), Tuesday, Thursday, Saturday
-        ("1,3,5", "mon,wed,fri"),
-        ("sat,sun", "sat,sun"),
+        ("0,7", "sun"),
+        ("1-5", "mon tue wed thu fri"),
+        ("5-7", "fri sat sun"),
+        ("fri-sun", "fri sat sun"),
+        ("FRI-SUN", "fri sat sun"),
+        ("*/2", "tue thu sat sun"),  # standard cron: Sunday (0), Tuesday, Thursday, Saturday
+        ("1-7/2", "mon wed fri sun"),
+        ("mon-fri/2", "mon wed fri"),
+        ("1,3,5", "mon wed fri"),
+        ("sat,sun", "sat sun"),
+        ("5-1", "mon fri sat sun"),  # croniter wraps a range past Saturday round to the week's start
     ],
 )
-def test_standard_weekday_numbers_become_names(field: str, names: str) -> None:
-    assert weekday_names(field) == names
+def test_standard_weekday_numbers(field: str, days: str) -> None:
+    fires = cron_fires(f"0 10 * * {field}", SH, at(2026, 11, 23, 0), at(2026, 11, 30, 0))  # Mon 23rd .. Sun 29th
+    assert [f.strftime("%a").lower() for f in fires] == days.split()
 
 
 def test_cron_fires_on_standard_weekdays_in_local_time() -> None:
@@ -177,17 +183,59 @@ def test_cron_fires_on_standard_weekdays_in_local_time() -> None:
     assert [f.utcoffset() for f in fires] == [timedelta(hours=8)] * 5
 
 
+def test_cron_fires_include_the_start_and_exclude_the_end() -> None:
+    fires = cron_fires("0 10 * * *", SH, at(2026, 11, 23, 10), at(2026, 11, 25, 10))
+    assert fires == [at(2026, 11, 23, 10), at(2026, 11, 24, 10)]
+    assert cron_fires("0 10 29 2 *", SH, at(2026, 1, 1, 0), at(2029, 1, 1, 0)) == [at(2028, 2, 29, 10)]
+
+
+def test_cron_across_daylight_saving_changes() -> None:
+    """A wall-clock time that a DST change repeats fires once; one it skips fires when the gap ends."""
+    berlin = ZoneInfo("Europe/Berlin")
+    autumn = cron_fires(
+        "30 2 * * *", berlin, datetime(2026, 10, 24, tzinfo=berlin), datetime(2026, 10, 27, tzinfo=berlin)
+    )
+    assert [f.astimezone(UTC).strftime("%d %H:%M") for f in autumn] == ["24 00:30", "25 00:30", "26 01:30"]
+    half_hours = cron_fires(
+        "*/30 * * * *",
+        berlin,
+        datetime(2026, 10, 25, 1, 50, tzinfo=berlin),
+        datetime(2026, 10, 25, 3, 50, tzinfo=berlin),
+    )
+    assert [f.strftime("%H:%M%z") for f in half_hours] == ["02:00+0200", "02:30+0200", "03:00+0100", "03:30+0100"]
+    spring = cron_fires(
+        "30 2 * * *", berlin, datetime(2026, 3, 28, tzinfo=berlin), datetime(2026, 3, 30, tzinfo=berlin)
+    )
+    assert [f.strftime("%d %H:%M%z") for f in spring] == ["28 02:30+0100", "29 03:00+0200"]
+
+
+def test_cron_trigger_wakes_apscheduler_at_the_fire_times() -> None:
+    trigger = cron_trigger("0 10 * * 1", SH)
+    assert trigger.get_next_fire_time(None, at(2026, 11, 23, 10)) == at(2026, 11, 23, 10)
+    assert trigger.get_next_fire_time(at(2026, 11, 23, 10), at(2026, 11, 23, 10)) == at(2026, 11, 30, 10)
+    assert trigger.get_next_fire_time(None, at(2026, 11, 23, 10, 1)) == at(2026, 11, 30, 10)
+
+
 @pytest.mark.parametrize(
     ("expr", "reason"),
     [
-        ("0 25 * * *", "higher than the maximum value (23)"),
+        ("0 25 * * *", "hour '25' is not valid (allowed: 0-23)"),
         ("0 10 * *", "has 4 fields; cron needs 5"),
         ("0 10 * * 1 2026", "has 6 fields"),
-        ("x 10 * * *", 'Unrecognized expression "x"'),
-        ("0 10 * * 8", "day-of-week '8'"),
-        ("0 10 * * 5-1", "runs backwards"),
-        ("0 10 * * */0", "must be a number ≥ 1"),
+        ("x 10 * * *", "minute 'x' is not valid (allowed: 0-59)"),
+        ("0 10 * * 8", "day-of-week '8' is not valid (allowed: 0-7 (0 and 7 = Sunday) or sun..sat)"),
+        ("0 10 * * */0", "day-of-week '*/0' is not valid"),
+        ("0 10 * mon *", "month 'mon' is not valid"),
+        ("0 10 * * jan", "day-of-week 'jan' is not valid"),
+        ("0 10 L * *", "day-of-month 'L' is not valid"),
+        ("0 10 * * 1#2", "day-of-week '1#2' is not valid"),
+        ("0 10 ? * *", "day-of-month '?' is not valid"),
+        ("H 10 * * *", "minute 'H' is not valid"),
+        ("R 10 * * *", "minute 'R' is not valid"),
+        ("@daily", "has 1 fields"),
         ("0 10 1 * 1", "restricts both day-of-month and day-of-week"),
+        ("0 10 */2 * 1", "restricts both day-of-month and day-of-week"),
+        ("0 10 1-31 * mon", "restricts both day-of-month and day-of-week"),
         ("0 10 31 2 *", "never fires"),
     ],
 )

@@ -161,7 +161,7 @@ def test_drip_mistakes(tmp_path: Path, text: str, key: str, reason: str) -> None
 
 
 GROUP_CASES = [
-    pytest.param(post('cron = "0 25 * * *"'), f"{G0}.cron", "higher than the maximum value (23)", id="cron hour"),
+    pytest.param(post('cron = "0 25 * * *"'), f"{G0}.cron", "hour '25' is not valid (allowed: 0-23)", id="cron hour"),
     pytest.param(post('cron = "0 10 * *"'), f"{G0}.cron", "has 4 fields; cron needs 5", id="cron fields"),
     pytest.param(post('cron = "0 10 * * 8"'), f"{G0}.cron", "day-of-week '8'", id="cron weekday"),
     pytest.param(post('cron = "0 10 1 * 1"'), f"{G0}.cron", "restricts both", id="cron both days"),

@@ -21,7 +21,7 @@ from bot.config import ConfigError
 from bot.rig import Rig
 from handlers import features
 from handlers.interactions.h5.core import H5, SECURITY_HEADERS
-from handlers.interactions.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Signer
+from handlers.interactions.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Session, Signer
 from handlers.interactions.h5.tables import H5OAuthState
 from handlers.interactions.lottery.batch import batcher_for
 from handlers.interactions.tables import ReferralCode
@@ -56,7 +56,7 @@ async def browser() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def csrf_of(html: str) -> str:
-    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', html)
+    found = re.search(r'<meta name="csrf-token" content="([A-Za-z0-9_-]+)">', html)
     assert found is not None
     return found.group(1)
 
@@ -254,6 +254,39 @@ def test_a_forged_or_expired_session_is_refused(clock: FrozenClock) -> None:
     from datetime import timedelta
 
     assert signer.read_session(cookie, clock.now() + timedelta(days=8)) is None
+
+
+def test_session_expiry_and_clock_skew_edges(clock: FrozenClock) -> None:
+    from datetime import timedelta
+
+    signer = Signer(SECRET)
+    now = clock.now()
+    cookie = signer.session_cookie(42, now)
+    assert re.fullmatch(r"42\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", cookie)  # cookie-safe, no quoting
+    assert signer.read_session(cookie, now + timedelta(days=7)) == Session(42, cookie)
+    assert signer.read_session(cookie, now + timedelta(days=7, seconds=1)) is None
+    assert signer.read_session(cookie, now - timedelta(seconds=60)) is not None  # another replica runs behind
+    assert signer.read_session(cookie, now - timedelta(seconds=61)) is None
+    assert signer.read_session(None, now) is None and signer.read_session("", now) is None
+
+
+def test_csrf_and_oauth_signatures_are_bound_to_their_purpose(clock: FrozenClock) -> None:
+    signer = Signer(SECRET)
+    session = Session(42, signer.session_cookie(42, clock.now()))
+    other = Session(43, signer.session_cookie(43, clock.now()))
+    token = signer.csrf_token(session)
+    assert signer.csrf_ok(session, token)
+    assert not signer.csrf_ok(other, token) and not signer.csrf_ok(session, None)
+    assert not signer.csrf_ok(session, "0" * 32) and not signer.csrf_ok(session, "é")
+    oauth = signer.oauth_cookie("abc123", "/h5/checkin")
+    assert signer.read_oauth(oauth, "abc123") == "/h5/checkin"
+    assert signer.read_oauth(oauth, "abc124") is None and signer.read_oauth(oauth, "状态") is None
+    assert signer.read_oauth(oauth, None) is None and signer.read_oauth(None, "abc123") is None
+    assert Signer("another-secret-another-secret-xx").read_oauth(oauth, "abc123") is None
+    assert signer.read_session(oauth, clock.now()) is None  # a signature for one purpose is no other's
+    sig = session.cookie.rpartition(".")[2]
+    assert signer.read_oauth(session.cookie, "42") is None
+    assert not signer.csrf_ok(session, sig)
 
 
 def test_cookie_is_secure_behind_https(clock: FrozenClock) -> None:

@@ -122,7 +122,7 @@ async def test_a_hung_database_gets_answers_within_two_seconds_and_recovery_is_s
         status, metrics, took = await timed_get(client, "/metrics")
         assert took < BOUND, f"/metrics took {took:.2f} s"
         assert status == 200 and gauge(metrics, "siyu_database_up") == 0
-        assert 'siyu_callbacks_total{kind="-",outcome="rejected_403",platform="wecom"} 1' in metrics
+        assert 'siyu_callbacks_total{kind="-",outcome="rejected_403",platform="wecom"} 1.0' in metrics.splitlines()
         assert gauge(metrics, "siyu_inbox_pending") is None  # not read, so not reported (no stale figure)
     assert pg_proxy.connections >= 1  # the app's connections really are stuck in the proxy, not refused
 

@@ -8,9 +8,10 @@ Delays (measured from the trigger, not from the previous step):
   time that has already passed when the drip starts is due at once).
 
 Cron is standard 5-field cron (minute hour day-of-month month day-of-week) with standard day-of-week
-numbers (0 or 7 = Sunday, 1 = Monday, names ``mon``…``sun``). APScheduler numbers weekdays from Monday
-and ANDs day-of-month with day-of-week, so the expression is translated to weekday names here and
-restricting both day fields is refused (cron would OR them).
+numbers (0 or 7 = Sunday, 1 = Monday, names ``sun``…``sat``), computed by croniter, which uses exactly
+those conventions; croniter's extensions (``L``, ``#``, ``?``, ``H``, ``R``, ``@daily``, a 6th field)
+are refused, and so is restricting both day fields (croniter, like classic cron, would OR them).
+APScheduler only wakes the jobs, through :class:`CronTrigger`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
 _DAY_AT = re.compile(r"(?:next_day|day\s+(\d+))\s+(\d{1,2}):(\d{2})")
@@ -104,81 +105,94 @@ def parse_local_datetime(raw: str) -> datetime:
         raise ScheduleError(f"{raw!r}: {exc}") from None
 
 
-_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # standard cron numbering: 0 = Sunday
-_APS_ORDER = (1, 2, 3, 4, 5, 6, 0)  # APScheduler lists weekdays Monday first
+_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_ALLOWED = ("0-59", "0-23", "1-31", "1-12 or jan..dec", "0-7 (0 and 7 = Sunday) or sun..sat")
+_FIELD_TEXT = re.compile(r"[0-9a-z*,/-]+")
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _dow_value(token: str) -> int:
-    lowered = token.lower()
-    if lowered in _DOW_NAMES:
-        return _DOW_NAMES.index(lowered)
-    if token.isdigit() and int(token) <= 7:
-        return int(token)
-    raise ScheduleError(f"day-of-week {token!r}: use 0-7 (0 and 7 = Sunday) or sun..sat")
+def _check_field(expr: str, index: int, text: str) -> None:
+    """One field alone: croniter's syntax minus its extensions (``L``, ``#``, ``?``, ``H``, ``R``)."""
+    lowered = text.lower()
+    names = _MONTHS if index == 3 else _DAYS if index == 4 else ()
+    words_ok = all(word in names for word in re.findall(r"[a-z]+", lowered))
+    probe = " ".join(text if i == index else "*" for i in range(5))
+    try:
+        ok = bool(_FIELD_TEXT.fullmatch(lowered)) and words_ok and bool(croniter.expand(probe))
+    except CroniterError:
+        ok = False
+    if not ok:
+        raise ScheduleError(f"{expr!r}: {_FIELDS[index]} {text!r} is not valid (allowed: {_ALLOWED[index]})")
 
 
-def _dow_part(part: str) -> set[int]:
-    body, slash, step_text = part.partition("/")
-    if slash and not (step_text.isdigit() and int(step_text) >= 1):
-        raise ScheduleError(f"day-of-week {part!r}: the step after '/' must be a number ≥ 1")
-    step = int(step_text) if slash else 1
-    if body == "*":
-        lo, hi = 0, 6
-    elif "-" in body:
-        first, _, last = body.partition("-")
-        lo, hi = _dow_value(first), _dow_value(last)
-        hi = 7 if hi == 0 and lo > 0 else hi  # "fri-sun": Sunday as the end of a range is 7
-        if lo > hi:
-            raise ScheduleError(f"day-of-week range {body!r} runs backwards")
-    else:
-        lo = _dow_value(body)
-        hi = 6 if slash else lo
-    return {d % 7 for d in range(lo, hi + 1, step)}
-
-
-def weekday_names(field_text: str) -> str:
-    """A standard-cron day-of-week field as APScheduler weekday names (``"1-5"`` → ``"mon,…,fri"``)."""
-    if field_text == "*":
-        return "*"
-    days: set[int] = set()
-    for part in field_text.split(","):
-        days |= _dow_part(part)
-    return ",".join(_DOW_NAMES[d] for d in _APS_ORDER if d in days)
-
-
-def cron_trigger(expr: str, tz: tzinfo) -> Any:
-    """An APScheduler ``CronTrigger`` for a standard 5-field expression; raises ScheduleError."""
+def _parse_cron(expr: str) -> str:
+    """The expression, checked: 5 standard fields, not both day fields restricted, fires at all."""
     fields = expr.split()
     if len(fields) != 5:
         raise ScheduleError(f"{expr!r} has {len(fields)} fields; cron needs 5 (minute hour day month weekday)")
-    minute, hour, day, month, dow = fields
-    if day != "*" and dow != "*":
+    for index, text in enumerate(fields):
+        _check_field(expr, index, text)
+    normal = " ".join(fields)
+    expanded, _ = croniter.expand(normal)
+    if expanded[2] != ["*"] and expanded[4] != ["*"]:
+        # croniter (day_or=True, like classic cron) would fire on either day; operators usually mean both.
         raise ScheduleError(
-            f"{expr!r} restricts both day-of-month and day-of-week (cron fires on either, "
-            "APScheduler on both); write two posts"
+            f"{expr!r} restricts both day-of-month and day-of-week (cron fires on either, which is rarely "
+            "what is meant); write two posts"
         )
     try:
-        trigger = CronTrigger(
-            minute=minute, hour=hour, day=day, month=month, day_of_week=weekday_names(dow), timezone=tz
-        )
-    except ValueError as exc:
-        raise ScheduleError(f"{expr!r}: {exc}") from None
-    if trigger.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=tz)) is None:
-        raise ScheduleError(f"{expr!r} never fires")
-    return trigger
+        croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ScheduleError(f"{expr!r} never fires") from None
+    return normal
+
+
+def _next_fire(expr: str, tz: tzinfo, at_or_after: datetime) -> datetime | None:
+    """The first fire at or after ``at_or_after``, in ``tz``. A wall-clock time that a DST change repeats
+    fires once (its first occurrence); one that a DST change skips fires when the gap ends (croniter)."""
+    fires = croniter(expr, at_or_after.astimezone(tz) - _MICROSECOND)
+    while True:
+        try:
+            fire: datetime = fires.get_next(datetime)
+        except CroniterBadDateError:
+            return None
+        first = fire.replace(tzinfo=None).replace(tzinfo=tz, fold=0)
+        if first.astimezone(UTC) == fire.astimezone(UTC):
+            return fire
+
+
+class CronTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler ships no type hints
+    """An APScheduler trigger firing at a checked 5-field cron's times (see :func:`cron_trigger`)."""
+
+    def __init__(self, expr: str, tz: tzinfo) -> None:
+        self.expr, self.timezone = expr, tz
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        start = now if previous_fire_time is None else max(now, previous_fire_time + _MICROSECOND)
+        return _next_fire(self.expr, self.timezone, start)
+
+    def __str__(self) -> str:
+        return f"cron[{self.expr}]"
+
+
+def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
+    """An APScheduler trigger for a standard 5-field expression (croniter); raises ScheduleError."""
+    return CronTrigger(_parse_cron(expr), tz)
 
 
 def cron_fires(expr: str, tz: tzinfo, start: datetime, end: datetime, limit: int = 5000) -> list[datetime]:
     """Fire times in ``[start, end)`` (at most ``limit``), timezone-aware in ``tz``."""
-    trigger = cron_trigger(expr, tz)
+    normal = _parse_cron(expr)
     out: list[datetime] = []
     cursor = start
     while len(out) < limit:
-        fire: datetime | None = trigger.get_next_fire_time(None, cursor)
+        fire = _next_fire(normal, tz, cursor)
         if fire is None or fire >= end:
             break
         out.append(fire)
-        cursor = fire + timedelta(seconds=1)
+        cursor = fire + _MICROSECOND
     return out
 
 

@@ -3,6 +3,10 @@
 Placeholders use ``str.format`` syntax without its power: only the fixed names in
 :data:`~bot.content.model.VARIABLES`, no attribute access, conversions or format specs. ``{{`` and
 ``}}`` write literal braces.
+
+Deliberately not Jinja2 (or ``str.format`` on real objects): content files are written by operators, so a
+template may only name a fixed variable — nothing to call, loop over or reach through — and every mistake
+is caught by ``siyu-bot content check`` before anything is sent.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``siyu-bot channels qr CODE [-o file.png]``: a channel's QR code as an image file for print.
 
-* Official Account: drawn locally with segno from the recorded ``url`` of ``qrcode/create``, which the
-  docs describe as the decoded content of the QR image, meant for generating one's own image
-  (docs/platform.md#parametric-qr-codes).
+* Official Account: drawn locally with segno (pure Python, no Pillow, the same PNG for the same URL) from
+  the recorded ``url`` of ``qrcode/create``, which the docs describe as the decoded content of the QR
+  image, meant for generating one's own image (docs/platform.md#parametric-qr-codes).
 * WeCom 「联系我」/「加入群聊」: the recorded ``qr_code`` is the URL of an *image* of the code (WeCom hosts
   it on wework.qpic.cn, docs/platform.md#contact-me-codes, #join-group-codes). That image is downloaded and written as
   it is — re-encoding the URL
