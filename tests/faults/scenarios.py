@@ -154,7 +154,7 @@ async def workers_burst(
     async with FaultHarness(workdir, pg_url) as h:
         await h.prepare()
         bot = await h.spawn("w", serve_args=["--workers", str(workers)])
-        await _workers_registered(bot, pg_url, workers)
+        await workers_registered(bot, pg_url, workers)
         burst = await h.burst(h.simulator_for(bot), n, rate)
         name = f"PostgreSQL: serve --workers {workers}"
         killed_at = None
@@ -170,7 +170,7 @@ async def workers_burst(
         return await _handled(result, pg_url, len(bot.children()))
 
 
-async def _workers_registered(bot: BotProcess, pg_url: str, workers: int, within: float = 60.0) -> None:
+async def workers_registered(bot: BotProcess, pg_url: str, workers: int, within: float = 60.0) -> None:
     """Wait until every worker has started (its instance row is in): /healthz answers from the first one."""
     from sqlalchemy import func, select
 
