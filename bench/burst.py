@@ -59,6 +59,8 @@ from tests.faults.scenarios import workers_registered  # noqa: E402
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/siyu_bench_burst"
 START, END = "<!-- bench:burst:start -->", "<!-- bench:burst:end -->"
+# a run comparing serve --workers counts has a section of its own (the plain burst's stays)
+WORKERS_START, WORKERS_END = "<!-- bench:burst-workers:start -->", "<!-- bench:burst-workers:end -->"
 WECHAT_TIMEOUT = 5.0
 
 
@@ -267,6 +269,17 @@ async def main_async(args: argparse.Namespace) -> list[BurstResult]:
     return results
 
 
+def _workers_note(workers: list[int]) -> list[str]:
+    if len(workers) < 2:
+        return []
+    return [
+        "",
+        "`postgres ×N` is `siyu-bot serve --workers N` (gunicorn, one port); handled /s = friend_added receipts "
+        "finished ÷ (last finished − first received). The simulated WeChat (pushes and API) runs in the bench "
+        "process on the same machine.",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0)
@@ -285,20 +298,23 @@ def main(argv: list[str] | None = None) -> int:
     text = table(results)
     print(text)
     if args.write:
+        start, end = (WORKERS_START, WORKERS_END) if len(args.workers) > 1 else (START, END)
+        title = "serve --workers " + ", ".join(map(str, args.workers)) if len(args.workers) > 1 else "new friends"
         section = "\n".join(
             [
-                START,
-                f"## Burst: new friends at a fixed rate, run of {utc_stamp()}",
+                start,
+                f"## Burst: {title} at a fixed rate, run of {utc_stamp()}",
                 "",
                 f"Command: `{command_line('bench/burst.py', argv)}`",
                 "",
                 *machine_lines(("aiohttp", "SQLAlchemy", "aiosqlite", "asyncpg"), args.pg_url, load=True),
                 "",
                 text,
-                END,
+                *_workers_note(args.workers),
+                end,
             ]
         )
-        write_results(section, START, END)
+        write_results(section, start, end)
     return 1 if any(r.gates for r in results) else 0
 
 

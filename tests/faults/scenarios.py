@@ -143,6 +143,7 @@ class WorkersRun:
     owners: int  # distinct processes that finished receipts
     instances: int  # instance rows registered during the run (N, plus one per replaced worker)
     workers_after: int  # live workers under the master at the end (gunicorn replaces a killed one)
+    reloaded: int = 0  # workers that logged a content reload after SIGHUP to the master
 
 
 async def workers_burst(
@@ -167,7 +168,20 @@ async def workers_burst(
         result = await h.settle(burst, name, restarted_at=killed_at)
         if not bot.alive:
             raise RuntimeError(f"the master died:\n{bot.tail()}")
-        return await _handled(result, pg_url, len(bot.children()))
+        run = await _handled(result, pg_url, len(bot.children()))
+        run.reloaded = await _reload(bot, workers)
+        return run
+
+
+async def _reload(bot: BotProcess, workers: int, within: float = 15.0) -> int:
+    """SIGHUP to the master; how many workers reloaded the content (their WARNING line) within ``within`` s."""
+    os.kill(bot.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + within
+    while True:
+        done = bot.log.read_text(errors="replace").count("content reloaded from")
+        if done >= workers or time.monotonic() > deadline:
+            return done
+        await asyncio.sleep(0.2)
 
 
 async def workers_registered(bot: BotProcess, pg_url: str, workers: int, within: float = 60.0) -> None:

@@ -3,7 +3,8 @@
 Each worker is a full replica (instance row, inbox, dispatcher, sweeper, outbox). A burst of encrypted
 new-friend callbacks must be handled exactly once — one committed handler run per receipt, one welcome
 per customer in the simulator's record — and ``kill -9`` of one worker mid-burst must lose nothing and
-double nothing: its sibling takes its receipts and calls over, gunicorn starts a replacement.
+double nothing: its sibling takes its receipts and calls over, gunicorn starts a replacement. SIGHUP to
+the master reloads the content in every worker.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ async def test_two_workers_handle_a_burst_exactly_once(tmp_path: Path, pg_url: s
     _exactly_once(run)
     assert run.owners == 2, "one listening socket, two workers: both should have taken callbacks"
     assert (run.instances, run.workers_after) == (2, 2), run
+    assert run.reloaded == 2, "SIGHUP to the master reloads the content in every worker"
 
 
 async def test_kill_9_of_one_worker_mid_burst_loses_nothing_and_doubles_nothing(tmp_path: Path, pg_url: str) -> None:
