@@ -3,6 +3,7 @@
     .venv/bin/python bench/burst.py [--rate 200 --seconds 10 --targets bare,sqlite,postgres \
         --pg-url URL --write]
     .venv/bin/python bench/burst.py --rate 100 --seconds 600 --targets sqlite   # a 10-minute memory soak
+    .venv/bin/python bench/burst.py --targets postgres --workers 1,2 --rate 2000 --seconds 5  # serve --workers
 
 A live-stream night on one small server: ``--rate`` new WeCom friends a second for ``--seconds``, each a
 signed, encrypted ``add_external_contact`` callback with a fresh 20-second WelcomeCode, pushed **open
@@ -15,7 +16,8 @@ Per target:
 
 * ``bare``: an aiohttp app answering "success" to the same pushes (``bench/serve_bench.py bare``): the
   ack latency of doing nothing, measured in the same run.
-* ``sqlite`` / ``postgres``: the bot. Reported:
+* ``sqlite`` / ``postgres``: the bot; ``postgres ×N`` is ``serve --workers N`` (``--workers 1,2`` runs the
+  PostgreSQL target once per count, in the same run; CPU and RSS are the master's and its workers' sum). Reported:
   - **ack**: each push's first attempt, request sent → HTTP answer (p50/p99/max), and how many were not
     answered 200 within WeChat's 5 s (WeChat would retry those);
   - **welcome**: receipt stored (``receipts.received_at``) → the simulator's record of the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -51,10 +54,13 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
 from bot.db.models import Receipt  # noqa: E402
-from tests.faults.harness import WELCOME_API, FaultHarness, free_port  # noqa: E402
+from tests.faults.harness import WELCOME_API, BotProcess, FaultHarness, free_port  # noqa: E402
+from tests.faults.scenarios import workers_registered  # noqa: E402
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/siyu_bench_burst"
 START, END = "<!-- bench:burst:start -->", "<!-- bench:burst:end -->"
+# a run comparing serve --workers counts has a section of its own (the plain burst's stays)
+WORKERS_START, WORKERS_END = "<!-- bench:burst-workers:start -->", "<!-- bench:burst-workers:end -->"
 WECHAT_TIMEOUT = 5.0
 
 
@@ -75,6 +81,7 @@ class BurstResult:
     cpu: str = ""
     rss_mb: str = ""
     gates: list[str] = field(default_factory=list)
+    workers: int = 1
 
 
 def _ms(values: list[float]) -> str:
@@ -91,6 +98,16 @@ async def _pg_reset(url: str) -> None:
         await conn.execute(text("DROP SCHEMA public CASCADE"))
         await conn.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
+
+
+def _tree_stats(bot: BotProcess) -> tuple[float, float]:
+    """CPU seconds so far and resident MB of ``bot`` and its live children (``serve --workers``)."""
+    cpu = rss = 0.0
+    for pid in [bot.proc.pid, *bot.children()]:
+        with contextlib.suppress(OSError):
+            c, r = _proc_stats(pid)
+            cpu, rss = cpu + c, rss + r
+    return cpu, rss
 
 
 def _proc_stats(pid: int) -> tuple[float, float]:
@@ -136,20 +153,22 @@ async def run_bare(work: Path, rate: float, seconds: float) -> BurstResult:
         await proc.wait()
 
 
-async def run_bot(work: Path, target: str, db_url: str, rate: float, seconds: float) -> BurstResult:
+async def run_bot(work: Path, target: str, db_url: str, rate: float, seconds: float, workers: int = 1) -> BurstResult:
     if db_url.startswith("postgresql"):
         await _pg_reset(db_url)
     async with FaultHarness(work, db_url) as h:
         await h.prepare()
-        bot = await h.spawn("burst")
-        cpu0, rss0 = _proc_stats(bot.proc.pid)
+        bot = await h.spawn("burst", serve_args=["--workers", str(workers)] if workers > 1 else [])
+        if workers > 1:
+            await workers_registered(bot, db_url, workers)
+        cpu0, rss0 = _tree_stats(bot)
         sim = h.simulator_for(bot)
         n = int(rate * seconds)
         t0 = time.monotonic()
         burst = await h.burst(sim, n, rate)
         added = await burst.added()
         pushed_at = time.monotonic()
-        result = BurstResult(target, n, rate)
+        result = BurstResult(target if workers == 1 else f"{target} ×{workers}", n, rate, workers=workers)
         for friend in added:
             first = friend.delivery.attempts[0]
             result.ack_ms.append(first.seconds * 1000)
@@ -157,7 +176,7 @@ async def run_bot(work: Path, target: str, db_url: str, rate: float, seconds: fl
                 result.not_acked_in_5s += 1
         fault = await h.settle(burst, target)
         result.delivered, result.duplicates = fault.delivered, fault.duplicates
-        cpu1, rss = _proc_stats(bot.proc.pid)
+        cpu1, rss = _tree_stats(bot)
         wall = time.monotonic() - t0
         result.cpu = f"{(cpu1 - cpu0) / wall:.0%}"
         result.rss_mb = f"{rss0:.0f} → {rss:.0f}"
@@ -236,13 +255,29 @@ async def main_async(args: argparse.Namespace) -> list[BurstResult]:
         try:
             if target == "bare":
                 results.append(await run_bare(work, args.rate, args.seconds))
-            else:
-                url = f"sqlite+aiosqlite:///{work / 'siyu.db'}" if target == "sqlite" else args.pg_url
+            elif target == "sqlite":
+                url = f"sqlite+aiosqlite:///{work / 'siyu.db'}"
                 results.append(await run_bot(work, target, url, args.rate, args.seconds))
+            else:
+                for workers in args.workers:  # the same burst against serve --workers 1, 2, …
+                    results.append(await run_bot(work, target, args.pg_url, args.rate, args.seconds, workers))
+                    print(table(results[-1:]).splitlines()[-1], flush=True)
+                continue
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(table(results[-1:]).splitlines()[-1], flush=True)
     return results
+
+
+def _workers_note(workers: list[int]) -> list[str]:
+    if len(workers) < 2:
+        return []
+    return [
+        "",
+        "`postgres ×N` is `siyu-bot serve --workers N` (gunicorn, one port); handled /s = friend_added receipts "
+        "finished ÷ (last finished − first received). The simulated WeChat (pushes and API) runs in the bench "
+        "process on the same machine.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,28 +286,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--targets", default="bare,sqlite,postgres")
     parser.add_argument("--pg-url", default=DEFAULT_PG)
+    parser.add_argument(
+        "--workers", default="1", help="PostgreSQL: serve --workers counts to run, comma separated (e.g. 1,2)"
+    )
     parser.add_argument("--write", action="store_true", help=f"replace the burst section of {RESULTS.name}")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
     results = asyncio.run(main_async(args))
     text = table(results)
     print(text)
     if args.write:
+        start, end = (WORKERS_START, WORKERS_END) if len(args.workers) > 1 else (START, END)
+        title = "serve --workers " + ", ".join(map(str, args.workers)) if len(args.workers) > 1 else "new friends"
         section = "\n".join(
             [
-                START,
-                f"## Burst: new friends at a fixed rate, run of {utc_stamp()}",
+                start,
+                f"## Burst: {title} at a fixed rate, run of {utc_stamp()}",
                 "",
                 f"Command: `{command_line('bench/burst.py', argv)}`",
                 "",
                 *machine_lines(("aiohttp", "SQLAlchemy", "aiosqlite", "asyncpg"), args.pg_url, load=True),
                 "",
                 text,
-                END,
+                *_workers_note(args.workers),
+                end,
             ]
         )
-        write_results(section, START, END)
+        write_results(section, start, end)
     return 1 if any(r.gates for r in results) else 0
 
 

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.commands import content_dir_of, settings_of, tz_of
-from bot.config import ConfigError, redact_url, secret_values
+from bot.config import ConfigError, Settings, redact_url, secret_values
 from bot.feature import Feature
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+WORKERS_HELP = (
+    "serving processes (PostgreSQL only; default 1; auto: one per core), run by gunicorn: "
+    "pip install 'siyu-bot[workers]'; docs/operations.md"
+)
+SQLITE_ONE_PROCESS = "error: `serve --workers N` needs PostgreSQL: SQLite has one writer, so one process serves it"
+GUNICORN_MISSING = "error: `serve --workers N` needs gunicorn: pip install 'siyu-bot[workers]'"
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -25,37 +37,68 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from bot import serving
-    from bot.app import SERVICES, build_app
     from bot.db.migrate import pending_migrations, upgrade
 
     settings = settings_of(args)
-    configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
     url = settings.database.url.get()
+    workers = args.workers or 1
+    if workers > 1 and url.startswith("sqlite"):
+        print(SQLITE_ONE_PROCESS, file=sys.stderr)
+        return 2
+    if workers > 1 and importlib.util.find_spec("gunicorn") is None:
+        print(GUNICORN_MISSING, file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
     if url.startswith("sqlite"):
         upgrade(url)  # the embedded default migrates itself; PostgreSQL is migrated explicitly
     elif asyncio.run(pending_migrations(url)):
         print("error: database is not at the newest migration; run `siyu-bot migrate` first", file=sys.stderr)
         return 2
-    app = build_app(settings, args.features)
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    if workers > 1:
+        from bot.workers import serve_workers
 
-    async def reload_on_sighup(a: web.Application) -> None:
-        reloader = a[SERVICES].reloader
-        if reloader is not None:
-            reloader.install_signal()
+        return serve_workers(settings, host, port, workers, lambda: _serving_app(settings, args.features))
 
-    app.on_startup.append(reload_on_sighup)
+    from bot import serving
+    from bot.app import SERVICES
+
+    app = _serving_app(settings, args.features)
     serving.run(  # web.run_app's life cycle, with header/body deadlines and a connection cap
         app,
         settings.server,
-        args.host or settings.server.host,
-        args.port or settings.server.port,
+        host,
+        port,
         metrics=app[SERVICES].metrics,
         announce=lambda msg: print(msg, file=sys.stderr),
     )
     return 0
+
+
+def _serving_app(settings: Settings, features: Sequence[Feature]) -> web.Application:
+    """The full app as ``serve`` runs it: SIGHUP reloads the content."""
+    from bot.app import SERVICES, build_app
+
+    app = build_app(settings, features)
+
+    async def reload_on_sighup(a: web.Application) -> None:
+        a[SERVICES].reloader.install_signal()
+
+    app.on_startup.append(reload_on_sighup)
+    return app
+
+
+def _workers(value: str) -> int:
+    """``--workers``: a count ≥ 1, or ``auto`` (one per CPU core)."""
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return n
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -85,6 +128,7 @@ def build_parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the callback server")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument("--workers", type=_workers, metavar="N", help=WORKERS_HELP)
     s.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="upgrade the database to the newest migration").set_defaults(func=cmd_migrate)
     e = sub.add_parser("events", help="recent callbacks with their status")

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import resource
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -181,11 +182,14 @@ class _GuardedConnection(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """A TCP site like aiohttp's TCPSite, whose connections go through a :class:`ConnectionGuard`."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard) -> None:
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard, sock: socket.socket | None = None
+    ) -> None:
         super().__init__(runner)
         self._host = host
         self._port = port
         self._guard = guard
+        self._sock = sock  # a listening socket made elsewhere (gunicorn's, shared by its workers)
 
     @property
     def port(self) -> int:
@@ -203,13 +207,26 @@ class GuardedSite(web.BaseSite):
         assert server is not None
         loop = asyncio.get_running_loop()
         factory = self._guard.protocol_factory(server)
-        self._server = await loop.create_server(factory, self._host, self._port, reuse_address=True)
+        if self._sock is not None:
+            self._server = await loop.create_server(factory, sock=self._sock)
+        else:
+            self._server = await loop.create_server(factory, self._host, self._port, reuse_address=True)
 
 
 async def start_guarded(
     app: web.Application, cfg: ServerConfig, host: str, port: int, *, metrics: Metrics, **runner_kw: Any
 ) -> tuple[web.AppRunner, GuardedSite, ConnectionGuard]:
     """Set the app up and listen on ``host:port`` (0: any free port) behind a guard. Stop with ``runner.cleanup()``."""
+    runner, guard = await setup_guarded(app, cfg, metrics=metrics, **runner_kw)
+    site = GuardedSite(runner, host, port, guard)
+    await site.start()
+    return runner, site, guard
+
+
+async def setup_guarded(
+    app: web.Application, cfg: ServerConfig, *, metrics: Metrics, **runner_kw: Any
+) -> tuple[web.AppRunner, ConnectionGuard]:
+    """The app set up (startup done) with a guard for its sites; add :class:`GuardedSite` s to listen."""
     guard = ConnectionGuard(cfg.header_timeout_seconds, cfg.max_connections, metrics)
     app.middlewares.append(guard.middleware())  # before the runner freezes the app
     runner = web.AppRunner(
@@ -222,9 +239,17 @@ async def start_guarded(
         **runner_kw,
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, guard)
-    await site.start()
-    return runner, site, guard
+    return runner, guard
+
+
+def check_open_files(cfg: ServerConfig) -> None:
+    """Warn when ``server.max_connections`` (per process) does not fit the open-file limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < cfg.max_connections + 128:
+        log.warning(
+            "server.max_connections is close to the open-file limit: raise `ulimit -n` (LimitNOFILE=)",
+            extra={"max_connections": cfg.max_connections, "nofile": soft},
+        )
 
 
 def run(
@@ -232,12 +257,7 @@ def run(
 ) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully: the listener first, then the app's cleanup
     (workers drain) — ``web.run_app``'s order, with the guard on the listener."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < cfg.max_connections + 128:
-        log.warning(
-            "server.max_connections is close to the open-file limit: raise `ulimit -n` (LimitNOFILE=)",
-            extra={"max_connections": cfg.max_connections, "nofile": soft},
-        )
+    check_open_files(cfg)
 
     async def serve() -> None:
         stop = asyncio.Event()

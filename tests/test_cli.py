@@ -38,3 +38,37 @@ def test_bad_config_is_reported_with_its_key(
     monkeypatch.setenv("SIYU_SERVER_PORT", "eighty")
     assert main(["events"]) == 2
     assert "server.port" in capsys.readouterr().err
+
+
+def test_serve_with_several_workers_is_refused_on_sqlite(env_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "PostgreSQL" in err and "SQLite has one writer" in err
+
+
+def test_serve_workers_without_gunicorn_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setenv("SIYU_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/never-contacted")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gunicorn" else real(name, *a))
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "pip install 'siyu-bot[workers]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_serve_workers_must_be_a_positive_count_or_auto(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--workers", bad])
+    assert exc.value.code == 2 and "--workers" in capsys.readouterr().err
+
+
+def test_serve_workers_auto_is_one_per_core() -> None:
+    import os
+
+    from bot.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--workers", "auto"]).workers == (os.cpu_count() or 1)
+    assert build_parser().parse_args(["serve"]).workers is None

@@ -243,3 +243,18 @@ async def test_the_refresher_keeps_media_fresh_inside_the_server(rig: Rig, clock
     refresher.start()  # the loop waits first_delay before its first run
     await refresher.stop()
     assert len(rig.state.calls_to("media/upload")) == 2
+
+
+async def test_the_refresher_skips_a_run_while_another_process_refreshes(rig: Rig, clock: FrozenClock) -> None:
+    """Every worker of ``serve --workers N`` runs the refresher: on PostgreSQL one at a time uploads."""
+    from bot.db.only_one import only_one
+
+    engine = rig.services.engine
+    assert engine is not None
+    refresher = MediaRefresher(rig.services, first_delay=3600)
+    async with only_one(engine, "media-refresh") as mine:  # stands in for another process's run
+        assert mine
+        expected = 0 if engine.dialect.name == "postgresql" else 1  # SQLite: one process, no lock
+        assert await refresher.run_once() == expected
+    assert await refresher.run_once() == 1 - expected
+    assert await refresher.run_once() == 0

@@ -117,6 +117,18 @@ class BotProcess:
             self.proc.kill()
             self.proc.wait(10)
 
+    def children(self) -> list[int]:
+        """Pids of this process's live children: the workers of ``serve --workers N``."""
+        out: list[int] = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text(errors="replace").rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.proc.pid and fields[0] != "Z":
+                    out.append(int(entry.name))
+        return sorted(out)
+
     def tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -8,9 +8,17 @@ PostgreSQL scenarios reset the ``public`` schema of the database they are given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.faults.harness import FaultHarness, FaultResult, host_port, reset_postgres
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tests.faults.harness import BotProcess, FaultHarness, FaultResult, host_port, reset_postgres
 from tests.tcp_proxy import TcpProxy
 
 N, RATE = 200, 100.0  # 200 customers at 100/s
@@ -121,3 +129,111 @@ async def postgres_outage(
             if not bot.alive:
                 raise RuntimeError(f"the bot died during the outage:\n{bot.tail()}")
             return result
+
+
+@dataclass
+class WorkersRun:
+    """``serve --workers N`` after a burst: what WeChat saw, and how the receipts were handled."""
+
+    result: FaultResult
+    receipts: int  # friend_added receipts stored
+    done: int  # ... of them done (all handlers committed)
+    attempts: dict[int, int]  # handler transactions committed per receipt → how many receipts
+    welcome_calls: int  # send_welcome_msg rows in the outbox (one per customer if each receipt ran once)
+    owners: int  # distinct processes that finished receipts
+    instances: int  # instance rows registered during the run (N, plus one per replaced worker)
+    workers_after: int  # live workers under the master at the end (gunicorn replaces a killed one)
+    reloaded: int = 0  # workers that logged a content reload after SIGHUP to the master
+
+
+async def workers_burst(
+    workdir: Path, pg_url: str, workers: int = 2, n: int = N, rate: float = RATE, kill_after: float | None = None
+) -> WorkersRun:
+    """PostgreSQL, one ``serve --workers N`` (gunicorn, one port): a burst of new friends; with ``kill_after``,
+    ``kill -9`` of one worker that many seconds in (gunicorn starts a replacement)."""
+    await reset_postgres(pg_url)
+    async with FaultHarness(workdir, pg_url) as h:
+        await h.prepare()
+        bot = await h.spawn("w", serve_args=["--workers", str(workers)])
+        await workers_registered(bot, pg_url, workers)
+        burst = await h.burst(h.simulator_for(bot), n, rate)
+        name = f"PostgreSQL: serve --workers {workers}"
+        killed_at = None
+        if kill_after is not None:
+            await asyncio.sleep(kill_after)
+            await h.when_busy(burst)
+            killed_at = h.state.now()
+            os.kill(bot.children()[0], signal.SIGKILL)
+            name += f", kill -9 one worker after {kill_after:g} s"
+        result = await h.settle(burst, name, restarted_at=killed_at)
+        if not bot.alive:
+            raise RuntimeError(f"the master died:\n{bot.tail()}")
+        run = await _handled(result, pg_url, len(bot.children()))
+        run.reloaded = await _reload(bot, workers)
+        return run
+
+
+async def _reload(bot: BotProcess, workers: int, within: float = 15.0) -> int:
+    """SIGHUP to the master; how many workers reloaded the content (their WARNING line) within ``within`` s."""
+    os.kill(bot.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + within
+    while True:
+        done = bot.log.read_text(errors="replace").count("content reloaded from")
+        if done >= workers or time.monotonic() > deadline:
+            return done
+        await asyncio.sleep(0.2)
+
+
+async def workers_registered(bot: BotProcess, pg_url: str, workers: int, within: float = 60.0) -> None:
+    """Wait until every worker has started (its instance row is in): /healthz answers from the first one."""
+    from sqlalchemy import func, select
+
+    from bot.db.models import Instance
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with _engine(pg_url) as conn:
+            live = await conn.scalar(select(func.count()).select_from(Instance).where(Instance.stopped_at.is_(None)))
+        if (live or 0) >= workers:
+            return
+        if not bot.alive:
+            break
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{workers} workers not registered within {within:.0f} s:\n{bot.tail()}")
+
+
+async def _handled(result: FaultResult, pg_url: str, workers_after: int) -> WorkersRun:
+    from sqlalchemy import func, select
+
+    from bot.db.models import Instance, OutboxCall, Receipt
+
+    async with _engine(pg_url) as conn:
+        rows = (await conn.execute(select(Receipt.status, Receipt.attempts, Receipt.owner).where(
+            Receipt.kind == "friend_added"))).all()  # fmt: skip
+        welcome_calls = await conn.scalar(
+            select(func.count()).select_from(OutboxCall).where(OutboxCall.api.endswith("send_welcome_msg"))
+        )
+        instances = await conn.scalar(select(func.count()).select_from(Instance))
+    attempts: dict[int, int] = {}
+    for row in rows:
+        if row.status == "done":
+            attempts[row.attempts] = attempts.get(row.attempts, 0) + 1
+    return WorkersRun(
+        result=result, receipts=len(rows), done=sum(r.status == "done" for r in rows), attempts=attempts,
+        welcome_calls=welcome_calls or 0, owners=len({r.owner for r in rows if r.status == "done"}),
+        instances=instances or 0, workers_after=workers_after,
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _engine(url: str) -> AsyncIterator[AsyncConnection]:
+    """One connection to ``url``, opened and closed with the block."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()

@@ -9,7 +9,7 @@ path, ``remote_id`` = media_id, ``data.sha256`` / ``data.created_at`` (epoch sec
 * ``content sync`` plans these with everything else (``create`` / ``replace`` (file changed) /
   ``refresh`` (expiring) / ``unchanged``), so a second sync with fresh media uploads nothing.
 * :func:`refresh_media` does only this step (for a periodic job); :class:`MediaRefresher` runs it every
-  hour inside the server.
+  hour inside the server, in one process at a time (:mod:`bot.db.only_one`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -35,6 +35,7 @@ from bot.content import (
     load_content,
 )
 from bot.content.model import Attachment, media_path
+from bot.db.only_one import only_one
 from bot.platform import WeComClient
 from handlers.growth.sync.model import MEDIA, WRITE_OPS, Action, Desired, Op, Record
 from handlers.growth.sync.planner import changed_fields
@@ -183,6 +184,9 @@ class MediaServices(Protocol):
     def sessions(self) -> async_sessionmaker[AsyncSession] | None: ...
 
     @property
+    def engine(self) -> AsyncEngine | None: ...
+
+    @property
     def clients(self) -> Mapping[str, object]: ...
 
     @property
@@ -220,11 +224,16 @@ class MediaRefresher:
         await self.stop()
 
     async def run_once(self) -> int:
+        """One refresh — by one process at a time: every worker and replica runs this loop, and without
+        the lock N of them starting together would each upload every expiring file."""
         s = self._services
         client = s.clients.get("wecom")
-        if s.sessions is None or not isinstance(client, WeComClient):
+        if s.sessions is None or s.engine is None or not isinstance(client, WeComClient):
             return 0
-        return await refresh_media(s.settings, RecordStore(s.sessions, s.clock), client, s.clock, s.content)
+        async with only_one(s.engine, "media-refresh") as mine:
+            if not mine:
+                return 0  # another process is refreshing; the next run here reads what it recorded
+            return await refresh_media(s.settings, RecordStore(s.sessions, s.clock), client, s.clock, s.content)
 
     async def _loop(self) -> None:
         await asyncio.sleep(self._first_delay)
