@@ -16,3 +16,12 @@ class CustomerCreated(DomainEvent):
     customer_id: int
     identity: str  # the column it arrived with: external_userid, openid or unionid
     value: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMerged(DomainEvent):
+    """Two rows were one person (a shared unionid): ``dropped`` was folded into ``kept`` and deleted."""
+
+    name: ClassVar[str] = "customer.merged"
+    kept: int
+    dropped: int

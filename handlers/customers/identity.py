@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
-from handlers.customers.events import CustomerCreated
+from handlers.customers.events import CustomerCreated, CustomerMerged
 from handlers.customers.merge import add_purchases, move_dependents
 
 
@@ -66,6 +66,8 @@ async def merge_customers(ctx: Context, keep: Customer, drop: Customer, unionid:
     add_purchases(keep, drop)
     keep.updated_at = ctx.now()
     await move_dependents(ctx.session, drop.id, keep.id)
+    dropped = drop.id
     await ctx.session.delete(drop)
     await ctx.session.flush()
+    await ctx.emit(CustomerMerged(keep.id, dropped))
     return keep

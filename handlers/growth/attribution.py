@@ -9,6 +9,7 @@ from bot.content import Channel, Content, Platform
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
+from handlers.growth.events import CustomerTouched, TagsChanged
 from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, Touch
 
@@ -67,6 +68,8 @@ async def record_touch(
     if inserted and first:
         customer.first_touch_at, customer.first_channel = at, arrival.code
     customer.updated_at = ctx.now()
+    if inserted:
+        await ctx.emit(CustomerTouched(customer.id, arrival.code, platform.value, action, first, at))
     return inserted
 
 
@@ -74,13 +77,17 @@ async def tag_locally(ctx: Context, customer: Customer, channel: Channel | None)
     """The channel's tags as customer facts (indexable for segments); returns the tag refs."""
     if channel is None:
         return []
+    added = []
     for tag in channel.tags:
-        await insert_ignore(
+        if await insert_ignore(
             ctx.session,
             CustomerTag,
             {"customer_id": customer.id, "tag": tag, "source": f"channel:{channel.code}", "created_at": ctx.now()},
             ["customer_id", "tag"],
-        )
+        ):
+            added.append(tag)
+    if added:
+        await ctx.emit(TagsChanged(customer.id, tuple(added)))
     return list(channel.tags)
 
 

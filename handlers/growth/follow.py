@@ -25,6 +25,7 @@ from bot.replies import NewsReply, Reply, TextReply
 from bot.reply_plan import Planning, local_time_of_event, rng_for
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import Arrival, arrival_for, mark_mp_tags, record_touch, tag_locally
+from handlers.growth.events import CustomerLost
 from handlers.growth.tables import Loss, Touch, Welcome
 
 router = Router("follow")
@@ -112,11 +113,13 @@ async def record_unfollow(event: Unfollowed, ctx: Context) -> None:
         .order_by(Touch.occurred_at.desc(), Touch.id.desc())
         .limit(1)
     )
+    at = datetime.fromtimestamp(event.create_time, UTC)
     values = {
-        "customer_id": customer.id, "channel_code": code, "kind": "unfollowed",
-        "occurred_at": datetime.fromtimestamp(event.create_time, UTC), "receipt_id": ctx.receipt_id,
+        "customer_id": customer.id, "channel_code": code, "kind": "unfollowed", "occurred_at": at,
+        "receipt_id": ctx.receipt_id,
     }  # fmt: skip
-    await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"])
+    if await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"]):
+        await ctx.emit(CustomerLost(customer.id, code, "unfollowed", at))
 
 
 @router.on_result("mp_profile")

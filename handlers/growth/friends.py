@@ -19,6 +19,7 @@ from bot.dispatcher import PlatformResult, Router
 from bot.events import FriendAdded, FriendLost, FriendRemovedByStaff
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
 from handlers.growth.attribution import Arrival, mark_wecom_tags, record_touch, resolve_channel, tag_locally
+from handlers.growth.events import CustomerLost
 from handlers.growth.synced import MEDIA, all_remote_ids
 from handlers.growth.tables import Loss, WeComRelation, Welcome
 
@@ -118,7 +119,8 @@ async def record_friend_loss(event: FriendLost | FriendRemovedByStaff, ctx: Cont
             "customer_id": customer.id, "channel_code": code, "kind": kind, "staff_userid": event.user_id,
             "occurred_at": at, "receipt_id": ctx.receipt_id,
         }  # fmt: skip
-        await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"])
+        if await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"]):
+            await ctx.emit(CustomerLost(customer.id, code, kind, at))
     remaining = await ctx.session.scalar(
         select(WeComRelation.staff_userid).where(WeComRelation.customer_id == customer.id, WeComRelation.active)
     )

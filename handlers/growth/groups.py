@@ -30,6 +30,7 @@ from bot.dispatcher import PlatformResult, Router
 from bot.events import GroupChanged, GroupCreated, GroupDismissed, GroupMembersJoined, GroupMembersLeft
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import mark_wecom_tags, record_touch, resolve_channel, tag_locally
+from handlers.growth.events import CustomerLost, GroupMemberJoined, GroupMemberLeft
 from handlers.growth.tables import GroupChat, GroupMember, Loss, WeComRelation
 
 router = Router("groups")
@@ -161,7 +162,10 @@ async def _admit(ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
         "join_scene": member.get("join_scene") if isinstance(member.get("join_scene"), int) else None,
         "joined_at": joined or ctx.now(), "left_at": None, "active": True,
     }  # fmt: skip
-    if not await _store_join(ctx.session, chat_id, member_id, values) or customer is None:
+    if not await _store_join(ctx.session, chat_id, member_id, values):
+        return
+    await ctx.emit(GroupMemberJoined(chat_id, member_id, customer.id if customer else None))
+    if customer is None:
         return
     await record_touch(
         ctx, customer, arrival, raw_key=state, platform=Platform.WECOM_GROUP, action="group_joined",
@@ -218,13 +222,17 @@ async def _release(ctx: Context, member: GroupMember, at: datetime) -> None:
         .values(active=False, left_at=at)
         .execution_options(synchronize_session=False)
     )
-    if not left.rowcount or member.customer_id is None:  # type: ignore[attr-defined]
+    if not left.rowcount:  # type: ignore[attr-defined]
+        return
+    await ctx.emit(GroupMemberLeft(member.chat_id, member.member_id, member.customer_id))
+    if member.customer_id is None:
         return
     values = {
         "customer_id": member.customer_id, "channel_code": member.channel_code, "kind": "left_group",
         "chat_id": member.chat_id, "occurred_at": at, "receipt_id": ctx.receipt_id,
     }  # fmt: skip
-    await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"])
+    if await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"]):
+        await ctx.emit(CustomerLost(member.customer_id, member.channel_code, "left_group", at))
 
 
 def _pending_reread(chat_id: str) -> tuple[ColumnElement[bool], ...]:

@@ -32,6 +32,7 @@ from bot.content.templates import fill
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
+from handlers.interactions.events import CheckinCompleted
 from handlers.interactions.points import award, balance
 from handlers.interactions.rewards import Granted, grant_reward
 from handlers.interactions.tables import Checkin
@@ -91,6 +92,7 @@ async def check_in(ctx: Context, customer_id: int, source: str) -> CheckinResult
     if not await insert_ignore(ctx.session, Checkin, row, ["customer_id", "local_day"]):
         return await _already(ctx, cfg, customer_id, day)
     await award(ctx, customer_id, points, "checkin", f"checkin:{day.isoformat()}")
+    await ctx.emit(CheckinCompleted(customer_id, day.isoformat(), streak, points))
     granted, extra = await _milestone(ctx, cfg, customer_id, streak, day)
     total = await balance(ctx, customer_id)
     broken = streak == 1 and await _checked_in_before(ctx, customer_id, day)

@@ -16,6 +16,7 @@ Menu clicks (docs/platform.md#menu-events): the button ``key`` names a rule id (
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import time, timedelta, tzinfo
 
@@ -101,14 +102,26 @@ def planned_answer(event: Event, rule: KeywordRule, content: Content, tz: tzinfo
     return Answer(rendered.text, link)
 
 
+async def _check_in(ctx: Context, rule: KeywordRule, customer: Customer, source: str) -> Answer | None:
+    return Answer((await check_in(ctx, customer.id, source)).text)
+
+
+async def _draw(ctx: Context, rule: KeywordRule, customer: Customer, source: str) -> Answer | None:
+    if not rule.campaign:
+        return None
+    return Answer((await draw(ctx, customer.id, rule.campaign, source)).text)
+
+
+# What a rule's ``action`` runs. A new keyword-triggered interaction is one ActionKind value (the content
+# model) and one function here; the router, the planner (actions are never planned) and kf need nothing.
+KeywordAction = Callable[[Context, KeywordRule, Customer, str], Awaitable[Answer | None]]
+ACTIONS: Mapping[ActionKind, KeywordAction] = {ActionKind.CHECKIN: _check_in, ActionKind.LOTTERY: _draw}
+
+
 async def answer_rule(ctx: Context, rule: KeywordRule, customer: Customer, source: str) -> Answer | None:
     """Run the rule for ``customer``: its action, inline text, or message. ``source``: mp | kf | h5."""
-    if rule.action is ActionKind.CHECKIN:
-        checked = await check_in(ctx, customer.id, source)
-        return Answer(checked.text)
-    if rule.action is ActionKind.LOTTERY and rule.campaign:
-        drawn = await draw(ctx, customer.id, rule.campaign, source)
-        return Answer(drawn.text)
+    if rule.action is not None:
+        return await ACTIONS[rule.action](ctx, rule, customer, source)
     variables: dict[str, str | None] = {NICKNAME: customer.name}
     if rule.text is not None:
         return Answer(fill(rule.text, variables, ctx.content.fallbacks))

@@ -35,6 +35,7 @@ from bot.db.upsert import insert_ignore
 from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, WeComRelation
 from handlers.sop.drip_worker import wake_drips_after_commit
+from handlers.sop.events import DripStopped
 from handlers.sop.tables import DripEnrolment, DripStepRun
 
 
@@ -136,6 +137,7 @@ async def stop_drips(ctx: Context, customer_id: int, kind: StopKind, tag: str | 
             .execution_options(synchronize_session=False)
         )
         stopped.append(enrolment.drip_id)
+        await ctx.emit(DripStopped(customer_id, enrolment.drip_id, reason))
     return stopped
 
 

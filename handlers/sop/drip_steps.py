@@ -34,6 +34,7 @@ from bot.db.models import Customer, OutboxCall
 from handlers.growth.synced import MEDIA, all_remote_ids
 from handlers.sop.budget import decide, lock_subject, record
 from handlers.sop.drip_enrol import active_staff, complete_if_done
+from handlers.sop.events import DripStepSent
 from handlers.sop.mp_windows import take_slot
 from handlers.sop.tables import DripEnrolment, DripStepRun
 
@@ -115,6 +116,7 @@ async def _deliver(ctx: Context, step: DripStepRun, spec: DripStep, customer: Cu
         note = f"; without attachments not uploaded yet: {missing}" if missing else ""
         step.state, step.finished_at, step.reason = "sent", ctx.now(), note[2:] or None
         await _ledger(ctx, step, spec, "sent", f"variant {rendered.variant_ref}{note}")
+        await ctx.emit(DripStepSent(step.customer_id, step.drip_id, step.step_id, call.id))
 
 
 async def _render(ctx: Context, spec: DripStep, customer: Customer) -> Rendered | None:

@@ -61,6 +61,7 @@ from bot.content.templates import fill
 from bot.context import Context
 from bot.db.models import Customer
 from handlers.growth.tables import CustomerTag, Touch
+from handlers.interactions.events import LotteryDrawn
 from handlers.interactions.lottery.state import ensure_campaign, lock_campaign, set_killed
 from handlers.interactions.lottery.verifiable import choose, roll_for
 from handlers.interactions.points import award, spend
@@ -159,7 +160,11 @@ async def draw_many(ctx: Context, campaign_id: str, requests: Sequence[DrawReque
         for p, why in refusals.items():
             out[p.index] = _refusal(campaign, campaign_id, why)
     assert all(r is not None for r in out)
-    return [r for r in out if r is not None]
+    results = [r for r in out if r is not None]
+    for request, result in zip(requests, results, strict=True):
+        if result.seq is not None:
+            await ctx.emit(LotteryDrawn(request.customer_id, campaign_id, result.seq, result.won, result.prize_id))
+    return results
 
 
 async def _eligible(ctx: Context, rule: Eligibility, customer_ids: set[int]) -> set[int]:
