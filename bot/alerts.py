@@ -38,7 +38,7 @@ ReceiptFailed = Callable[[int, str, str], Awaitable[None]]
 """``(receipt_id, kind, error)`` — what the dispatcher and the sweeper call when a receipt ends failed."""
 
 
-async def report_receipt_failed(services: Any, receipt_id: int, kind: str, error: str | None) -> None:
+async def report_receipt_failed(services: object, receipt_id: int, kind: str, error: str | None) -> None:
     """What the dispatcher calls where it marks a receipt failed: a no-op when the app has no alerts
     (``services`` is None in some unit rigs), so the call site stays one line."""
     alerts = getattr(services, "alerts", None)

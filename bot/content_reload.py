@@ -12,16 +12,16 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
 
 from bot.content import ContentError
 from bot.content_runtime import load_runtime_content
+from bot.context import Runtime
 
 log = logging.getLogger(__name__)
 
 
 class ContentReloader:
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Runtime) -> None:
         self._services = services
         self.hooks: list[Callable[[], object]] = []
         self._task: asyncio.Task[list[str]] | None = None

@@ -84,7 +84,6 @@ async def pay(rig: Rig, order_id: str, *, openid: str | None = None, external_us
 
 
 async def rows(rig: Rig, model: Any, *where: Any) -> list[Any]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         order = model.id if hasattr(model, "id") else model.created_at
         return list((await s.scalars(select(model).where(*where).order_by(order))).all())

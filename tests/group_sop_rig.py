@@ -60,7 +60,6 @@ def chat_id(owner: str, n: int) -> str:
 async def seed_groups(rig: Rig, clock: FrozenClock, owners: tuple[str, ...] = OWNERS) -> dict[str, list[str]]:
     """300 groups the bot knows (``group_chats``) and the simulated corp has, 50 per owner."""
     out: dict[str, list[str]] = {}
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():
         for owner in owners:
             for n in range(GROUPS_PER_OWNER):
@@ -77,6 +76,5 @@ async def start_rig(settings: Settings, clock: FrozenClock) -> Rig:
 
 
 async def rows(rig: Rig, model: type[T], *where: Any) -> list[T]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return list((await s.scalars(select(model).where(*where))).all())

@@ -24,7 +24,6 @@ from handlers.growth.tables import SyncedObject
 
 async def next_due(rig: Rig) -> datetime | None:
     """When the earliest pending outbox call becomes due (None: nothing pending)."""
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         due: datetime | None = await s.scalar(
             select(func.min(OutboxCall.next_attempt_at)).where(OutboxCall.state == "pending")
@@ -51,7 +50,6 @@ async def pretend_synced(rig: Rig, clock: FrozenClock, wecom_tags: Iterable[str]
     for key in wecom_tags:
         group, name = key.split("/", 1)
         ids[key] = rig.state.add_corp_tag(group, name, by_api=True).id
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():
         for key, tag_id in ids.items():
             s.add(
@@ -72,7 +70,6 @@ async def sync_content(rig: Rig, clock: FrozenClock) -> dict[str, str]:
 
     out = io.StringIO()
     assert await sync_command(rig.services.settings, False, out, clock=clock) == 0, out.getvalue()
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         rows = (await s.scalars(select(SyncedObject).where(SyncedObject.kind.in_([WECOM_TAG, MP_TAG])))).all()
         tag_ids = {f"{r.kind}:{r.key}": r.remote_id or "" for r in rows}

@@ -86,7 +86,6 @@ async def test_sweeper_finishes_a_receipt_left_pending(
         seen.append(event.external_userid)
 
     bot = await start_bot(aiohttp_client, settings, clock, routers=[r])
-    assert bot.services.sessions is not None
     async with bot.services.sessions() as s, s.begin():
         from bot.event_parser import from_fields
         from bot.wechat import parse_xml

@@ -34,7 +34,6 @@ async def enrol_once(rig: Rig, customer_id: int, drip_id: str, anchor: datetime)
 
 
 async def new_customer(rig: Rig, openid: str, **fields: object) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as session, session.begin():
         customer = Customer(openid=openid, created_at=MORNING, updated_at=MORNING, mp_follower=True, **fields)
         session.add(customer)

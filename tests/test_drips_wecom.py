@@ -59,7 +59,6 @@ async def test_a_customer_at_the_monthly_quota_gets_nothing_and_the_reason_is_re
     added = await rig.sim.add_friend("lulu", state="pkgcard")
     await tick(rig, worker)
     customer = await customer_by(rig, "external_userid", added.external_userid)
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():  # November: 30 group sends already this month
         for day in range(30):
             s.add(
@@ -125,7 +124,6 @@ async def test_completion_tags_the_customer_and_starts_the_next_drip(
     rig: Rig, worker: DripWorker, clock: FrozenClock
 ) -> None:
     rig.state.oa_tags[101] = OaTag(id=101, name="新粉48小时完成")
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():
         s.add(SyncedObject(kind=MP_TAG, key="旅程/新粉48小时完成", remote_id="101", fingerprint="x", data={},
                            updated_at=clock.now()))  # fmt: skip

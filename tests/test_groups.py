@@ -36,7 +36,6 @@ async def tag_ids(rig: Rig, clock: FrozenClock) -> dict[str, str]:
 
 
 async def rows(rig: Rig, model: type[T], *where: Any) -> list[T]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return list((await s.scalars(select(model).where(*where))).all())
 

@@ -37,7 +37,6 @@ async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
 
 
 async def _one(rig: Rig, model: type, *where: object) -> object:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return (await s.scalars(select(model).where(*where))).one()
 
@@ -169,7 +168,6 @@ async def test_same_person_on_wecom_and_official_account_is_one_customer(rig: Ri
     await rig.drain()
     added = await rig.sim.add_friend("lulu", state="pkgcard", unionid="uSAME")
     await rig.drain()
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         customers = (await s.scalars(select(Customer))).all()
         assert len(customers) == 1
@@ -187,7 +185,6 @@ async def test_churn_is_recorded_per_channel(rig: Rig) -> None:
     await rig.sim.delete_friend_by_customer("lulu", added.external_userid)
     await rig.sim.unfollow(follower.openid)
     await rig.drain()
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         losses = sorted((x.channel_code, x.kind) for x in (await s.scalars(select(Loss))).all())
         friend = (await s.scalars(select(Customer).where(Customer.external_userid == added.external_userid))).one()
@@ -196,7 +193,6 @@ async def test_churn_is_recorded_per_channel(rig: Rig) -> None:
 
 
 async def _tags(rig: Rig, customer_id: int) -> set[str]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return set((await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer_id))).all())
 

@@ -170,7 +170,6 @@ async def test_invite_code_is_made_by_a_post_with_the_csrf_header_never_by_a_get
 
 
 async def _count(rig: Rig, model: Any) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return int((await s.execute(select(func.count()).select_from(model))).scalar_one())
 

@@ -40,7 +40,6 @@ def _reply(delivery: object) -> dict[str, str]:
 
 async def _ledger(rig: Rig, openid: str) -> tuple[int, int, int]:
     """(ledger rows, ledger sum, balance) of the customer."""
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         cid = await s.scalar(select(Customer.id).where(Customer.openid == openid))
         rows = await s.scalar(select(func.count()).select_from(PointsEntry).where(PointsEntry.customer_id == cid))
@@ -66,7 +65,6 @@ async def test_checkin_keyword_gets_a_passive_reply_and_a_second_one_changes_not
     assert "今天已经签过到啦" in again["Content"] and "5 积分" in again["Content"]
     await rig.drain()
     assert await _ledger(rig, openid) == before  # nothing changed
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Checkin)) == 1
     # answered in the HTTP response, nothing late; the only customer-service message is the follow drip's
@@ -90,7 +88,6 @@ async def test_lottery_keyword_draws_once_per_day(rig: Rig) -> None:
     limit = _reply(await rig.sim.send_text(openid, "抽奖"))
     assert "次数用完" in limit["Content"]
     await rig.drain()
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(Draw)) == 1
 

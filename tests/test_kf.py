@@ -30,13 +30,11 @@ def _sent(rig: Rig) -> list[str]:
 
 
 async def _count(rig: Rig, model: type) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def _cursor(rig: Rig) -> str:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return str(await s.scalar(select(KfCursor.cursor).where(KfCursor.open_kfid == KFID)))
 

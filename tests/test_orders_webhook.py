@@ -66,7 +66,6 @@ async def post(bot: RunningBot, payload: dict[str, Any], clock: FrozenClock, msg
 
 
 async def customer(bot: RunningBot, **where: str) -> Customer:
-    assert bot.services.sessions is not None
     async with bot.services.sessions() as s:
         (column, value), *_ = where.items()
         found = await s.scalar(select(Customer).where(getattr(Customer, column) == value))
@@ -150,7 +149,6 @@ async def test_unknown_buyer_is_created_with_every_id_and_known_rows_are_linked(
     c = await customer(bot, unionid="uNEW")
     assert (c.openid, c.external_userid, c.purchase_count) == ("oNEW", "wmNEW", 1)
     # a follower we already know (by openid, unionid not yet known) buys: same row, unionid linked
-    assert bot.services.sessions is not None
     now = clock.now()
     async with bot.services.sessions() as s, s.begin():
         s.add(Customer(openid="oFAN", mp_follower=True, created_at=now, updated_at=now))
@@ -282,7 +280,6 @@ async def test_a_customer_total_saturates_instead_of_overflowing(bot: RunningBot
     """A total already at the bigint limit (written before the door checked amounts) takes more orders."""
     assert await post(bot, order("SO-1", 100), clock, msg_id="m1") == (200, {"status": "accepted"})
     await bot.settle()
-    assert bot.services.sessions is not None
     async with bot.services.sessions() as s, s.begin():
         (await s.scalars(select(Customer).where(Customer.unionid == "uUNION1"))).one().total_spent_cents = 2**63 - 1
     assert await post(bot, order("SO-2", 12900), clock, msg_id="m2") == (200, {"status": "accepted"})
@@ -393,6 +390,5 @@ def test_secret_from_the_environment_is_masked() -> None:
 
 
 async def _orders(bot: RunningBot) -> list[Order]:
-    assert bot.services.sessions is not None
     async with bot.services.sessions() as s:
         return list((await s.scalars(select(Order).order_by(Order.id))).all())

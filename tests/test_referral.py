@@ -35,7 +35,6 @@ async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
 
 
 async def _customer_id(rig: Rig, column: str, value: str) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         found = await s.scalar(select(Customer.id).where(getattr(Customer, column) == value))
         assert found is not None
@@ -60,20 +59,17 @@ async def _release(rig: Rig) -> ReleaseSummary:
 
 
 async def _referrals(rig: Rig) -> list[Referral]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return list((await s.scalars(select(Referral).order_by(Referral.id))).all())
 
 
 async def _balance(rig: Rig, customer_id: int) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         found = await s.scalar(select(PointsBalance.balance).where(PointsBalance.customer_id == customer_id))
         return int(found or 0)
 
 
 async def _first_order(rig: Rig, external_userids: list[str]) -> None:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():
         await s.execute(update(Customer).where(Customer.external_userid.in_(external_userids)).values(purchase_count=1))
 
@@ -84,7 +80,6 @@ async def test_personal_code_is_a_contact_way_with_the_code_as_state(rig: Rig) -
     call = rig.state.last_call("externalcontact/add_contact_way")
     assert call.errcode == 0 and call.body is not None
     assert call.body["state"] == code and call.body["user"] == ["lulu"] and call.body["scene"] == 2
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         row = await s.get(ReferralCode, inviter)
         assert row is not None and row.remote_id == call.response["config_id"] and row.qr_url
@@ -112,7 +107,6 @@ async def test_released_after_the_hold_with_a_first_order(rig: Rig, clock: Froze
     assert done.state == "released"
     assert await _balance(rig, inviter) == 100
     assert await _balance(rig, done.invitee_id) == 20
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         tags = (await s.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == inviter))).all()
         assert "互动/老带新达人" in tags
@@ -161,7 +155,6 @@ async def test_fifty_invitees_beyond_the_monthly_cap_release_no_more_rewards(rig
 
 async def test_existing_customers_and_self_invites_are_not_credited(rig: Rig) -> None:
     inviter, code = await _inviter(rig)
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         own = await s.scalar(select(Customer.external_userid).where(Customer.id == inviter))
     known = await rig.sim.add_friend("axin", state="pkgcard")

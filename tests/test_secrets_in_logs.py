@@ -162,7 +162,6 @@ _ACCEPT_TOKEN = {
 
 
 async def run_sql(bot: RunningBot, statements: list[str]) -> None:
-    assert bot.services.engine is not None
     async with bot.services.engine.begin() as conn:
         for statement in statements:
             await conn.execute(text(statement))

@@ -39,7 +39,6 @@ async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
 
 
 async def add_rows(rig: Rig, *objects: object) -> None:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s, s.begin():
         s.add_all(objects)
 
@@ -61,7 +60,6 @@ def quota_spent(n: int, start: datetime, delivery: str, **subject: object) -> li
 
 
 async def ledger_count(rig: Rig) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(ContactLedger)) or 0)
 

@@ -46,7 +46,6 @@ async def test_stats_match_the_journeys(rig: Rig, clock: FrozenClock) -> None:
     await rig.drain()
     clock.advance(timedelta(days=2))
 
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as session:
         stats = await channel_stats(session, clock.now())
         assert stays.external_userid

@@ -215,7 +215,6 @@ async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
 async def test_a_welcome_after_sync_carries_the_real_media_id(rig: Rig, clock: FrozenClock) -> None:
     out = io.StringIO()
     assert await sync_command(rig.services.settings, False, out, clock=clock) == 0, out.getvalue()
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         cover = (await all_remote_ids(s, MEDIA))["media/gift_29_cover.png"]
     assert rig.state.media[cover].type == "image"

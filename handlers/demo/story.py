@@ -130,13 +130,11 @@ async def run_story(rig: Rig, settings: Settings, out: Out) -> None:
 
 
 async def _receipts(rig: Rig) -> int:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return int((await s.execute(select(func.count()).select_from(Receipt))).scalar_one())
 
 
 async def print_stats(rig: Rig, out: Out) -> None:
-    assert rig.services.sessions is not None
     names = {c.code: c.name for c in rig.services.content.channels}
     names[UNATTRIBUTED] = "未归因"
     async with rig.services.sessions() as session:
@@ -286,7 +284,6 @@ async def post_order(rig: Rig, settings: Settings, openid: str, order_id: str) -
 
 
 async def journey_lines(rig: Rig, openid: str, tz: tzinfo) -> list[str]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         rows = (await s.execute(
             select(DripStepRun).join(Customer, Customer.id == DripStepRun.customer_id)

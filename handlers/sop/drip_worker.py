@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.context import Context
+from bot.context import Context, Runtime
 from bot.parts import Part
 from bot.sim_clock import real_seconds
 from handlers.sop.tables import DripStepRun
@@ -68,7 +68,7 @@ class DripWorker:
         settings: Settings,
         clock: Clock,
         rng: random.Random,
-        services: Any,
+        services: Runtime,
         run_step: StepRunner,
         on_outbox: OutboxNotify,
         *,

@@ -168,7 +168,6 @@ class GroupSop:
     async def _fan_out(self, post: GroupPost, fire_at: datetime, batch: Batch, names: dict[str, str]) -> None:
         """Claim one target and queue its send, all in one transaction; a lost race does nothing."""
         s = self.s
-        assert s.sessions is not None and s.outbox is not None
         async with s.sessions() as session, session.begin():
             row = self._row(post, fire_at, batch.target, batch.chat_ids, "pending")
             if not await insert_ignore(session, GroupFire, row, _KEY):

@@ -47,7 +47,6 @@ LIST_PAGES = 20
 
 async def check_group_tasks(services: Services, limit: int = 200) -> int:
     """Fail fires whose call failed, then queue due confirmation checks. Returns checks queued."""
-    assert services.sessions is not None and services.outbox is not None
     now = services.clock.now()
     async with services.sessions() as session, session.begin():
         failed = await session.execute(
@@ -72,7 +71,6 @@ async def check_group_tasks(services: Services, limit: int = 200) -> int:
 
 async def _queue_check(services: Services, fire_id: int, check_at: datetime | None) -> int:
     """Claim one due check (a conditional UPDATE, so one replica queues it) and queue the read."""
-    assert services.sessions is not None and services.outbox is not None
     now = services.clock.now()
     async with services.sessions() as session, session.begin():
         claimed = await session.execute(

@@ -56,7 +56,6 @@ def worker(rig: Rig) -> DripWorker:
 
 
 async def outbox_rows(rig: Rig, api: str) -> list[OutboxCall]:
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         return list((await s.scalars(select(OutboxCall).where(OutboxCall.api == api).order_by(OutboxCall.id))).all())
 
@@ -84,7 +83,6 @@ async def test_welcome_answer_lost_retry_answers_41051_and_the_welcome_counts_as
     assert rig.state.faults.lost == [(WELCOME, mode)]
     assert len(rig.state.contacts[added.external_userid].welcomes) == 1
     assert successful(rig, WELCOME) == 1
-    assert rig.services.sessions is not None
     async with rig.services.sessions() as s:
         [welcome] = (await s.scalars(select(Welcome))).all()
         call = await s.get(OutboxCall, welcome.outbox_id)
