@@ -17,13 +17,13 @@ secret before it goes anywhere, and the URL (which may carry a robot key) is nev
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.logs import RedactSecrets
 from bot.metrics import Metrics
@@ -56,7 +56,7 @@ class FailureAlerts:
         self._scrub = RedactSecrets(secrets).scrub
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._http: aiohttp.ClientSession | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight = Background("alerts")
 
     def __repr__(self) -> str:
         return f"FailureAlerts(hook={'on' if self._url else 'off'})"
@@ -84,9 +84,7 @@ class FailureAlerts:
             "error": text,
             "at": self._clock.now().isoformat(),
         }
-        task = asyncio.get_running_loop().create_task(self._post(body))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._in_flight.spawn(self._post(body), f"receipt-{receipt_id}")
 
     async def _post(self, body: dict[str, Any]) -> None:
         try:
@@ -101,12 +99,7 @@ class FailureAlerts:
 
     async def close(self, grace: float = 5.0) -> None:
         """Let alerts still in flight finish (up to ``grace`` seconds), then close the HTTP client."""
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=grace)
-        for task in set(self._in_flight):
-            task.cancel()
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._in_flight.drain(grace)
         if self._http is not None:
             await self._http.close()
             self._http = None

@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 
+from bot.background import Background
 from bot.content import ContentError
 from bot.content_runtime import load_runtime_content
 from bot.context import Runtime
@@ -24,7 +25,7 @@ class ContentReloader:
     def __init__(self, services: Runtime) -> None:
         self._services = services
         self.hooks: list[Callable[[], object]] = []
-        self._task: asyncio.Task[list[str]] | None = None
+        self._background = Background("content")
 
     async def reload(self) -> list[str]:
         """Reload now; returns the problems (empty when the new content is in force)."""
@@ -42,8 +43,8 @@ class ContentReloader:
         return []
 
     def on_signal(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.reload(), name="content-reload")
+        if "reload" not in self._background:  # a reload already running takes in the latest files
+            self._background.spawn(self.reload(), "reload", key="reload")
 
     def install_signal(self) -> None:
         """SIGHUP reloads (``serve`` only; tests call :meth:`reload` directly)."""

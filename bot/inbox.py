@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts import ReceiptFailed
+from bot.background import cancel_and_wait
 from bot.clock import Clock
 from bot.db.models import Receipt
 from bot.event_parser import from_fields
@@ -194,8 +195,7 @@ class Sweeper:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def _loop(self) -> None:

@@ -16,7 +16,6 @@ not make a healthy process look dead.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -27,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.background import Background
 from bot.config import InstancesConfig
 from bot.db.models import Instance
 
@@ -85,7 +85,7 @@ class Instances:
         self._host = host_key()
         self._pid = os.getpid()
         self._started = process_started(self._pid) or ""
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("instances")
 
     def __repr__(self) -> str:
         return f"Instances(id={self.id!r}, pid={self._pid})"
@@ -108,14 +108,11 @@ class Instances:
             log.warning("took over from %d dead instance(s) on this host", len(buried))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._beat(), name="instance-heartbeat")
+        self._background.every("heartbeat", self._cfg.heartbeat_seconds, self._beat)
 
     async def stop(self) -> None:
         """Stop beating and mark the row stopped: what this process still holds is free for others now."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(update(Instance).where(Instance.id == self.id).values(stopped_at=_wall()))
@@ -123,22 +120,20 @@ class Instances:
             log.warning("could not mark this instance stopped; others take over after its heartbeat ages")
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self._cfg.heartbeat_seconds)
-            try:
-                async with self._engine.begin() as conn:
-                    res = await conn.execute(
-                        update(Instance).where(Instance.id == self.id).values(heartbeat_at=_wall(), stopped_at=None)
-                    )
-                    if res.rowcount != 1:  # removed by an operator: come back
-                        await conn.execute(
-                            insert(Instance).values(
-                                id=self.id, host=self._host, pid=self._pid, pid_started=self._started,
-                                started_at=_wall(), heartbeat_at=_wall(), stopped_at=None,
-                            )
-                        )  # fmt: skip
-            except Exception:
-                log.warning("heartbeat failed; retrying", exc_info=True)
+        try:
+            async with self._engine.begin() as conn:
+                res = await conn.execute(
+                    update(Instance).where(Instance.id == self.id).values(heartbeat_at=_wall(), stopped_at=None)
+                )
+                if res.rowcount != 1:  # removed by an operator: come back
+                    await conn.execute(
+                        insert(Instance).values(
+                            id=self.id, host=self._host, pid=self._pid, pid_started=self._started,
+                            started_at=_wall(), heartbeat_at=_wall(), stopped_at=None,
+                        )
+                    )  # fmt: skip
+        except Exception:
+            log.warning("heartbeat failed; retrying", exc_info=True)
 
     async def live_ids(self) -> set[str]:
         """Instances whose work must not be taken: this one, and every other that beats and runs."""

@@ -15,7 +15,6 @@ catch-up and another replica firing the same post all lead to one send.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, tzinfo
@@ -25,6 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.content.schedule import cron_trigger
 from bot.content.sop_model import CronSchedule, DatesSchedule, GroupPost
@@ -59,7 +59,7 @@ class Scheduler:
         self._clock = clock
         self._grace = misfire_grace
         self._aps = AsyncIOScheduler(timezone=tz)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background("scheduler")
 
     def schedule_posts(self, posts: Iterable[GroupPost], fire: FireFn) -> int:
         """(Re)build one job per enabled cron/calendar post. Returns how many jobs were added."""
@@ -108,11 +108,7 @@ class Scheduler:
         """No new runs, then wait for running ones (cancelled after ``timeout``)."""
         if self._aps.running:
             self._aps.shutdown(wait=False)
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._background.drain(timeout)
 
     def _triggers(self, post: GroupPost) -> list[tuple[str, Any]]:
         if not post.enabled:
@@ -139,9 +135,7 @@ class Scheduler:
     async def _spawn(self, name: str, fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         """APScheduler runs coroutine jobs on the loop (a plain function would go to a thread); the work
         itself runs as a tracked task so ``stop`` can drain it."""
-        task = asyncio.create_task(self._guarded(name, fn, *args), name=f"scheduler:{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background.spawn(self._guarded(name, fn, *args), name)
 
     async def _guarded(self, name: str, fn: Callable[..., Awaitable[object]], *args: Any) -> None:
         try:

@@ -25,8 +25,6 @@ The poll interval is simulated time: on a sped-up clock (``siyu-bot demo --speed
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -36,6 +34,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.background import Background, Loop
 from bot.clock import Clock
 from bot.config import Settings
 from bot.context import Context, Runtime
@@ -84,35 +83,27 @@ class DripWorker:
         self._on_outbox = on_outbox
         self._poll = poll_seconds
         self._lease = timedelta(seconds=lease_seconds)
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._background = Background("drips")
+        self._loop: Loop | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="drip-poll")
+        # waits first: start-up work (migrations, catch-up) settles, and runs driven by tests stay in control
+        self._loop = self._background.every("poll", lambda: real_seconds(self._clock, self._poll), self._run_all)
 
     async def stop(self) -> None:
         """Stop polling; a row in flight finishes its transaction (or its claim simply expires)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
+        self._loop = None
 
     def wake(self) -> None:
         """Poll now: the clock jumped, or a committed enrolment has a step due already (a ``0m`` step goes
         out at once, not at the next poll). Called after the commit, so the claim sees the rows."""
-        self._wake.set()
+        if self._loop is not None:
+            self._loop.wake()
 
-    async def _loop(self) -> None:
-        while True:
-            # wait first: start-up work (migrations, catch-up) settles, and runs driven by tests stay in control
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), real_seconds(self._clock, self._poll))
-            self._wake.clear()
-            try:
-                while await self.run_due() > 0:
-                    pass
-            except Exception:
-                log.exception("drip poll failed")
+    async def _run_all(self) -> None:
+        while await self.run_due() > 0:
+            pass
 
     async def run_due(self, limit: int = 100) -> int:
         """Claim up to ``limit`` due steps and run them; returns how many were claimed."""

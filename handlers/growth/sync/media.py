@@ -14,7 +14,6 @@ path, ``remote_id`` = media_id, ``data.sha256`` / ``data.created_at`` (epoch sec
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content import (
@@ -205,17 +205,17 @@ class MediaRefresher:
         self._services = services
         self._interval = interval
         self._first_delay = first_delay
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("media")
+        self._started = False
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="media-refresher")
+        if not self._started:
+            self._started = True
+            self._background.every("refresh", self._interval, self._refresh, first=self._first_delay)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
+        self._started = False
 
     async def cleanup_ctx(self) -> AsyncIterator[None]:
         """For ``app.cleanup_ctx``: start on startup, stop on cleanup."""
@@ -235,13 +235,7 @@ class MediaRefresher:
                 return 0  # another process is refreshing; the next run here reads what it recorded
             return await refresh_media(s.settings, RecordStore(s.sessions, s.clock), client, s.clock, s.content)
 
-    async def _loop(self) -> None:
-        await asyncio.sleep(self._first_delay)
-        while True:
-            try:
-                uploaded = await self.run_once()
-                if uploaded:
-                    log.info("media refresh: %d file(s) uploaded", uploaded)
-            except Exception:
-                log.exception("media refresh failed")
-            await asyncio.sleep(self._interval)
+    async def _refresh(self) -> None:
+        uploaded = await self.run_once()
+        if uploaded:
+            log.info("media refresh: %d file(s) uploaded", uploaded)

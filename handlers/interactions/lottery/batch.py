@@ -27,6 +27,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bot.actions import run_action
+from bot.background import Background
 from bot.context import Runtime
 from bot.parts import Part
 from handlers.interactions.lottery.draw import DrawRequest, DrawResult, draw_many
@@ -48,13 +49,13 @@ class LotteryBatcher:
     max_batch: int = MAX_BATCH
     batches: int = 0  # transactions run (for tests and the benchmark)
     _queues: dict[str, list[_Queued]] = field(default_factory=dict)
-    _runners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _runners: Background = field(default_factory=lambda: Background("lottery"))
 
     async def draw(self, customer_id: int, campaign_id: str, source: str) -> DrawResult:
         future: asyncio.Future[DrawResult] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(campaign_id, []).append(_Queued(DrawRequest(customer_id, source), future))
         if campaign_id not in self._runners:
-            self._runners[campaign_id] = asyncio.create_task(self._run(campaign_id))
+            self._runners.spawn(self._run(campaign_id), f"draws-{campaign_id}", key=campaign_id)
         return await future
 
     async def _run(self, campaign_id: str) -> None:
@@ -65,7 +66,6 @@ class LotteryBatcher:
                 del queue[: self.max_batch]
                 await self._settle(campaign_id, batch)
         finally:  # normally the queue is empty here; after a cancellation its requests are failed
-            self._runners.pop(campaign_id, None)
             _fail(self._queues.pop(campaign_id, []), RuntimeError("lottery batcher stopped"))
 
     async def _settle(self, campaign_id: str, batch: list[_Queued]) -> None:
