@@ -31,9 +31,9 @@ from handlers.sop.drip_worker import DripWorker
 from handlers.sop.group_sop import GroupSop
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys
 from tests.conftest import make_settings
-from tests.drip_helpers import MORNING, at, hours, pay, steps_of, tick, worker_for
-from tests.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, start_rig, use_content
-from tests.journey import drain
+from tests.sop.drip_helpers import MORNING, at, hours, pay, steps_of, tick, worker_for
+from tests.sop.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, start_rig, use_content
+from tests.support.journey import drain
 
 pytestmark = pytest.mark.faults
 
