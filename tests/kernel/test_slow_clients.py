@@ -218,7 +218,7 @@ async def test_when_every_connection_is_busy_a_newcomer_is_refused_with_503(serv
 
 
 def _spawn_serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m bot serve`` (the real command line) on a free port, SQLite, 0.5 s header deadline."""
+    """``python -m handlers serve`` (the real command line, as ``siyu-bot serve``) on a free port, SQLite, 0.5 s header deadline."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -232,7 +232,7 @@ def _spawn_serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
         encoding="utf-8",
     )
     with (tmp_path / "serve.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "-c", str(config), "serve"], stderr=log)
+        proc = subprocess.Popen([sys.executable, "-m", "handlers", "-c", str(config), "serve"], stderr=log)
     return proc, port
 
 
