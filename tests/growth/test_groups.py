@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer, OutboxCall
 from bot.rig import Rig
-from handlers import features
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, Loss, Touch
-from tests.support.journey import drain, pretend_synced
+from tests.growth.helpers import pretend_synced
+from tests.support.apps import drain, rows, start_rig
 
 CHAT = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"  # one of group_fans' chat_ids in content/channels.toml
 FANS_TAG = "渠道/粉丝福利群"
-T = TypeVar("T")
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     yield rig
     await rig.close()
 
@@ -33,12 +29,6 @@ async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
 @pytest.fixture
 async def tag_ids(rig: Rig, clock: FrozenClock) -> dict[str, str]:
     return await pretend_synced(rig, clock, [FANS_TAG, "渠道/包裹卡", "福利/29元礼待领取"])
-
-
-async def rows(rig: Rig, model: type[T], *where: Any) -> list[T]:
-    assert rig.services.sessions is not None
-    async with rig.services.sessions() as s:
-        return list((await s.scalars(select(model).where(*where))).all())
 
 
 async def active_members(rig: Rig, chat_id: str = CHAT) -> set[str]:

@@ -14,10 +14,10 @@ from bot.config import Settings
 from bot.db.models import Customer, OutboxCall
 from bot.rig import Rig
 from bot.wechat import parse_xml
-from handlers import features
 from handlers.growth.synced import MP_TAG, WECOM_TAG
 from handlers.growth.tables import CustomerTag, Loss, Touch, Welcome
-from tests.support.journey import sync_content
+from tests.growth.helpers import sync_content
+from tests.support.apps import start_rig
 
 TAG_IDS: dict[str, str] = {}
 
@@ -28,9 +28,8 @@ def tag_id(ref: str, kind: str = WECOM_TAG) -> str:
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    import random
 
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     TAG_IDS.update(await sync_content(rig, clock))
     yield rig
     await rig.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -11,14 +10,14 @@ import pytest
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
-from handlers import features
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
-from tests.support.journey import sync_content
+from tests.growth.helpers import sync_content
+from tests.support.apps import start_rig
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(3))
+    rig = await start_rig(settings, clock, rng=3)
     await sync_content(rig, clock)
     yield rig
     await rig.close()

@@ -6,27 +6,24 @@ from __future__ import annotations
 import io
 import shutil
 import struct
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
-from bot.clock import Clock
 from bot.config import Settings
-from bot.simulator import SimAccounts, SimState, make_sim_app, wecom_channels
+from bot.simulator import SimState, wecom_channels
 from bot.simulator.models import OaTag
 from bot.simulator.wecom_channels import qr_image
 from handlers.growth.sync import qr_command, sync_command, write_qr_png
 from handlers.growth.tables import SyncedObject
-from tests.conftest import make_settings
-from tests.growth.test_sync_plan import CHAT_IDS, STAFF, write_content
+from tests.growth.helpers import CHAT_IDS, STAFF, ServerFactory, seed, serve_sim, synced_rows, write_content
+from tests.support.settings import SHIPPED_CONTENT, make_settings
 
 WRITE_APIS = {
     "externalcontact/add_corp_tag",
@@ -45,8 +42,6 @@ WRITE_APIS = {
     "externalcontact/group_welcome_template/edit",
     "externalcontact/group_welcome_template/del",
 }
-REPO_CONTENT = Path(__file__).resolve().parents[2] / "content"
-ServerFactory = Callable[[Any], Awaitable[TestServer]]
 
 
 class World:
@@ -75,29 +70,6 @@ class World:
         path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def seed(state: SimState, staff: tuple[str, ...], chat_ids: tuple[str, ...]) -> None:
-    for userid in staff:
-        state.add_staff(userid)
-    for chat_id in chat_ids:
-        state.add_group(staff[0], name=chat_id, chat_id=chat_id)
-
-
-async def serve_sim(
-    aiohttp_server: ServerFactory, db_url: str, content_dir: Path, clock: Clock | None = None
-) -> tuple[SimState, Settings]:
-    """The simulator on a loopback server (on ``clock``; default: the real clock) and the bot's settings
-    pointing at it, with content from ``content_dir``."""
-    state = SimState(clock=clock, accounts=SimAccounts.from_settings(make_settings(db_url)))
-    server = await aiohttp_server(make_sim_app(state))
-    settings = make_settings(
-        db_url,
-        wecom={"api_base_url": str(server.make_url("/wecom"))},
-        official_account={"api_base_url": str(server.make_url("/mp"))},
-        content_dir=str(content_dir),
-    )
-    return state, settings
-
-
 async def make_world(aiohttp_server: ServerFactory, db_url: str, content_dir: Path) -> World:
     state, settings = await serve_sim(aiohttp_server, db_url, content_dir)
     return World(state, settings, content_dir)
@@ -108,12 +80,6 @@ async def world(aiohttp_server: ServerFactory, db_url: str, tmp_path: Path) -> W
     w = await make_world(aiohttp_server, db_url, write_content(tmp_path / "content"))
     seed(w.state, (*STAFF, "mia"), CHAT_IDS)
     return w
-
-
-async def rows(engine: AsyncEngine) -> dict[tuple[str, str], SyncedObject]:
-    async with engine.connect() as conn:
-        result = await conn.execute(select(SyncedObject.__table__))
-        return {(r.kind, r.key): r for r in result}  # type: ignore[misc]
 
 
 def way_by_state(ways: dict[str, Any], state: str) -> Any:
@@ -139,7 +105,7 @@ async def test_first_sync_creates_every_object_with_its_fields(world: World, eng
     assert sorted(t.name for t in s.oa_tags.values()) == ["包裹卡", "海报", "粉丝群"]
     assert len(s.calls_to("externalcontact/add_corp_tag")) == 2  # one call per group
 
-    recorded = await rows(engine)
+    recorded = await synced_rows(engine)
     assert recorded[("contact_way", "pkgcard")].remote_id == pkg.config_id
     assert recorded[("contact_way", "pkgcard")].data["qr_code"] == pkg.qr_code
     assert recorded[("join_way", "fans")].remote_id == join.config_id
@@ -162,7 +128,7 @@ async def test_second_sync_makes_no_call_at_all(world: World) -> None:
 
 async def test_a_staff_change_is_exactly_one_update_call(world: World, engine: AsyncEngine) -> None:
     assert await world.sync() == 0
-    before = await rows(engine)
+    before = await synced_rows(engine)
     world.edit_channels('staff = ["lulu", "axin"]', 'staff = ["lulu", "axin", "mia"]')
     mark = len(world.state.calls)
     assert await world.sync() == 0, world.output
@@ -170,7 +136,7 @@ async def test_a_staff_change_is_exactly_one_update_call(world: World, engine: A
     call = world.state.last_call("externalcontact/update_contact_way")
     assert call.body is not None and call.body["config_id"] == before[("contact_way", "pkgcard")].remote_id
     assert call.body["user"] == ["lulu", "axin", "mia"] and call.body["state"] == "pkgcard"
-    after = await rows(engine)
+    after = await synced_rows(engine)
     assert after[("contact_way", "pkgcard")].fingerprint != before[("contact_way", "pkgcard")].fingerprint
     assert after[("contact_way", "pkgcard")].data["qr_code"] == before[("contact_way", "pkgcard")].data["qr_code"]
     assert "update     contact_way     pkgcard  (user)" in world.output
@@ -180,7 +146,7 @@ async def test_a_staff_change_is_exactly_one_update_call(world: World, engine: A
 
 async def test_a_join_way_change_is_one_update_and_a_new_scene_one_new_code(world: World, engine: AsyncEngine) -> None:
     assert await world.sync() == 0
-    old_ticket = (await rows(engine))[("mp_qrcode", "poster")].remote_id
+    old_ticket = (await synced_rows(engine))[("mp_qrcode", "poster")].remote_id
     world.edit_channels("room_base_id = 3", "room_base_id = 7")
     world.edit_channels('scene_str = "poster_618"', 'scene_str = "poster_1111"')
     mark = len(world.state.calls)
@@ -188,31 +154,31 @@ async def test_a_join_way_change_is_one_update_and_a_new_scene_one_new_code(worl
     assert sorted(world.writes_since(mark)) == ["externalcontact/groupchat/update_join_way", "qrcode/create"]
     (join,) = world.state.join_ways.values()
     assert join.fields["room_base_id"] == 7 and join.fields["chat_id_list"] == list(CHAT_IDS)
-    poster = (await rows(engine))[("mp_qrcode", "poster")]
+    poster = (await synced_rows(engine))[("mp_qrcode", "poster")]
     assert poster.remote_id != old_ticket and poster.data["replaced"] == [old_ticket]
     assert world.state.qrcodes[poster.remote_id].scene_str == "poster_1111"
 
 
 async def test_dry_run_prints_the_plan_and_calls_nothing(world: World, engine: AsyncEngine) -> None:
     assert await world.sync(dry_run=True) == 0
-    assert world.state.calls == [] and await rows(engine) == {}
+    assert world.state.calls == [] and await synced_rows(engine) == {}
     assert "create     join_way        fans" in world.output and "dry run: nothing was changed" in world.output
 
 
 async def test_broken_content_changes_nothing(world: World, engine: AsyncEngine) -> None:
     assert await world.sync() == 0
-    before, mark = await rows(engine), len(world.state.calls)
+    before, mark = await synced_rows(engine), len(world.state.calls)
     world.edit_channels('staff = ["lulu", "axin"]', 'staff = ["lulu", "axin"]\nbogus = 1')
     for dry_run in (False, True):
         assert await world.sync(dry_run) == 1
         assert "channels.toml" in world.output and "bogus" in world.output and "nothing was synced" in world.output
-    assert world.calls_since(mark) == [] and await rows(engine) == before
+    assert world.calls_since(mark) == [] and await synced_rows(engine) == before
 
 
 async def test_broken_content_on_a_fresh_database_calls_nothing(world: World, engine: AsyncEngine) -> None:
     (world.content_dir / "tags.toml").write_text("[[tag_groups]\n", encoding="utf-8")
     assert await world.sync() == 1
-    assert world.state.calls == [] and await rows(engine) == {}
+    assert world.state.calls == [] and await synced_rows(engine) == {}
     assert "tags.toml" in world.output and "not valid TOML" in world.output
 
 
@@ -222,7 +188,7 @@ async def test_a_failed_run_resumes_without_duplicates(world: World, engine: Asy
     assert await world.sync() == 1
     assert "error      contact_way     pkgcard: externalcontact/add_contact_way: errcode=40003" in world.output
     assert "error      join_way        fans" in world.output and "failed: 2" in world.output
-    recorded = await rows(engine)
+    recorded = await synced_rows(engine)
     assert ("contact_way", "pkgcard") not in recorded and ("contact_way", "store") in recorded
     assert "qr_code" not in recorded[("join_way", "fans")].data  # config_id saved before the QR was fetched
 
@@ -232,12 +198,12 @@ async def test_a_failed_run_resumes_without_duplicates(world: World, engine: Asy
     assert "resume     join_way        fans  (qr_code)" in world.output
     assert len(world.state.contact_ways) == 2 and len(world.state.join_ways) == 1
     (join,) = world.state.join_ways.values()
-    assert (await rows(engine))[("join_way", "fans")].data["qr_code"] == join.qr_code
+    assert (await synced_rows(engine))[("join_way", "fans")].data["qr_code"] == join.qr_code
 
 
 async def test_a_contact_way_without_its_qr_is_resumed_by_a_read(world: World, engine: AsyncEngine) -> None:
     assert await world.sync() == 0
-    row = (await rows(engine))[("contact_way", "store")]
+    row = (await synced_rows(engine))[("contact_way", "store")]
     data = {k: v for k, v in row.data.items() if k != "qr_code"}
     table = SyncedObject.__table__
     async with engine.begin() as conn:
@@ -245,7 +211,7 @@ async def test_a_contact_way_without_its_qr_is_resumed_by_a_read(world: World, e
     mark = len(world.state.calls)
     assert await world.sync() == 0, world.output
     assert world.calls_since(mark) == ["externalcontact/get_contact_way"]
-    assert (await rows(engine))[("contact_way", "store")].data["qr_code"] == row.data["qr_code"]
+    assert (await synced_rows(engine))[("contact_way", "store")].data["qr_code"] == row.data["qr_code"]
 
 
 async def test_existing_tags_are_adopted_not_duplicated(world: World, engine: AsyncEngine) -> None:
@@ -258,7 +224,7 @@ async def test_existing_tags_are_adopted_not_duplicated(world: World, engine: As
         {"tag": {"name": "包裹卡"}},
         {"tag": {"name": "粉丝群"}},
     ]
-    recorded = await rows(engine)
+    recorded = await synced_rows(engine)
     assert recorded[("corp_tag", "渠道/包裹卡")].remote_id == console_tag.id
     assert recorded[("corp_tag", "渠道/包裹卡")].data["created"] is False
     assert recorded[("mp_tag", "渠道/海报")].remote_id == "100"
@@ -282,7 +248,7 @@ async def test_the_sample_content_syncs_and_then_stays_quiet(
     aiohttp_server: ServerFactory, db_url: str, tmp_path: Path
 ) -> None:
     content_dir = tmp_path / "content"
-    shutil.copytree(REPO_CONTENT, content_dir)
+    shutil.copytree(SHIPPED_CONTENT, content_dir)
     w = await make_world(aiohttp_server, db_url, content_dir)
     chats = ("wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA", "wrOgQhDgAAMYQiS5ol9G7gK9JVBBBB")
     seed(w.state, ("lulu", "axin", "kefu_backup", "weekend_duty", "zhubo_xiaoyu", "sh01_wangjie"), chats)
@@ -330,7 +296,7 @@ async def test_qr_refuses_unsynced_and_outdated_channels(world: World, tmp_path:
 
 
 async def set_qr_code(engine: AsyncEngine, kind: str, key: str, url: str) -> None:
-    data = {**(await rows(engine))[(kind, key)].data, "qr_code": url}
+    data = {**(await synced_rows(engine))[(kind, key)].data, "qr_code": url}
     match = (SyncedObject.kind == kind, SyncedObject.key == key)
     async with engine.begin() as conn:
         await conn.execute(update(SyncedObject).where(*match).values(data=data))
@@ -338,7 +304,7 @@ async def set_qr_code(engine: AsyncEngine, kind: str, key: str, url: str) -> Non
 
 async def test_wecom_qr_writes_the_image_the_platform_serves(world: World, engine: AsyncEngine, tmp_path: Path) -> None:
     assert await world.sync() == 0
-    recorded = await rows(engine)
+    recorded = await synced_rows(engine)
     async with aiohttp.ClientSession() as http:
         for kind, code in (("contact_way", "pkgcard"), ("join_way", "fans")):
             url = recorded[(kind, code)].data["qr_code"]
@@ -356,7 +322,7 @@ async def test_wecom_qr_writes_the_image_the_platform_serves(world: World, engin
 
 async def test_oa_qr_is_drawn_from_the_recorded_url(world: World, engine: AsyncEngine, tmp_path: Path) -> None:
     assert await world.sync() == 0
-    url = (await rows(engine))[("mp_qrcode", "poster")].data["url"]
+    url = (await synced_rows(engine))[("mp_qrcode", "poster")].data["url"]
     path, expected, out = tmp_path / "poster.png", tmp_path / "expected.png", io.StringIO()
     assert await qr_command(world.settings, "poster", str(path), out=out) == 0
     write_qr_png(url, str(expected))

@@ -5,7 +5,6 @@ simulated ``send_welcome_msg``. The simulator and the sync share one frozen cloc
 from __future__ import annotations
 
 import io
-import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,12 +21,11 @@ from bot.db.engine import make_engine, sessionmaker
 from bot.platform import DbTokenStore, WeComClient
 from bot.rig import Rig
 from bot.simulator import SimState
-from handlers import features
 from handlers.growth.sync import MediaRefresher, refresh_media, sync_command
 from handlers.growth.sync.records import RecordStore
 from handlers.growth.synced import MEDIA, all_remote_ids
-from tests.growth.test_sync import ServerFactory, rows, seed, serve_sim
-from tests.growth.test_sync_plan import CHAT_IDS, STAFF, write_content
+from tests.growth.helpers import CHAT_IDS, STAFF, ServerFactory, seed, serve_sim, synced_rows, write_content
+from tests.support.apps import start_rig
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 HALF_LIFE = timedelta(days=2.5)
@@ -111,7 +109,7 @@ async def world(aiohttp_server: ServerFactory, db_url: str, tmp_path: Path, cloc
 
 
 async def media_rows(engine: AsyncEngine) -> dict[str, Any]:
-    return {key: row for (kind, key), row in (await rows(engine)).items() if kind == MEDIA}
+    return {key: row for (kind, key), row in (await synced_rows(engine)).items() if kind == MEDIA}
 
 
 async def test_first_sync_uploads_each_file_once_and_records_it(world: MediaWorld, engine: AsyncEngine) -> None:
@@ -207,7 +205,7 @@ async def test_refresh_media_uploads_only_what_is_due(world: MediaWorld, engine:
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     yield rig
     await rig.close()
 

@@ -22,75 +22,7 @@ from handlers.growth.sync import (
 )
 from handlers.growth.sync.desired import contact_way_type, desired_objects
 from handlers.growth.sync.model import fingerprint
-
-TAGS = """
-[[tag_groups]]
-name = "渠道"
-tags = ["包裹卡", "海报", "粉丝群"]
-
-[[tag_groups]]
-name = "层级"
-platforms = ["wecom"]
-tags = ["核心"]
-"""
-
-CHANNELS = """
-[[channels]]
-code = "pkgcard"
-name = "包裹卡"
-platform = "wecom_friend"
-staff = ["lulu", "axin"]
-tags = ["渠道/包裹卡"]
-welcome = "hi"
-
-[[channels]]
-code = "store"
-name = "门店"
-platform = "wecom_friend"
-staff = ["lulu"]
-skip_verify = false
-welcome = "hi"
-default = true
-
-[[channels]]
-code = "fans"
-name = "粉丝群"
-platform = "wecom_group"
-chat_ids = ["wrFANS0001", "wrFANS0002"]
-room_base_name = "福利群"
-room_base_id = 3
-tags = ["渠道/粉丝群"]
-welcome = "hi"
-
-[[channels]]
-code = "poster"
-name = "海报"
-platform = "mp"
-scene_str = "poster_618"
-tags = ["渠道/海报"]
-welcome = "hi"
-default = true
-"""
-
-MESSAGES = """
-[fallbacks]
-nickname = "朋友"
-
-[[messages]]
-id = "hi"
-text = "你好{nickname}"
-"""
-
-CHAT_IDS = ("wrFANS0001", "wrFANS0002")
-STAFF = ("lulu", "axin")
-
-
-def write_content(root: Path, channels: str = CHANNELS, tags: str = TAGS) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "tags.toml").write_text(tags, encoding="utf-8")
-    (root / "channels.toml").write_text(channels, encoding="utf-8")
-    (root / "messages.toml").write_text(MESSAGES, encoding="utf-8")
-    return root
+from tests.growth.helpers import CHANNELS, CHAT_IDS, write_content
 
 
 @pytest.fixture

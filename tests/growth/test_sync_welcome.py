@@ -19,8 +19,7 @@ from bot.content import load_content
 from bot.simulator import SimState
 from handlers.growth.sync import GROUP_WELCOME, Op, plan_sync, sync_command
 from handlers.growth.sync.group_welcome import template_text
-from tests.growth.test_sync import ServerFactory, rows, seed, serve_sim
-from tests.growth.test_sync_plan import CHANNELS, CHAT_IDS, STAFF, write_content
+from tests.growth.helpers import CHANNELS, CHAT_IDS, STAFF, ServerFactory, seed, serve_sim, synced_rows, write_content
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 ADD = "externalcontact/group_welcome_template/add"
@@ -128,7 +127,7 @@ async def test_first_sync_creates_the_template_with_the_exact_body(world: World,
         "notify": 1,
     }
     template_id = call.response["template_id"]
-    recorded = (await rows(engine))[(GROUP_WELCOME, "fans")]
+    recorded = (await synced_rows(engine))[(GROUP_WELCOME, "fans")]
     assert recorded.remote_id == template_id and template_id in world.state.welcome_templates
     assert "create     group_welcome_template fans" in world.output and "failed: 0" in world.output
     assert len(world.state.join_ways) == 1  # the 加入群聊 code is synced as before
@@ -144,7 +143,7 @@ async def test_second_sync_makes_no_call(world: World) -> None:
 
 async def test_a_changed_welcome_text_is_exactly_one_edit(world: World, engine: AsyncEngine) -> None:
     assert await world.sync() == 0
-    template_id = (await rows(engine))[(GROUP_WELCOME, "fans")].remote_id
+    template_id = (await synced_rows(engine))[(GROUP_WELCOME, "fans")].remote_id
     world.edit("messages.toml", "见公告", "请看群公告")
     mark = len(world.state.calls)
     assert await world.sync() == 0, world.output
@@ -154,14 +153,14 @@ async def test_a_changed_welcome_text_is_exactly_one_edit(world: World, engine: 
     assert call.body["text"] == {"content": "欢迎%NICKNAME%入群！{群规}请看群公告"}
     assert world.state.welcome_templates[template_id].content["link"]["title"] == "本周秒杀"
     assert "update     group_welcome_template fans  (text)" in world.output
-    assert (await rows(engine))[(GROUP_WELCOME, "fans")].remote_id == template_id
+    assert (await synced_rows(engine))[(GROUP_WELCOME, "fans")].remote_id == template_id
     mark = len(world.state.calls)
     assert await world.sync() == 0 and world.apis_since(mark) == []
 
 
 async def test_dry_run_plans_create_and_edit_and_calls_nothing(world: World, engine: AsyncEngine) -> None:
     assert await world.sync(dry_run=True) == 0
-    assert world.state.calls == [] and await rows(engine) == {}
+    assert world.state.calls == [] and await synced_rows(engine) == {}
     assert "create     group_welcome_template fans" in world.output
     assert await world.sync() == 0
     world.edit("messages.toml", 'title = "本周秒杀"', 'title = "下周秒杀"')
@@ -178,7 +177,7 @@ async def test_a_removed_channel_leaves_its_template_stale(world: World, engine:
     assert await world.sync() == 0, world.output
     assert world.apis_since(mark) == [] and len(world.state.welcome_templates) == 1
     assert "stale      group_welcome_template fans" in world.output
-    assert (GROUP_WELCOME, "fans") in await rows(engine)
+    assert (GROUP_WELCOME, "fans") in await synced_rows(engine)
 
 
 async def test_an_image_template_uses_the_uploaded_media_id_and_survives_refreshes(
@@ -186,7 +185,7 @@ async def test_an_image_template_uses_the_uploaded_media_id_and_survives_refresh
 ) -> None:
     w = await make_world(aiohttp_server, db_url, write_group_content(tmp_path / "content", IMAGE_MESSAGES))
     assert await w.sync() == 0, w.output
-    media_id = (await rows(engine))[("media", "media/rules.png")].remote_id
+    media_id = (await synced_rows(engine))[("media", "media/rules.png")].remote_id
     assert w.state.last_call(ADD).body == {
         "text": {"content": "欢迎%NICKNAME%"},
         "image": {"media_id": media_id},
@@ -200,7 +199,7 @@ async def test_an_image_template_uses_the_uploaded_media_id_and_survives_refresh
     mark = len(w.state.calls)
     assert await w.sync() == 0, w.output
     assert w.apis_since(mark) == ["media/upload", EDIT]
-    new_id = (await rows(engine))[("media", "media/rules.png")].remote_id
+    new_id = (await synced_rows(engine))[("media", "media/rules.png")].remote_id
     assert w.state.last_call(EDIT).body["image"] == {"media_id": new_id}  # type: ignore[index]
     assert "update     group_welcome_template fans  (media)" in w.output
 

@@ -15,7 +15,7 @@ from handlers.growth.tables import CustomerTag
 from handlers.interactions.checkin import CheckinResult, CheckinStatus, check_in, leaderboard
 from handlers.interactions.points import balance
 from handlers.interactions.tables import Checkin, CouponCode, LotteryTicket, PointsEntry
-from tests.interactions.interactions_helpers import Env, open_env
+from tests.interactions.helpers import Env, open_env
 
 EVENING = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 18:00 in Asia/Shanghai
 

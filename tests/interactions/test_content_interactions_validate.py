@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from bot.content import Problem, content_problems
-
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
+from tests.support.settings import SHIPPED_CONTENT
 
 
 def problems(tmp_path: Path, files: dict[str, str], csv: dict[str, str] | None = None) -> list[Problem]:
     """The shipped content with ``files`` replaced (``"lottery/unbox"`` → lottery/unbox.toml) and extra CSVs."""
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     for name, text in {**{f"{k}.toml": v for k, v in files.items()}, **(csv or {})}.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +23,7 @@ def problems(tmp_path: Path, files: dict[str, str], csv: dict[str, str] | None =
 
 
 def shipped(name: str) -> str:
-    return (SHIPPED / f"{name}.toml").read_text(encoding="utf-8")
+    return (SHIPPED_CONTENT / f"{name}.toml").read_text(encoding="utf-8")
 
 
 def edit(name: str, old: str, new: str) -> dict[str, str]:
@@ -188,7 +187,7 @@ def test_coupon_pool_mistakes(tmp_path: Path, path: str, csv: str | None, reason
 
 def test_a_code_in_two_pools_is_refused(tmp_path: Path) -> None:
     files = {"coupons": shipped("coupons") + "\n" + POOL.format(path="codes/x.csv")}
-    code = (SHIPPED / "coupon_codes" / "checkin_30d.csv").read_text(encoding="utf-8").splitlines()[5]
+    code = (SHIPPED_CONTENT / "coupon_codes" / "checkin_30d.csv").read_text(encoding="utf-8").splitlines()[5]
     found = problems(tmp_path, files, {"codes/x.csv": f"\ufeffcode\nNEW-1\n{code}\n"})  # an Excel BOM is fine
     assert [(p.key, p.reason) for p in found] == [
         ("coupon_pools[2].path", f"code {code!r} is also in pool 'checkin_30d': each code is issued once")
@@ -197,7 +196,7 @@ def test_a_code_in_two_pools_is_refused(tmp_path: Path) -> None:
 
 def test_checkin_action_needs_a_checkin_file(tmp_path: Path) -> None:
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     (root / "checkin.toml").unlink()
     found = content_problems(root)
     assert [(p.key, p.reason) for p in found] == [("keywords[0].action", "no [checkin] is configured (checkin.toml)")]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import random
 import re
-import socket
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -19,34 +17,14 @@ from yarl import URL
 from bot.clock import FrozenClock
 from bot.config import ConfigError
 from bot.rig import Rig
-from handlers import features
 from handlers.interactions.h5.core import H5, SECURITY_HEADERS
 from handlers.interactions.h5.session import OAUTH_COOKIE, SESSION_COOKIE, Session, Signer
 from handlers.interactions.h5.tables import H5OAuthState
 from handlers.interactions.lottery.batch import batcher_for
 from handlers.interactions.tables import ReferralCode
-from tests.conftest import make_settings
-from tests.support.botapp import ClientFactory, start_bot
-
-SECRET = "h5-test-session-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def h5_rig(db_url: str, clock: FrozenClock) -> AsyncIterator[Rig]:
-    """The bot with the H5 pages on, on a fixed loopback port (``public_base_url`` must name it)."""
-    port = free_port()
-    server = {"session_secret": SECRET, "public_base_url": f"http://127.0.0.1:{port}"}
-    rig = await Rig.start(make_settings(db_url, server=server), clock, features(), rng=random.Random(9), port=port)
-    rig.state.web_user = (await rig.sim.follow()).openid  # the WeChat user holding the phone
-    await rig.drain()
-    yield rig
-    await rig.close()
+from tests.interactions.helpers import H5_SECRET
+from tests.support.apps import ClientFactory, start_bot
+from tests.support.settings import make_settings
 
 
 @pytest.fixture
@@ -237,7 +215,7 @@ async def test_static_files_404s_and_405s_carry_the_security_headers(
 async def test_behind_https_every_h5_answer_asks_for_https_only(
     aiohttp_client: ClientFactory, db_url: str, clock: FrozenClock
 ) -> None:
-    server = {"session_secret": SECRET, "public_base_url": "https://h5.example.com"}
+    server = {"session_secret": H5_SECRET, "public_base_url": "https://h5.example.com"}
     bot = await start_bot(aiohttp_client, make_settings(db_url, server=server), clock)
     for path in ("/h5/static/h5.css", "/h5/nowhere", "/h5/checkin"):
         r = await bot.client.get(path, allow_redirects=False)
@@ -246,7 +224,7 @@ async def test_behind_https_every_h5_answer_asks_for_https_only(
 
 
 def test_a_forged_or_expired_session_is_refused(clock: FrozenClock) -> None:
-    signer = Signer(SECRET)
+    signer = Signer(H5_SECRET)
     cookie = signer.session_cookie(42, clock.now())
     assert signer.read_session(cookie, clock.now()) is not None
     assert signer.read_session(cookie.replace("42.", "43.", 1), clock.now()) is None
@@ -259,7 +237,7 @@ def test_a_forged_or_expired_session_is_refused(clock: FrozenClock) -> None:
 def test_session_expiry_and_clock_skew_edges(clock: FrozenClock) -> None:
     from datetime import timedelta
 
-    signer = Signer(SECRET)
+    signer = Signer(H5_SECRET)
     now = clock.now()
     cookie = signer.session_cookie(42, now)
     assert re.fullmatch(r"42\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", cookie)  # cookie-safe, no quoting
@@ -271,7 +249,7 @@ def test_session_expiry_and_clock_skew_edges(clock: FrozenClock) -> None:
 
 
 def test_csrf_and_oauth_signatures_are_bound_to_their_purpose(clock: FrozenClock) -> None:
-    signer = Signer(SECRET)
+    signer = Signer(H5_SECRET)
     session = Session(42, signer.session_cookie(42, clock.now()))
     other = Session(43, signer.session_cookie(43, clock.now()))
     token = signer.csrf_token(session)
@@ -291,7 +269,7 @@ def test_csrf_and_oauth_signatures_are_bound_to_their_purpose(clock: FrozenClock
 
 def test_cookie_is_secure_behind_https(clock: FrozenClock) -> None:
     settings = SimpleNamespace(server=SimpleNamespace(public_base_url="https://h5.example.com"))
-    h5 = H5(SimpleNamespace(settings=settings, clock=clock), actions=None, signer=Signer(SECRET))  # type: ignore[arg-type]
+    h5 = H5(SimpleNamespace(settings=settings, clock=clock), actions=None, signer=Signer(H5_SECRET))  # type: ignore[arg-type]
     response = web.Response()
     h5.sign_in(response, 7)
     morsel = response.cookies[SESSION_COOKIE]
@@ -302,4 +280,4 @@ def test_session_secret_is_checked(sqlite_url: str) -> None:
     with pytest.raises(ConfigError, match=r"server\.session_secret"):
         make_settings(sqlite_url, server={"session_secret": "short"})
     with pytest.raises(ConfigError, match=r"official_account\.app_id"):
-        make_settings(sqlite_url, server={"session_secret": SECRET}, official_account={"app_id": "", "token": ""})
+        make_settings(sqlite_url, server={"session_secret": H5_SECRET}, official_account={"app_id": "", "token": ""})

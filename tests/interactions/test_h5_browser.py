@@ -26,7 +26,6 @@ import aiohttp
 import pytest
 
 from bot.rig import Rig
-from tests.interactions.test_h5 import h5_rig  # noqa: F401  (fixture)
 
 WIDTH, HEIGHT = 390, 844
 FLAGS = (
@@ -147,7 +146,7 @@ async def screenshot(page: Page, path: Path) -> bytes:
     return data
 
 
-async def test_checkin_page_in_headless_chromium(h5_rig: Rig, tmp_path: Path) -> None:  # noqa: F811
+async def test_checkin_page_in_headless_chromium(h5_rig: Rig, tmp_path: Path) -> None:
     async with chromium(tmp_path) as page:
         await page.send("Page.enable")
         await page.send("Page.navigate", url=h5_rig.base_url + "/h5/checkin")  # → authorize → /h5/oauth → page

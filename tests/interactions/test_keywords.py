@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,13 +13,13 @@ from bot.config import Settings
 from bot.db.models import Customer
 from bot.rig import Rig
 from bot.wechat import parse_xml
-from handlers import features
 from handlers.interactions.tables import Checkin, Draw, PointsBalance, PointsEntry
+from tests.support.apps import start_rig
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(5))
+    rig = await start_rig(settings, clock, rng=5)
     yield rig
     await rig.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -12,15 +11,15 @@ from sqlalchemy import func, select
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
-from handlers import features
 from handlers.interactions.tables import Checkin, KfCursor
+from tests.support.apps import start_rig
 
 KFID = "wkSimKf0000000000000000000000001"
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(3))
+    rig = await start_rig(settings, clock, rng=3)
     yield rig
     await rig.close()
 

@@ -14,7 +14,7 @@ from bot.content.interactions_model import Prize, PrizeKind
 from handlers.interactions.lottery.draw import DrawOutcome, DrawResult, draw
 from handlers.interactions.rewards import issue_coupon
 from handlers.interactions.tables import CouponCode, Draw, PointsEntry, PrizeStock
-from tests.interactions.interactions_helpers import Env, campaign, open_env
+from tests.interactions.helpers import Env, campaign, open_env
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from handlers.interactions.lottery.draw import DrawOutcome, DrawRequest, DrawRes
 from handlers.interactions.points import award, balance
 from handlers.interactions.rewards import grant_ticket
 from handlers.interactions.tables import Draw, LotteryCampaignState, LotteryTicket, PointsEntry, PrizeStock
-from tests.interactions.interactions_helpers import Env, campaign, open_env
+from tests.interactions.helpers import Env, campaign, open_env
 
 AFTER_END = datetime(2026, 12, 2, tzinfo=UTC)
 PLENTY = (Prize("cup", "保温杯", PrizeKind.PHYSICAL, weight=1, stock=100),)  # every draw wins

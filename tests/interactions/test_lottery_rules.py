@@ -20,7 +20,7 @@ from handlers.interactions.lottery.admin import kill_command, status_command
 from handlers.interactions.lottery.draw import DrawOutcome, bonus_tickets, draw
 from handlers.interactions.rewards import grant_ticket
 from handlers.interactions.tables import Draw, LotteryCampaignState
-from tests.interactions.interactions_helpers import Env, campaign, open_env
+from tests.interactions.helpers import Env, campaign, open_env
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from handlers.interactions.lottery.admin import verify_command
 from handlers.interactions.lottery.draw import draw
 from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, choose, replay, roll_for, seed_hash
 from handlers.interactions.tables import Draw, LotteryCampaignState
-from tests.interactions.interactions_helpers import SEED, Env, campaign, open_env
+from tests.interactions.helpers import SEED, Env, campaign, open_env
 
 PRIZES = (
     Prize("cup", "保温杯", PrizeKind.PHYSICAL, weight=10, stock=3),

@@ -13,7 +13,7 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from handlers.interactions.points import award, balance, spend
 from handlers.interactions.tables import PointsBalance, PointsEntry
-from tests.interactions.interactions_helpers import Env, open_env
+from tests.interactions.helpers import Env, open_env
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -19,17 +18,17 @@ from bot.content.referral import REFERRAL
 from bot.context import Context
 from bot.db.models import Customer
 from bot.rig import Rig
-from handlers import features
 from handlers.growth.tables import CustomerTag
 from handlers.interactions.referral import ReleaseSummary, invite_code_for, release_due
 from handlers.interactions.tables import PointsBalance, Referral, ReferralCode
+from tests.support.apps import start_rig
 
 HOLD = timedelta(days=7, minutes=1)
 
 
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(11))
+    rig = await start_rig(settings, clock, rng=11)
     yield rig
     await rig.close()
 
@@ -175,7 +174,7 @@ async def test_existing_customers_and_self_invites_are_not_credited(rig: Rig) ->
 
 
 async def test_official_account_codes_credit_a_new_follower(settings: Settings, clock: FrozenClock) -> None:
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(2))
+    rig = await start_rig(settings, clock, rng=2)
     try:
         rules = rig.services.content.referral
         assert rules is not None

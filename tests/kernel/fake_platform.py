@@ -9,6 +9,7 @@ with pytest-aiohttp's ``aiohttp_server`` and point a client's ``api_base_url`` a
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import segno
 from aiohttp import web
 
 from bot.clock import Clock
@@ -153,3 +155,10 @@ async def simulator_wecom_client(
     )
     async with sqlite_token_store(token_db, clock) as store, aiohttp.ClientSession() as http:
         yield WeComClient(http, cfg, store, clock, rng=random.Random(seed))
+
+
+def png_bytes(payload: str = "hello") -> bytes:
+    """A real PNG (a QR code of ``payload``) to upload as media."""
+    out = io.BytesIO()
+    segno.make(payload).save(out, kind="png")
+    return out.getvalue()

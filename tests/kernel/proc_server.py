@@ -11,18 +11,16 @@ import sys
 
 from aiohttp import web
 
-from bot.app import build_app
 from bot.config import load_settings
 from bot.context import Context
 from bot.dispatcher import Router
 from bot.events import FriendAdded
-from bot.feature import routers_of
-from handlers import features
+from tests.support.apps import build, feature_routers
 
 
 def main() -> None:
     settings = load_settings(sys.argv[1])
-    routers = routers_of(features())
+    routers = feature_routers()
     if len(sys.argv) > 2 and sys.argv[2] == "stall":
         stall = Router("stall")
 
@@ -31,9 +29,7 @@ def main() -> None:
             await asyncio.Event().wait()
 
         routers = [stall, *routers]
-    web.run_app(
-        build_app(settings, features(), routers=routers), host="127.0.0.1", port=settings.server.port, print=None
-    )
+    web.run_app(build(settings, routers=routers), host="127.0.0.1", port=settings.server.port, print=None)
 
 
 if __name__ == "__main__":

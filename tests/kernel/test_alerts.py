@@ -29,8 +29,8 @@ from bot.metrics import Metrics
 from bot.services import Services
 from handlers import main
 from handlers.orders.webhook import sign
-from tests.conftest import make_settings
-from tests.support.botapp import ClientFactory, start_bot
+from tests.support.apps import ClientFactory, start_bot
+from tests.support.settings import make_settings
 
 SECRET = "s3cret-token-value-never-sent"
 HOOK_KEY = "robot-key-0123456789"

@@ -14,8 +14,8 @@ from bot.events import FriendAdded, TextReceived
 from bot.replies import TextReply
 from bot.wechat import EnvelopeCrypto, parse_xml
 from handlers.growth import friends
-from tests.conftest import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
-from tests.support.botapp import ClientFactory, start_bot
+from tests.support.apps import ClientFactory, start_bot
+from tests.support.settings import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
 from tests.support.wire import WECOM, contact_event, mp_request, mp_text, wecom_request
 
 V1_ECHO = {
@@ -170,7 +170,7 @@ async def test_passive_reply_is_encrypted_in_safe_mode(
 async def test_reply_that_misses_the_budget_goes_out_as_customer_service_message(
     aiohttp_client: ClientFactory, db_url: str, clock: FrozenClock
 ) -> None:
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     settings = make_settings(db_url, server={"reply_budget_seconds": 0.1})
     gate = asyncio.Event()
@@ -209,7 +209,7 @@ async def test_plain_mode_is_refused_unless_allowed(
 async def test_official_account_url_verification_echoes_plain_echostr(
     aiohttp_client: ClientFactory, db_url: str, clock: FrozenClock
 ) -> None:
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     # Official worked example (docs/platform.md#oa-safe-mode): token AAAAA.
     settings = make_settings(db_url, official_account={"token": "AAAAA"})

@@ -12,14 +12,13 @@ from pydantic import BaseModel
 
 from bot.config import ConfigError, Settings, build_settings, load_settings, secret_values
 from bot.logs import RedactSecrets
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.settings import REPO_ROOT
 
 
 def test_example_config_loads_and_documents_every_section() -> None:
-    settings = load_settings(ROOT / "config.example.toml", env={})
+    settings = load_settings(REPO_ROOT / "config.example.toml", env={})
     assert settings.timezone == "Asia/Shanghai"
-    data = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads((REPO_ROOT / "config.example.toml").read_text(encoding="utf-8"))
     for name, field in Settings.model_fields.items():
         assert name in data, f"config.example.toml lacks {name}"
         section = field.annotation
@@ -209,7 +208,7 @@ def test_settings_are_frozen_and_copies_are_made_with_model_copy() -> None:
     assert "new-secret-ABC" not in str(exc.value)
     with pytest.raises(AttributeError):
         s.timezone = "UTC"  # type: ignore[misc]
-    # model_copy does not validate: tests use it for intervals production refuses (tests/conftest.py)
+    # model_copy does not validate: tests use it for intervals production refuses (tests/support/settings.py)
     slow = s.model_copy(update={"inbox": s.inbox.model_copy(update={"sweep_interval_seconds": 3600})})
     assert slow.inbox.sweep_interval_seconds == 3600 and s.inbox.sweep_interval_seconds == 1.0
     assert slow.wecom is s.wecom and hash(s) == hash(s.model_copy())

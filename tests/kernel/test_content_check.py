@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 from bot.content import check_command
-
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
+from tests.support.settings import SHIPPED_CONTENT
 
 
 def test_shipped_content_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    assert check_command(str(SHIPPED)) == 0
+    assert check_command(str(SHIPPED_CONTENT)) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "OK: 8 channels, 29 messages, 30 tags"
     assert lines[1] == (
@@ -27,8 +26,8 @@ def test_content_without_sop_or_interactions_prints_one_line(tmp_path: Path) -> 
     root = tmp_path / "content"
     root.mkdir()
     for name in ("channels", "messages", "tags"):
-        shutil.copy(SHIPPED / f"{name}.toml", root)
-    shutil.copytree(SHIPPED / "media", root / "media")
+        shutil.copy(SHIPPED_CONTENT / f"{name}.toml", root)
+    shutil.copytree(SHIPPED_CONTENT / "media", root / "media")
     out = io.StringIO()
     assert check_command(str(root), out) == 0
     assert out.getvalue() == "OK: 8 channels, 8 messages, 30 tags\n"
@@ -36,7 +35,7 @@ def test_content_without_sop_or_interactions_prints_one_line(tmp_path: Path) -> 
 
 def test_problems_are_printed_one_per_line(tmp_path: Path) -> None:
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     channels = root / "channels.toml"
     text = channels.read_text(encoding="utf-8").replace(
         'code = "mp_menu"', 'code = "mp_menu"\nstate = "' + "x" * 31 + '"'
@@ -51,7 +50,7 @@ def test_problems_are_printed_one_per_line(tmp_path: Path) -> None:
 
 
 def test_relative_path_is_reported_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copytree(SHIPPED, tmp_path / "content")
+    shutil.copytree(SHIPPED_CONTENT, tmp_path / "content")
     (tmp_path / "content" / "tags.toml").write_text("[[tag_groups]]\nname = 1\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()

@@ -18,19 +18,18 @@ from bot.content import (
     read_content,
 )
 from bot.content.node import Node
-
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
+from tests.support.settings import SHIPPED_CONTENT
 
 
 @pytest.fixture
 def shipped_copy(tmp_path: Path) -> Path:
     target = tmp_path / "content"
-    shutil.copytree(SHIPPED, target)
+    shutil.copytree(SHIPPED_CONTENT, target)
     return target
 
 
 def test_shipped_content_loads() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     codes = {c.code for c in content.channels}
     assert {"pkgcard", "mp_menu", "live_0611", "store_sh01"} <= codes
     assert {c.platform for c in content.channels} == set(Platform)
@@ -40,11 +39,11 @@ def test_shipped_content_loads() -> None:
     assert any(v.window is not None for m in content.messages for v in m.variants)
     msgtypes = {a.msgtype for m in content.messages for v in m.variants for a in v.attachments}
     assert {"link", "miniprogram"} <= msgtypes
-    assert all((SHIPPED / p).is_file() for p in content.media_paths())
+    assert all((SHIPPED_CONTENT / p).is_file() for p in content.media_paths())
 
 
 def test_lookups_by_what_callbacks_carry() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     pkgcard = content.channel_for_state("pkgcard")
     assert pkgcard is not None and pkgcard.name == "包裹卡"
     assert pkgcard.contact_way is not None and pkgcard.contact_way.staff_on(5) == ("weekend_duty",)
@@ -89,7 +88,7 @@ def test_one_broken_item_loads_nothing(shipped_copy: Path) -> None:
 
 
 def test_content_is_immutable() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     with pytest.raises(AttributeError):
         content.channels[0].code = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -124,6 +123,6 @@ def test_a_new_file_kind_plugs_in(shipped_copy: Path) -> None:
     registry = DEFAULT_REGISTRY.with_kind(FileKind("replies", (REPLIES,)))
     content: Content = load_content(shipped_copy, registry)
     assert content.get(REPLIES) == (("签到", "已签到"),)
-    assert len(content.channels) == len(load_content(SHIPPED).channels)
+    assert len(content.channels) == len(load_content(SHIPPED_CONTENT).channels)
     with pytest.raises(ValueError, match="already registered"):
         registry.with_kind(FileKind("replies", ()))

@@ -3,26 +3,22 @@ a broken one changes nothing."""
 
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.rig import Rig
-from handlers import features
-from tests.conftest import make_settings
-
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
+from tests.support.apps import start_rig
+from tests.support.settings import SHIPPED_CONTENT, make_settings
 
 
 async def test_reload_swaps_valid_content_and_keeps_the_old_on_a_broken_file(
     db_url: str, clock: FrozenClock, tmp_path: Path
 ) -> None:
     content_dir = tmp_path / "content"
-    shutil.copytree(SHIPPED, content_dir)
+    shutil.copytree(SHIPPED_CONTENT, content_dir)
     settings: Settings = make_settings(db_url, content_dir=str(content_dir))
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(1))
+    rig = await start_rig(settings, clock, rng=1)
     try:
         services = rig.services
         assert services.reloader is not None and services.scheduler is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, datetime, time
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,8 +24,8 @@ from bot.content import (
     render,
 )
 from bot.content.templates import variables_in
+from tests.support.settings import SHIPPED_CONTENT
 
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
 FALLBACKS = {"nickname": "朋友", "staff_name": "小鹿", "channel_name": "山野小食"}
 
 
@@ -73,7 +72,7 @@ def test_ab_inside_a_window() -> None:
 
 
 def test_shipped_store_welcome_follows_opening_hours() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     message = content.message("welcome_store_sh01")
     assert message is not None
     tz = ZoneInfo("Asia/Shanghai")
@@ -153,7 +152,7 @@ def test_attachment_only_message_has_no_text_key() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_shipped_pkgcard_welcome_renders(seed: int) -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     message = content.message("welcome_pkgcard")
     assert message is not None
     chosen = choose_variant(message, random.Random(seed), time(15))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import ContentError, Problem, content_problems, load_content
+from tests.support.settings import SHIPPED_CONTENT
 
 TAGS = """
 [[tag_groups]]
@@ -322,7 +323,7 @@ def test_a_group_welcome_longer_than_a_template_allows_is_refused(tmp_path: Path
     from bot.content import content_problems
 
     root = tmp_path / "content"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "content", root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     messages = root / "messages.toml"
     text = messages.read_text(encoding="utf-8")
     start = text.index('id = "welcome_group_fans"')

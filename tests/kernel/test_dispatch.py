@@ -11,7 +11,7 @@ from bot.context import Context
 from bot.db.models import Receipt
 from bot.dispatcher import Router
 from bot.events import FriendAdded
-from tests.support.botapp import ClientFactory, start_bot
+from tests.support.apps import ClientFactory, start_bot
 from tests.support.wire import contact_event, wecom_request
 
 
@@ -45,7 +45,7 @@ async def test_same_receipt_run_concurrently_commits_once(
 async def test_failing_handler_is_retried_by_the_sweeper_then_marked_failed(
     aiohttp_client: ClientFactory, db_url: str, clock: FrozenClock
 ) -> None:
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     settings = make_settings(db_url, inbox={"max_attempts": 3})
     calls: list[int] = []

@@ -12,8 +12,8 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import OutboxCall, Receipt
 from bot.wechat import CallbackRejected, EnvelopeCrypto, parse_xml, render_xml, signature
-from tests.conftest import MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN, make_settings
-from tests.support.botapp import ClientFactory, start_bot
+from tests.support.apps import ClientFactory, start_bot
+from tests.support.settings import MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN, make_settings
 from tests.support.wire import MP, WECOM, contact_event, mp_event, mp_request, mp_text, wecom_request
 
 BOMB = (

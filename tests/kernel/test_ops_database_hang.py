@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bot.clock import FrozenClock
-from tests.conftest import make_settings
-from tests.support.botapp import ClientFactory, RunningBot, start_bot
+from tests.support.apps import ClientFactory, RunningBot, start_bot
+from tests.support.settings import make_settings
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.wire import contact_event, wecom_request
 

@@ -26,8 +26,8 @@ from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.platform import DbTokenStore, MpClient, WeComClient
 from bot.platform.repeat import NOT_REPEATABLE
-from tests.conftest import make_settings
 from tests.kernel.fake_platform import START, FakePlatform, LoseAnswer
+from tests.support.settings import make_settings
 
 WELCOME = "externalcontact/send_welcome_msg"
 

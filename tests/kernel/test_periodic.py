@@ -8,7 +8,7 @@ from bot.context import Context
 from bot.db.models import OutboxCall
 from bot.periodic import Job, PeriodicJobs
 from handlers import features
-from tests.support.botapp import ClientFactory, start_bot
+from tests.support.apps import ClientFactory, start_bot
 
 
 async def test_a_job_commits_its_calls_under_its_own_scope(

@@ -8,21 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import segno
 from aiohttp import web
 
 from bot.clock import FrozenClock
 from bot.platform import ApiError, Retryable, WeComClient
 from bot.simulator import SimState
-from tests.kernel.fake_platform import START, simulator_wecom_client
-
-
-def png_bytes(payload: str = "hello") -> bytes:
-    import io
-
-    out = io.BytesIO()
-    segno.make(payload).save(out, kind="png")
-    return out.getvalue()
+from tests.kernel.fake_platform import START, png_bytes, simulator_wecom_client
 
 
 @pytest.fixture

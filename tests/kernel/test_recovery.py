@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db.models import Customer, Receipt
-from tests.conftest import MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
+from tests.support.settings import MP_APPID, MP_TOKEN, REPO_ROOT, WECOM_AES, WECOM_CORP, WECOM_TOKEN
 from tests.support.wire import contact_event, wecom_request
 
 
@@ -69,7 +69,7 @@ async def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def _spawn(config: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen([sys.executable, "-m", "tests.kernel.proc_server", str(config), *extra], env=env)
 
 

@@ -5,11 +5,10 @@ twice (bot/platform/repeat.py)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from bot.platform.repeat import NOT_REPEATABLE, REPEATABLE, repeatable
+from tests.support.settings import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 # Any platform API path written in the code that queues outbox calls (handlers and the kernel's late
 # replies); the platform clients, the simulator and content sync call the platform directly.
 _API = re.compile(
@@ -20,8 +19,8 @@ _DIRECT = {"platform", "simulator", "sync"}
 
 def _queued_apis() -> set[str]:
     found: set[str] = set()
-    for path in [*ROOT.glob("bot/**/*.py"), *ROOT.glob("handlers/**/*.py")]:
-        if _DIRECT.intersection(path.relative_to(ROOT).parts):
+    for path in [*REPO_ROOT.glob("bot/**/*.py"), *REPO_ROOT.glob("handlers/**/*.py")]:
+        if _DIRECT.intersection(path.relative_to(REPO_ROOT).parts):
             continue
         found.update(_API.findall(path.read_text(encoding="utf-8")))
     return found

@@ -4,7 +4,6 @@ as soon as the receipt is committed, the handlers record what was sent and never
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -18,15 +17,13 @@ from bot.context import Context
 from bot.db.models import Customer, Receipt
 from bot.dispatcher import Router
 from bot.events import Followed
-from bot.feature import routers_of
 from bot.rig import Rig
 from bot.wechat import parse_xml
-from handlers import features
 from handlers.growth.tables import Welcome
-from tests.conftest import make_settings
+from tests.support.apps import feature_routers, start_rig
+from tests.support.settings import SHIPPED_CONTENT, make_settings
 from tests.support.wire import MP
 
-CONTENT = Path(__file__).resolve().parents[2] / "content"
 POSTER_AB = """[[messages]]
 id = "welcome_mp_poster"
 name = "618海报关注回复"
@@ -52,7 +49,7 @@ def custom_messages(rig: Rig) -> list[object]:
 def _ab_content(tmp_path: Path) -> Path:
     """The shipped content with the poster channel's welcome split into two variants."""
     root = tmp_path / "content"
-    shutil.copytree(CONTENT, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     messages = root / "messages.toml"
     text = messages.read_text(encoding="utf-8")
     block = re.compile(r'\[\[messages\]\]\nid = "welcome_mp_poster".*?(?=\n# 公众号普通关注)', re.S)
@@ -64,7 +61,7 @@ def _ab_content(tmp_path: Path) -> Path:
 @pytest.fixture
 async def rig(db_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIterator[Rig]:
     settings = make_settings(db_url, content_dir=str(_ab_content(tmp_path)))
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(3))
+    rig = await start_rig(settings, clock, rng=3)
     yield rig
     await rig.close()
 
@@ -166,7 +163,7 @@ async def test_planned_reply_does_not_wait_for_stalled_handlers(
         await gate.wait()
 
     settings = make_settings(db_url, server={"reply_budget_seconds": 0.2}, content_dir=str(_ab_content(tmp_path)))
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(3), routers=[stalled, *routers_of(features())])
+    rig = await start_rig(settings, clock, rng=3, routers=[stalled, *feature_routers()])
     try:
         follower = await asyncio.wait_for(rig.sim.follow(scene="poster_618"), 5)
         assert _reply(follower.delivery)["Content"].startswith("海报版本")

@@ -33,8 +33,8 @@ from bot.db.engine import make_engine
 from bot.db.models import OutboxCall
 from bot.logs import RedactSecrets, configure_logging, remember_secret
 from handlers.orders.webhook import sign
-from tests.conftest import make_settings
-from tests.support.botapp import ClientFactory, RunningBot, start_bot
+from tests.support.apps import ClientFactory, RunningBot, start_bot
+from tests.support.settings import make_settings
 from tests.support.wire import contact_event, mp_event, mp_request, wecom_request
 
 ORDERS_SECRET = "whsec_" + base64.b64encode(b"orders-key-for-the-log-test-0123").decode()

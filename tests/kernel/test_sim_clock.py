@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from aiohttp import web
 
 from bot import cli, serving
-from bot.app import build_app
 from bot.clock import FrozenClock, SystemClock
 from bot.config import Settings
 from bot.rig import Rig
@@ -27,10 +25,8 @@ from bot.sim_clock import (
     is_loopback_url,
     real_seconds,
 )
-from handlers import features
 from handlers.sop.drip_worker import DRIP_WORKER
-from tests.conftest import make_settings
-from tests.sop.drip_helpers import (
+from tests.sop.drips import (
     MORNING,
     drip_rig,  # noqa: F401  (the fixture "rig")
     hours,
@@ -38,6 +34,8 @@ from tests.sop.drip_helpers import (
     tick,
     worker_for,
 )
+from tests.support.apps import build, start_rig
+from tests.support.settings import make_settings
 
 REAL_WECOM = {"api_base_url": "https://qyapi.weixin.qq.com"}
 REAL_MP = {"api_base_url": "https://api.weixin.qq.com"}
@@ -93,7 +91,7 @@ async def test_the_drip_poll_follows_a_sped_up_clock(settings: Settings) -> None
     """At 3600× a 5 s poll on the wall clock would look every 5 simulated hours and miss the +3 h step."""
     clock = SimClock(settings, speed=3600, start=MORNING)
     assert real_seconds(clock, 5.0) == 0.05 and real_seconds(SystemClock(), 5.0) == 5.0
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     try:
         openid = (await rig.sim.follow(scene="poster_618")).openid
         await rig.sim.send_text(openid, "优惠券怎么用？")
@@ -112,10 +110,10 @@ def test_simulated_time_is_refused_with_a_real_platform_url(sqlite_url: str) -> 
             SimClock(real, speed=3600)
         assert refused.value.key in ("wecom.api_base_url", "official_account.api_base_url")
         with pytest.raises(SimulationRefused):  # nor can the endpoint be put on an app that talks to it
-            install_sim_routes(build_app(real, features()), real, FrozenClock(MORNING))
+            install_sim_routes(build(real), real, FrozenClock(MORNING))
     local = make_settings(sqlite_url)
     with pytest.raises(SimulationRefused, match="simulated clock"):
-        install_sim_routes(build_app(local, features()), local, SystemClock())
+        install_sim_routes(build(local), local, SystemClock())
     assert SimClock(local, speed=3600).speed == 3600
 
 
@@ -137,7 +135,7 @@ async def test_serve_never_registers_the_simulation_endpoint(
     [app] = served
     paths = [r.canonical for r in app.router.resources()]
     assert "/healthz" in paths and sim_paths(app) == []
-    rig = await Rig.start(settings, FrozenClock(MORNING), features())  # the demo/test rig does serve it
+    rig = await start_rig(settings, FrozenClock(MORNING))  # the demo/test rig does serve it
     try:
         async with aiohttp.ClientSession() as http, http.get(rig.base_url + "/_sim/clock") as response:
             assert response.status == 200

@@ -16,8 +16,7 @@ from bot.clock import FrozenClock
 from bot.platform import ApiError, WeComClient
 from bot.simulator import SimState
 from bot.simulator.wecom_welcome import MAX_TEMPLATES, add_console_template
-from tests.kernel.fake_platform import START, simulator_wecom_client
-from tests.kernel.test_platform_media import png_bytes
+from tests.kernel.fake_platform import START, png_bytes, simulator_wecom_client
 
 LINK = {"link": {"title": "本周秒杀", "url": "https://shop.example.com/weekly"}}
 

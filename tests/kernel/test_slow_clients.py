@@ -22,12 +22,12 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import SERVICES, build_app
+from bot.app import SERVICES
 from bot.clock import FrozenClock
 from bot.db.models import Receipt
 from bot.serving import ConnectionGuard, start_guarded
-from handlers import features
-from tests.conftest import WECOM_AES, WECOM_CORP, WECOM_TOKEN, make_settings
+from tests.support.apps import build
+from tests.support.settings import SHIPPED_CONTENT, WECOM_AES, WECOM_CORP, WECOM_TOKEN, make_settings
 from tests.support.wire import contact_event, wecom_request
 
 CLOSED_WITHIN = 5.0  # generous bound for "the server closed it" when the configured deadline is 0.5 s
@@ -72,7 +72,7 @@ async def server(request: pytest.FixtureRequest, sqlite_url: str, clock: FrozenC
     webhooks = param.pop("webhooks", {})
     overrides.update(param)
     settings = make_settings(sqlite_url, server=overrides, webhooks=webhooks)
-    app = build_app(settings, features(), clock=clock, routers=[])
+    app = build(settings, clock, routers=[])
     metrics = app[SERVICES].metrics
     runner, site, guard = await start_guarded(app, settings.server, "127.0.0.1", 0, metrics=metrics, access_log=None)
     running = Server(app, site.port, guard)
@@ -218,13 +218,14 @@ async def test_when_every_connection_is_busy_a_newcomer_is_refused_with_503(serv
 
 
 def _spawn_serve(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``python -m handlers serve`` (the real command line, as ``siyu-bot serve``) on a free port, SQLite, 0.5 s header deadline."""
+    """``python -m handlers serve`` (the real command line, ``siyu-bot serve``) on a free port, SQLite,
+    0.5 s header deadline."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     config = tmp_path / "config.toml"
     config.write_text(
-        f'content_dir = "{Path(__file__).resolve().parents[2] / "content"}"\n'
+        f'content_dir = "{SHIPPED_CONTENT}"\n'
         f"[server]\nport = {port}\nheader_timeout_seconds = 0.5\n"
         f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "siyu.db"}"\n'
         f'[wecom]\ncorp_id = "{WECOM_CORP}"\ntoken = "{WECOM_TOKEN}"\nencoding_aes_key = "{WECOM_AES}"\n'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bot.wechat import CallbackRejected, EnvelopeCrypto, parse_xml, signature
-from tests.conftest import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
+from tests.support.settings import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
 
 # --- WeCom official Python sample (callback/Sample.py) ------------------------------------------
 

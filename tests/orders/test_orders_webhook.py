@@ -21,8 +21,8 @@ from bot.wechat import CallbackRejected
 from handlers.orders.payload import MAX_ORDER_CENTS, MAX_TOTAL_SPENT_CENTS
 from handlers.orders.tables import Order
 from handlers.orders.webhook import order_event_from_payload, sign, verify
-from tests.conftest import make_settings
-from tests.support.botapp import ClientFactory, RunningBot, start_bot
+from tests.support.apps import ClientFactory, RunningBot, start_bot
+from tests.support.settings import make_settings
 
 SECRET = "whsec_" + base64.b64encode(b"siyu-orders-test-key-0123456789!").decode()
 KEY = whsec_key(SECRET)

@@ -22,8 +22,8 @@ from bot.content.sop_model import (
     StopKind,
     TriggerKind,
 )
+from tests.support.settings import SHIPPED_CONTENT
 
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
 SH = ZoneInfo("Asia/Shanghai")
 
 
@@ -35,7 +35,7 @@ def at(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
 
 
 def test_shipped_drips_follow_the_48_hour_playbook() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     drip = content.drip("mp_48h")
     assert drip is not None and drip.trigger.kind is TriggerKind.FOLLOWED
     assert [s.delay.after for s in drip.steps] == [timedelta(0), timedelta(hours=3), timedelta(hours=6)]
@@ -50,7 +50,7 @@ def test_shipped_drips_follow_the_48_hour_playbook() -> None:
 
 
 def test_shipped_group_posts_and_budget() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     assert len(content.group_posts) == 12
     rules = next(p for p in content.group_posts if p.id == "new_group_rules")
     assert isinstance(rules.schedule, RelativeSchedule) and rules.schedule.delay.day_offset == 1
@@ -60,7 +60,7 @@ def test_shipped_group_posts_and_budget() -> None:
 
 
 def test_shipped_mix_is_3_3_3_1_every_full_week() -> None:
-    content = load_content(SHIPPED)
+    content = load_content(SHIPPED_CONTENT)
     weeks = category_mix(content, date(2027, 3, 1), tz=SH)  # no calendar dates in March 2027
     assert [w.days for w in weeks] == [7, 7, 7, 7, 2]
     for week in weeks[:4]:
@@ -69,7 +69,7 @@ def test_shipped_mix_is_3_3_3_1_every_full_week() -> None:
 
 def test_content_check_prints_the_mix_after_the_ok_line() -> None:
     out = io.StringIO()
-    assert check_command(str(SHIPPED), out, today=date(2026, 11, 23), tz=SH) == 0
+    assert check_command(str(SHIPPED_CONTENT), out, today=date(2026, 11, 23), tz=SH) == 0
     lines = out.getvalue().splitlines()
     assert lines[0] == "OK: 8 channels, 29 messages, 30 tags"
     assert lines[2] == "Group posts, 30 days from 2026-11-23 (Asia/Shanghai): marketing : interaction : care : daily"
@@ -80,14 +80,14 @@ def test_content_check_prints_the_mix_after_the_ok_line() -> None:
 
 def test_budget_defaults_without_a_file(tmp_path: Path) -> None:
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     (root / "budget.toml").unlink()
     assert load_content(root).budget == Budget()
 
 
 def test_quiet_hours_can_be_switched_off(tmp_path: Path) -> None:
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     (root / "budget.toml").write_text("[budget]\nquiet_hours = false\nmissed_after = '2h'\n", encoding="utf-8")
     budget = load_content(root).budget
     assert budget.quiet_hours is None and budget.missed_after == timedelta(hours=2)
@@ -303,7 +303,7 @@ message = "group_welcome_rules"
 @pytest.fixture
 def calendar(tmp_path: Path) -> Path:
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     (root / "group_sop.toml").write_text(CALENDAR, encoding="utf-8")
     return root
 

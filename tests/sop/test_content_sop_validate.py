@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.content import Problem, content_problems
-
-SHIPPED = Path(__file__).resolve().parents[2] / "content"
+from tests.support.settings import SHIPPED_CONTENT
 
 # Messages only the tests use: too many parts for the minute after a follow, a file, long robot text.
 EXTRA_MESSAGES = f"""
@@ -41,7 +40,7 @@ text = "{"好" * 700}"
 def problems(tmp_path: Path, **files: str) -> list[Problem]:
     """The shipped content with ``files`` replaced (``group_sop="..."``, ``messages__x`` → messages/x.toml)."""
     root = tmp_path / "content"
-    shutil.copytree(SHIPPED, root)
+    shutil.copytree(SHIPPED_CONTENT, root)
     for name, text in {"messages__test_extra": EXTRA_MESSAGES, **files}.items():
         path = root / (name.replace("__", "/") + ".toml")
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from bot.clock import FrozenClock
 from bot.db.models import OutboxCall
 from bot.rig import Rig
 from handlers.sop.drip_worker import DripWorker
-from tests.sop.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "worker")
+from tests.sop.drips import (  # noqa: F401  (the fixtures "rig" and "worker")
     MINUTE,
     MORNING,
     at,
@@ -22,11 +22,11 @@ from tests.sop.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "wor
     hours,
     ledger,
     pay,
-    rows,
     steps_of,
     tick,
     worker_for,
 )
+from tests.support.apps import rows
 
 
 async def test_follow_drip_sends_now_and_at_3h_and_stops_at_the_order(

@@ -17,7 +17,8 @@ from bot.db.models import Customer
 from bot.rig import Rig
 from handlers.sop.drip_enrol import enrol, stop_drips
 from handlers.sop.tables import DripEnrolment, DripStepRun
-from tests.sop.drip_helpers import MORNING, drip_rig, enrolments, hours, rows, steps_of  # noqa: F401  ("rig")
+from tests.sop.drips import MORNING, drip_rig, enrolments, hours, steps_of  # noqa: F401  ("rig")
+from tests.support.apps import rows
 
 
 async def enrol_once(rig: Rig, customer_id: int, drip_id: str, anchor: datetime) -> tuple[bool, bool]:

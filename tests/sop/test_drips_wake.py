@@ -8,7 +8,6 @@ the app's real callback endpoint; the test only watches what the simulated platf
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 
@@ -17,9 +16,9 @@ import pytest
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
-from handlers import features
 from handlers.sop.drip_worker import DRIP_WORKER
-from tests.sop.drip_helpers import MORNING, drip_sends, steps_of
+from tests.sop.drips import MORNING, drip_sends, steps_of
+from tests.support.apps import start_rig
 
 WITHIN_SECONDS = 1.0
 
@@ -28,7 +27,7 @@ WITHIN_SECONDS = 1.0
 async def live_rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     """The app as it runs: its drip worker started and left alone (its poll is 5 s of wall-clock time)."""
     clock.set(MORNING)
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     yield rig
     await rig.close()
 

@@ -13,7 +13,7 @@ from handlers.growth.synced import MP_TAG
 from handlers.growth.tables import CustomerTag, SyncedObject
 from handlers.sop.drip_worker import DripWorker
 from handlers.sop.tables import ContactLedger
-from tests.sop.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "worker")
+from tests.sop.drips import (  # noqa: F401  (the fixtures "rig" and "worker")
     MINUTE,
     MORNING,
     at,
@@ -25,10 +25,10 @@ from tests.sop.drip_helpers import (  # noqa: F401  (the fixtures "rig" and "wor
     hours,
     ledger,
     pay,
-    rows,
     steps_of,
     tick,
 )
+from tests.support.apps import rows
 
 NEXT_DAY_10 = MORNING + hours(25)  # 10:00 local on the day after the add
 

@@ -11,30 +11,18 @@ import pytest
 from aiohttp import web
 from sqlalchemy import update
 
-from bot.app import SERVICES, build_app
+from bot.app import SERVICES
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content.sop_model import Budget, QuotaPolicy
 from bot.db.models import OutboxCall
-from bot.feature import routers_of
 from bot.outbox import OutboxWorker, split_payload
-from bot.rig import Rig, point_at_simulator
-from handlers import features
-from handlers.sop import group_sop as group_sop_handlers
+from bot.rig import Rig
 from handlers.sop.group_sop import MARKER, GroupSop
 from handlers.sop.group_sop_results import reconcilers
 from handlers.sop.tables import ContactLedger, GroupFire
-from tests.sop.group_sop_rig import (
-    GROUPS_PER_OWNER,
-    OWNERS,
-    TEN_AM_SHANGHAI,
-    daily_post,
-    rows,
-    seed_groups,
-    start_rig,
-    use_content,
-)
-from tests.support.journey import drain
+from tests.sop.group_posts import GROUPS_PER_OWNER, OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, use_content
+from tests.support.apps import build, drain, rows, start_rig
 
 ADD = "externalcontact/add_msg_template"
 
@@ -42,7 +30,7 @@ ADD = "externalcontact/add_msg_template"
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(TEN_AM_SHANGHAI)
-    rig = await start_rig(settings, clock)
+    rig = await start_rig(settings, clock, rng=7, workers=False)  # the tests fire the posts themselves
     use_content(rig.services, daily_post())
     yield rig
     await rig.close()
@@ -78,21 +66,19 @@ async def test_a_daily_post_sends_one_task_per_owner_once_a_day(rig: Rig, clock:
     assert len(task_calls(rig)) == 2 * len(OWNERS)
 
 
-async def second_process(rig: Rig, settings: Settings, clock: FrozenClock) -> web.AppRunner:
-    """Another server process: its own app, engine and outbox on the same database and simulator."""
-    routers = [*routers_of(features()), group_sop_handlers.router]
-    app = build_app(point_at_simulator(settings, rig._sim_server), features(), clock=clock, routers=routers)
+async def second_process(rig: Rig, clock: FrozenClock) -> web.AppRunner:
+    """Another server process: its own app, engine and outbox on the same database and simulator (the
+    rig's settings point at both)."""
+    app = build(rig.services.settings, clock, workers=False)
     runner = web.AppRunner(app)
     await runner.setup()
     use_content(app[SERVICES], daily_post())
     return runner
 
 
-async def test_two_processes_on_one_database_send_each_owner_task_once(
-    rig: Rig, settings: Settings, clock: FrozenClock
-) -> None:
+async def test_two_processes_on_one_database_send_each_owner_task_once(rig: Rig, clock: FrozenClock) -> None:
     await seed_groups(rig, clock)
-    other = await second_process(rig, settings, clock)
+    other = await second_process(rig, clock)
     try:
         first, second = GroupSop(rig.services), GroupSop(other.app[SERVICES])
         outcomes = await asyncio.gather(

@@ -22,8 +22,8 @@ from handlers.sop.group_sop import MARKER, GroupSop
 from handlers.sop.group_sop_results import check_group_tasks
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys, load_robot_keys
 from handlers.sop.tables import GroupFire
-from tests.sop.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, rows, seed_groups, start_rig, use_content
-from tests.support.journey import drain
+from tests.sop.group_posts import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, use_content
+from tests.support.apps import drain, rows, start_rig
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -31,7 +31,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(TEN_AM_SHANGHAI)
-    rig = await start_rig(settings, clock)
+    rig = await start_rig(settings, clock, rng=7, workers=False)  # the tests fire the posts themselves
     yield rig
     await rig.close()
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -15,14 +14,14 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer
 from bot.rig import Rig
-from handlers import features
 from handlers.growth.tables import GroupChat
 from handlers.sop.drip_worker import DRIP_WORKER
 from handlers.sop.group_sop import GroupSop
 from handlers.sop.reports import CSV_HEADER, print_preview, read_only_session
 from handlers.sop.status import print_status, reason_kind
 from handlers.sop.tables import ContactLedger, GroupFire
-from tests.sop.drip_helpers import MORNING, at, hours, rows, steps_of, tick, worker_for
+from tests.sop.drips import MORNING, at, hours, steps_of, tick, worker_for
+from tests.support.apps import rows, start_rig
 
 EVENING = MORNING + hours(11)  # Monday 2026-11-23 20:00 in Asia/Shanghai
 GROUP = "wrlulu0001".ljust(30, "A")
@@ -31,7 +30,7 @@ GROUP = "wrlulu0001".ljust(30, "A")
 @pytest.fixture
 async def rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(EVENING)
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     # the tests run the steps by hand; woken by enrolments the worker would race them
     await rig.services.parts[DRIP_WORKER].stop()
     yield rig

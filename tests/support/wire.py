@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from bot.wechat import EnvelopeCrypto, render_xml
-from tests.conftest import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
+from tests.support.settings import MP_AES, MP_APPID, MP_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
 
 WECOM = EnvelopeCrypto(WECOM_TOKEN, WECOM_AES, WECOM_CORP, work=True)
 MP = EnvelopeCrypto(MP_TOKEN, MP_AES, MP_APPID, work=False)

@@ -1,4 +1,4 @@
-"""Helpers for check-in, points and lottery tests: a real migrated database, one transaction per call.
+"""Helpers for check-in, points, lottery (and H5) tests: a real migrated database, one transaction per call.
 
 Every call runs through :func:`bot.actions.run_action` — its own session and transaction, as an
 H5 request does — so ``asyncio.gather`` of many calls is real concurrency on the database.
@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -30,10 +29,11 @@ from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Customer
 from bot.services import Services
 from handlers.interactions.lottery.state import ensure_campaign
+from tests.support.settings import SHIPPED_CONTENT
 
 T = TypeVar("T")
-CONTENT_DIR = Path(__file__).resolve().parents[2] / "content"
 SEED = "5eed" * 16  # a fixed 64-hex-character seed for tests
+H5_SECRET = "h5-test-session-secret-0123456789abcdef"  # server.session_secret of the H5 tests
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Env:
 async def open_env(settings: Settings, clock: FrozenClock) -> AsyncIterator[Env]:
     """Use as ``async for env in open_env(settings, clock): yield env`` in a fixture."""
     engine = make_engine(settings.database)
-    env = Env(settings, clock, engine, sessionmaker(engine), load_content(CONTENT_DIR))
+    env = Env(settings, clock, engine, sessionmaker(engine), load_content(SHIPPED_CONTENT))
     try:
         yield env
     finally:

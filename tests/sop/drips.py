@@ -3,28 +3,25 @@
 The fixtures ``rig`` (started at :data:`MORNING`) and ``worker`` are defined here as :func:`drip_rig` and
 :func:`drip_worker`; a test module uses them by importing those names::
 
-    from tests.sop.drip_helpers import drip_rig, drip_worker  # noqa: F401  (fixtures "rig", "worker")
+    from tests.sop.drips import drip_rig, drip_worker  # noqa: F401  (fixtures "rig", "worker")
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer
 from bot.events import OrderPaid
 from bot.rig import Rig
-from handlers import features
 from handlers.sop.drip_steps import run_step
 from handlers.sop.drip_worker import DRIP_WORKER, DripWorker
 from handlers.sop.tables import ContactLedger, DripEnrolment, DripStepRun
+from tests.support.apps import rows, start_rig
 
 MORNING = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
 MINUTE = timedelta(minutes=1)
@@ -36,7 +33,7 @@ async def drip_rig(settings: Settings, clock: FrozenClock) -> AsyncIterator[Rig]
     stopped: these tests run the steps by hand (:func:`tick`) at the moments they choose. Running, it would
     be woken by every enrolment with a step due now and race the test (see ``test_drips_wake.py``)."""
     clock.set(MORNING)
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(7))
+    rig = await start_rig(settings, clock, rng=7)
     await rig.services.parts[DRIP_WORKER].stop()
     yield rig
     await rig.close()
@@ -81,13 +78,6 @@ async def pay(rig: Rig, order_id: str, *, openid: str | None = None, external_us
     assert claim.receipt_id is not None
     s.dispatcher.submit(claim.receipt_id, event)
     await rig.drain()
-
-
-async def rows(rig: Rig, model: Any, *where: Any) -> list[Any]:
-    assert rig.services.sessions is not None
-    async with rig.services.sessions() as s:
-        order = model.id if hasattr(model, "id") else model.created_at
-        return list((await s.scalars(select(model).where(*where).order_by(order))).all())
 
 
 def drip_sends(rig: Rig, openid: str, marker: str = "from=drip_mp_48h") -> list[tuple[object, str]]:

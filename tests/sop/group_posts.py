@@ -1,28 +1,20 @@
-"""Helpers for the group-post tests: a rig with 300 known groups across 6 owners, posts swapped in."""
+"""Helpers for the group-post tests: 300 known groups across 6 owners on the rig (``tests.support.apps.start_rig``),
+posts swapped in."""
 
 from __future__ import annotations
 
 import dataclasses
-import random
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-from sqlalchemy import select
 
 from bot.clock import FrozenClock
-from bot.config import Settings
 from bot.content.sop_model import Budget, Category, CronSchedule, Delivery, GroupPost, Targets
-from bot.feature import routers_of
 from bot.rig import Rig
 from bot.services import Services
-from handlers import features
 from handlers.growth.tables import GroupChat
-from handlers.sop import group_sop as group_sop_handlers
 
 OWNERS = ("lulu", "axin", "mumu", "dada", "xixi", "bobo")
 GROUPS_PER_OWNER = 50
 TEN_AM_SHANGHAI = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 Asia/Shanghai
-T = TypeVar("T")
 
 
 def daily_post(
@@ -69,14 +61,3 @@ async def seed_groups(rig: Rig, clock: FrozenClock, owners: tuple[str, ...] = OW
                 s.add(GroupChat(chat_id=cid, name=name, owner=owner, updated_at=clock.now()))
                 out.setdefault(owner, []).append(cid)
     return out
-
-
-async def start_rig(settings: Settings, clock: FrozenClock) -> Rig:
-    routers = [*routers_of(features()), group_sop_handlers.router]
-    return await Rig.start(settings, clock, features(), rng=random.Random(7), routers=routers)
-
-
-async def rows(rig: Rig, model: type[T], *where: Any) -> list[T]:
-    assert rig.services.sessions is not None
-    async with rig.services.sessions() as s:
-        return list((await s.scalars(select(model).where(*where))).all())
