@@ -87,6 +87,11 @@ class DripWorker:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
+    @property
+    def poll_seconds(self) -> float:
+        """How long the loop waits for a wake-up before it polls anyway (clock seconds; see ``real_seconds``)."""
+        return self._poll
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="drip-poll")
 

@@ -13,6 +13,7 @@ from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.models import Customer, OutboxCall
 from bot.rig import Rig
+from bot.simulator import Withheld
 from bot.wechat import parse_xml
 from handlers.growth.synced import MP_TAG, WECOM_TAG
 from handlers.growth.tables import CustomerTag, Loss, Touch, Welcome
@@ -105,8 +106,7 @@ async def test_a_welcome_code_older_than_20_seconds_is_recorded_expired_and_not_
         "add_external_contact", "wmLATE", int(clock.now().timestamp()) - 25, State="pkgcard", WelcomeCode="OLD",
         UserID="lulu",
     )  # fmt: skip
-    assert rig.sim._wecom is not None
-    assert (await rig.sim._wecom.push(xml)).ok
+    assert (await rig.sim.deliver(Withheld("wecom", xml))).ok  # pushed as is, signed and encrypted
     await rig.drain()
     assert rig.state.calls_to("externalcontact/send_welcome_msg") == []
     row = await _one(rig, Welcome, Welcome.state == "expired")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,17 @@ from tests.support.settings import make_settings
 WELCOME = "externalcontact/send_welcome_msg"
 
 
+class FailingStore(DbTokenStore):
+    """The token store, until ``failing`` is set: then every read fails (Redis or the database gone)."""
+
+    failing = False
+
+    async def get(self, key: str) -> Any:
+        if self.failing:
+            raise ConnectionError("token store unreachable")
+        return await super().get(key)
+
+
 @dataclass
 class Rig:
     fake: FakePlatform
@@ -39,6 +50,8 @@ class Rig:
     instances: Instances
     clock: FrozenClock
     engine: Any
+    store: FailingStore
+    worker_with: Callable[[str], OutboxWorker]  # a worker whose Official Account API is at another URL
 
     async def queue(self, api: str, body: dict[str, Any], *, platform: str = "wecom", deadline_s: float | None = None,
                     key: str = "k") -> int:  # fmt: skip
@@ -73,18 +86,21 @@ async def rig(db_url: str, aiohttp_server: Any) -> AsyncIterator[Rig]:
     engine = make_engine(make_settings(db_url).database)
     instances = Instances(engine, InstancesConfig())
     await instances.register()
-    store = DbTokenStore(sessionmaker(engine), clock)
+    store = FailingStore(sessionmaker(engine), clock)
     async with aiohttp.ClientSession() as http:
-        wecom = WeComClient(
-            http, WeComConfig(corp_id="ww1", agent_id=1, secret=Secret("s"), api_base_url=base), store, clock,
-            timeout=0.5,
-        )  # fmt: skip
-        mp = MpClient(
-            http, OfficialAccountConfig(app_id="wx1", app_secret=Secret("s"), api_base_url=base), store, clock,
-            timeout=0.5,
-        )  # fmt: skip
-        worker = OutboxWorker(engine, {"wecom": wecom, "mp": mp}, clock, OutboxConfig(), Metrics(), instances)
-        yield Rig(fake, worker, instances, clock, engine)
+
+        def worker_with(mp_base: str) -> OutboxWorker:
+            wecom = WeComClient(
+                http, WeComConfig(corp_id="ww1", agent_id=1, secret=Secret("s"), api_base_url=base), store, clock,
+                timeout=0.5,
+            )  # fmt: skip
+            mp = MpClient(
+                http, OfficialAccountConfig(app_id="wx1", app_secret=Secret("s"), api_base_url=mp_base), store,
+                clock, timeout=0.5,
+            )  # fmt: skip
+            return OutboxWorker(engine, {"wecom": wecom, "mp": mp}, clock, OutboxConfig(), Metrics(), instances)
+
+        yield Rig(fake, worker_with(base), instances, clock, engine, store, worker_with)
     await engine.dispose()
 
 
@@ -120,7 +136,7 @@ async def test_a_customer_service_message_whose_answer_was_lost_is_never_sent_tw
 async def test_a_call_that_never_left_is_retried(rig: Rig, unused_tcp_port: int) -> None:
     """Connection refused: the request cannot have reached the platform, so even a non-repeatable call
     is retried."""
-    rig.worker._clients["mp"]._base_url = f"http://127.0.0.1:{unused_tcp_port}"  # type: ignore[attr-defined]
+    rig.worker = rig.worker_with(f"http://127.0.0.1:{unused_tcp_port}")
     rid = await rig.queue("message/custom/send", {"touser": "o1", "msgtype": "text"}, platform="mp")
     assert await rig.worker.run_one(rid) == "pending"
     assert not (await rig.row(rid)).maybe_sent
@@ -128,13 +144,7 @@ async def test_a_call_that_never_left_is_retried(rig: Rig, unused_tcp_port: int)
 
 async def test_a_failing_token_store_releases_the_row_before_its_deadline(rig: Rig) -> None:
     """Redis / the token store failing is not a lost answer: the row goes back to pending, never stuck."""
-
-    class BrokenStore(DbTokenStore):
-        async def get(self, key: str) -> Any:
-            raise ConnectionError("token store unreachable")
-
-    client = rig.worker._clients["wecom"]
-    client.token_manager._store = BrokenStore(sessionmaker(rig.engine), rig.clock)  # type: ignore[attr-defined]
+    rig.store.failing = True
     rid = await rig.queue(WELCOME, {"welcome_code": "W1"}, deadline_s=20)
     assert await rig.worker.run_one(rid) == "pending"
     row = await rig.row(rid)

@@ -20,10 +20,11 @@ async def test_a_job_commits_its_calls_under_its_own_scope(
         ctx.call_platform("wecom", "message/send", {"touser": "lulu"}, key="ping", not_before=clock.now())
         return "ok"
 
-    jobs = PeriodicJobs(bot.services, [Job("ping", 60, ping)])
-    assert await jobs.run_once(jobs._jobs[0]) == "ok"
+    job = Job("ping", 60, ping)
+    jobs = PeriodicJobs(bot.services, [job])
+    assert await jobs.run_once(job) == "ok"
     clock.advance(1)
-    assert await jobs.run_once(jobs._jobs[0]) == "ok"
+    assert await jobs.run_once(job) == "ok"
     calls = await bot.outbox()
     assert [c.idempotency_key for c in calls] == ["job:ping:20261123T100000:ping", "job:ping:20261123T100001:ping"]
     assert await bot.count(OutboxCall) == 2

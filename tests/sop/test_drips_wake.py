@@ -43,7 +43,7 @@ async def first_drip_send(rig: Rig, openid: str, started: float, limit: float) -
 
 async def test_a_0m_step_reaches_the_follower_within_a_second_of_the_follow(live_rig: Rig, clock: FrozenClock) -> None:
     rig = live_rig
-    assert rig.services.parts[DRIP_WORKER]._poll >= 5.0  # the poll alone would be late
+    assert rig.services.parts[DRIP_WORKER].poll_seconds >= 5.0  # the poll alone would be late
     started = time.monotonic()
     followed = await rig.sim.follow(scene="poster_618")  # returns once the bot answered the callback
     elapsed = await first_drip_send(rig, followed.openid, started, WITHIN_SECONDS)
