@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers import main
+from handlers import features, main
 
 
 @pytest.fixture
@@ -70,5 +70,6 @@ def test_serve_workers_auto_is_one_per_core() -> None:
 
     from bot.cli import build_parser
 
-    assert build_parser().parse_args(["serve", "--workers", "auto"]).workers == (os.cpu_count() or 1)
-    assert build_parser().parse_args(["serve"]).workers is None
+    parser = build_parser(features())
+    assert parser.parse_args(["serve", "--workers", "auto"]).workers == (os.cpu_count() or 1)
+    assert parser.parse_args(["serve"]).workers is None
