@@ -1,5 +1,6 @@
 """Shared fixtures: databases (SQLite always, PostgreSQL when SIYU_TEST_DATABASE_URL is set),
-settings built around WeCom's official sample credentials, and a frozen clock."""
+settings built around WeCom's official sample credentials (:mod:`tests.support.settings`), and a frozen
+clock. Apps are built by :mod:`tests.support.apps`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -17,20 +17,10 @@ from sqlalchemy.pool import NullPool
 
 import handlers.tables  # noqa: F401  (registers every table on Base.metadata)
 from bot.clock import FrozenClock
-from bot.config import Settings, build_settings
+from bot.config import Settings
 from bot.db.migrate import upgrade
 from bot.db.models import Base
-
-PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL", "")
-
-# WeCom official sample vector V1 (docs/platform.md#sample-vectors).
-WECOM_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
-WECOM_AES = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
-WECOM_CORP = "ww1436e0e65a779aee"
-# Official Account sample vector V4.
-MP_TOKEN = "spamtest"
-MP_AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-MP_APPID = "wx2c2769f8efd9abc2"
+from tests.support.settings import PG_URL, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -101,48 +91,6 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
-
-
-def make_settings(db_url: str, **overrides: Any) -> Settings:
-    data: dict[str, Any] = {
-        "database": {"url": db_url, "pool_size": 5},
-        "wecom": {
-            "corp_id": WECOM_CORP,
-            "agent_id": 1000002,
-            "token": WECOM_TOKEN,
-            "encoding_aes_key": WECOM_AES,
-            "secret": "test-corp-secret-value",
-            "api_base_url": "http://127.0.0.1:9/wecom",
-        },
-        "official_account": {
-            "app_id": MP_APPID,
-            "app_secret": "test-app-secret-value",
-            "token": MP_TOKEN,
-            "encoding_aes_key": MP_AES,
-            "api_base_url": "http://127.0.0.1:9/mp",
-        },
-        "logging": {"level": "WARNING", "format": "text"},
-        "content_dir": str(Path(__file__).resolve().parents[1] / "content"),
-    }
-    for section, values in overrides.items():
-        if isinstance(values, dict):
-            data.setdefault(section, {}).update(values)
-        else:
-            data[section] = values
-    settings = build_settings(data, env={})
-    # Tests sweep and poll by hand (sweep_once, run_due): the background loops wait an hour unless a test
-    # asks for its own interval — a setting the config validation would refuse in production.
-    inbox, outbox = data.get("inbox", {}), data.get("outbox", {})
-    return settings.model_copy(
-        update={
-            "inbox": settings.inbox
-            if "sweep_interval_seconds" in inbox
-            else settings.inbox.model_copy(update={"sweep_interval_seconds": 3600}),
-            "outbox": settings.outbox
-            if "poll_interval_seconds" in outbox
-            else settings.outbox.model_copy(update={"poll_interval_seconds": 3600}),
-        }
-    )
 
 
 @pytest.fixture

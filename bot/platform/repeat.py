@@ -4,7 +4,7 @@ A call's answer can be lost after the platform acted (a timeout, a reset connect
 mid-call). The outbox then either repeats the call — only where a repeat cannot reach the customer a
 second time — or resolves the doubt another way. Every API the outbox performs is listed here with the
 reason; an API missing from both tables is treated as not repeatable (the safe default), and
-``tests/test_repeat_classification.py`` fails when a handler queues an API not listed.
+``tests/kernel/test_repeat_classification.py`` fails when a handler queues an API not listed.
 """
 
 from __future__ import annotations

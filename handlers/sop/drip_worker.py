@@ -86,6 +86,11 @@ class DripWorker:
         self._background = Background("drips")
         self._loop: Loop | None = None
 
+    @property
+    def poll_seconds(self) -> float:
+        """How long the loop waits for a wake-up before it polls anyway (clock seconds; see ``real_seconds``)."""
+        return self._poll
+
     def start(self) -> None:
         # waits first: start-up work (migrations, catch-up) settles, and runs driven by tests stay in control
         self._loop = self._background.every("poll", lambda: real_seconds(self._clock, self._poll), self._run_all)

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.faults.harness import BotProcess, FaultHarness, FaultResult, host_port, reset_postgres
-from tests.tcp_proxy import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 N, RATE = 200, 100.0  # 200 customers at 100/s
 KILL_AFTER = 1.0  # seconds into the burst

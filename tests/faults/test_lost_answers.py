@@ -12,7 +12,6 @@ moved past any retry the outbox could schedule, well inside every deadline.
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -24,16 +23,15 @@ from bot.content.sop_model import Delivery, Targets
 from bot.db.models import OutboxCall
 from bot.rig import Rig
 from bot.simulator.faults import LostMode
-from handlers import features
 from handlers.growth.stats import welcome_outcome
 from handlers.growth.tables import Welcome
 from handlers.sop.drip_worker import DripWorker
 from handlers.sop.group_sop import GroupSop
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys
-from tests.conftest import make_settings
-from tests.drip_helpers import MORNING, at, hours, pay, steps_of, tick, worker_for
-from tests.group_sop_rig import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, start_rig, use_content
-from tests.journey import drain
+from tests.sop.drips import MORNING, at, hours, pay, steps_of, tick, worker_for
+from tests.sop.group_posts import OWNERS, TEN_AM_SHANGHAI, daily_post, seed_groups, use_content
+from tests.support.apps import drain, start_rig
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.faults
 
@@ -45,7 +43,7 @@ NOT_RESENT = {"sent", "uncertain"}  # reconciled with the platform, or known to 
 @pytest.fixture
 async def rig(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(MORNING)
-    rig = await Rig.start(make_settings(sqlite_url), clock, features(), rng=random.Random(7))
+    rig = await start_rig(make_settings(sqlite_url), clock, rng=7)
     yield rig
     await rig.close()
 
@@ -158,7 +156,7 @@ async def test_kf_reply_answer_lost_is_not_sent_twice(rig: Rig, worker: DripWork
 @pytest.fixture
 async def group_rig(sqlite_url: str, clock: FrozenClock) -> AsyncIterator[Rig]:
     clock.set(TEN_AM_SHANGHAI)
-    rig = await start_rig(make_settings(sqlite_url), clock)
+    rig = await start_rig(make_settings(sqlite_url), clock, rng=7, workers=False)  # the test fires the post itself
     yield rig
     await rig.close()
 
