@@ -7,7 +7,7 @@ import asyncio
 import sys
 from datetime import UTC, date, datetime, time
 
-from bot.commands import SubParsers, settings_of
+from bot.commands import SubParsers, migrated_settings_of
 from bot.config import Settings, secret_values
 from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
@@ -38,13 +38,13 @@ async def print_channel_stats(settings: Settings, since: str | None, until: str 
 
 
 def cmd_stats_channels(args: argparse.Namespace) -> int:
-    return asyncio.run(print_channel_stats(settings_of(args), args.since, args.until, args.csv))
+    return asyncio.run(print_channel_stats(migrated_settings_of(args), args.since, args.until, args.csv))
 
 
 def cmd_content_sync(args: argparse.Namespace) -> int:
     from handlers.growth.sync import sync_command
 
-    settings = settings_of(args)
+    settings = migrated_settings_of(args)
     configure_logging(settings.logging.level, "text", secret_values(settings))
     return asyncio.run(sync_command(settings, args.dry_run, sys.stdout))
 
@@ -52,7 +52,7 @@ def cmd_content_sync(args: argparse.Namespace) -> int:
 def cmd_channels_qr(args: argparse.Namespace) -> int:
     from handlers.growth.sync import qr_command
 
-    return asyncio.run(qr_command(settings_of(args), args.code, args.output or f"{args.code}.png"))
+    return asyncio.run(qr_command(migrated_settings_of(args), args.code, args.output or f"{args.code}.png"))
 
 
 def add_commands(sub: SubParsers[argparse.ArgumentParser]) -> None:
