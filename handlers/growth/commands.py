@@ -1,4 +1,4 @@
-"""The growth feature's commands: ``stats channels``, ``content sync``, ``channels qr``."""
+"""The growth feature's commands: ``stats channels``, ``content sync``, ``channels qr``, ``import``."""
 
 from __future__ import annotations
 
@@ -55,7 +55,19 @@ def cmd_channels_qr(args: argparse.Namespace) -> int:
     return asyncio.run(qr_command(migrated_settings_of(args), args.code, args.output or f"{args.code}.png"))
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from handlers.growth.importer import import_command
+
+    settings = migrated_settings_of(args)
+    return asyncio.run(import_command(settings, sys.stdout))
+
+
 def add_commands(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="read an existing account's customers, groups, tags and followers (resumable; never welcomes)",
+    )
+    imp.set_defaults(func=cmd_import)
     st = sub.choices.get("stats") or sub.add_parser("stats", help="reports")
     stsub = st.add_subparsers(dest="stats_command", required=True)
     stc = stsub.add_parser("channels", help="per channel: adds, unique, losses, net, welcomes, A/B, 7-day retention")
