@@ -131,9 +131,9 @@ async def test_serve_never_registers_the_simulation_endpoint(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[web.Application] = []
-    monkeypatch.setattr(cli, "_settings", lambda _args: settings)  # loopback URLs: still no endpoint
+    monkeypatch.setattr(cli, "settings_of", lambda _args: settings)  # loopback URLs: still no endpoint
     monkeypatch.setattr(serving, "run", lambda app, *_a, **_kw: served.append(app))
-    assert await asyncio.to_thread(cli.main, ["serve"]) == 0
+    assert await asyncio.to_thread(cli.main, ["serve"], features()) == 0
     [app] = served
     paths = [r.canonical for r in app.router.resources()]
     assert "/healthz" in paths and sim_paths(app) == []
