@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.commands import content_dir_of, settings_of, tz_of
+from bot.commands import NotMigrated, content_dir_of, ensure_migrated, migrated_settings_of, settings_of, tz_of
 from bot.config import ConfigError, Settings, redact_url, secret_values
 from bot.feature import Feature
 from bot.logs import configure_logging
@@ -37,8 +37,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.db.migrate import pending_migrations, upgrade
-
     settings = settings_of(args)
     url = settings.database.url.get()
     workers = args.workers or 1
@@ -49,11 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(GUNICORN_MISSING, file=sys.stderr)
         return 2
     configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
-    if url.startswith("sqlite"):
-        upgrade(url)  # the embedded default migrates itself; PostgreSQL is migrated explicitly
-    elif asyncio.run(pending_migrations(url)):
-        print("error: database is not at the newest migration; run `siyu-bot migrate` first", file=sys.stderr)
-        return 2
+    ensure_migrated(settings)  # the embedded SQLite default migrates itself; PostgreSQL is migrated explicitly
     host, port = args.host or settings.server.host, args.port or settings.server.port
     if workers > 1:
         from bot.workers import serve_workers
@@ -104,7 +98,7 @@ def _workers(value: str) -> int:
 def cmd_events(args: argparse.Namespace) -> int:
     from bot.receipts_report import print_recent_events
 
-    settings = settings_of(args)
+    settings = migrated_settings_of(args)
     return asyncio.run(print_recent_events(settings, args.limit, args.status, args.kind))
 
 
@@ -157,7 +151,7 @@ def main(argv: Sequence[str] | None, features: Sequence[Feature]) -> int:
     args = build_parser(features).parse_args(argv)
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, NotMigrated) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -454,7 +454,33 @@ def load_settings(path: str | os.PathLike[str] | None, env: Mapping[str, str] | 
         raise ConfigError("", "file not found", str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"not valid TOML: {exc}", str(path)) from None
-    return _settings(data, os.environ if env is None else env, str(path))
+    return _settings(_relative_to(Path(path).absolute().parent, data), os.environ if env is None else env, str(path))
+
+
+SQLITE_PREFIX = "sqlite+aiosqlite:///"
+
+
+def _relative_to(base: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """The file's (and the defaults') relative paths, ``content_dir`` and the SQLite database file, made
+    absolute against ``base`` (the config file's folder), so a command means the same files from any
+    working directory. Environment overrides are taken as given (relative to the working directory);
+    values of the wrong type are left for validation to report."""
+    out = dict(data)
+    content_dir = out.get("content_dir", Settings.model_fields["content_dir"].default)
+    if isinstance(content_dir, str) and content_dir:
+        out["content_dir"] = str(base / content_dir)
+    database = out.get("database", {})
+    if isinstance(database, dict):
+        url = database.get("url", DatabaseConfig.model_fields["url"].default.get())
+        if isinstance(url, str) and url.startswith(SQLITE_PREFIX):
+            path, query = url.removeprefix(SQLITE_PREFIX), ""
+            if "?" in path:
+                path, query = path.split("?", 1)
+                query = "?" + query
+            if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_absolute():
+                url = f"{SQLITE_PREFIX}{base / path}{query}"
+        out["database"] = {**database, "url": url}
+    return out
 
 
 def secret_values(settings: Settings) -> list[str]:

@@ -16,11 +16,16 @@ needs none of this.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 from sqlalchemy.util import await_
+
+# SQLAlchemy names a pool's logger after its class; ours lives under ``bot``, whose INFO level would print
+# "Pool disposed" / "Pool recreating" at the end of every command.
+logging.getLogger(f"{__name__}.GatedPool").setLevel(logging.WARNING)
 
 
 class WriteGate:

@@ -145,6 +145,18 @@ class MpClient(PlatformClient):
         """
         return await self.call("user/info", params={"openid": openid, "lang": lang}, method="GET")
 
+    async def user_get(self, next_openid: str = "") -> JsonObject:
+        """One page of ≤ 10,000 follower openids (docs/platform.md#customer-lists): ``total``, ``count``,
+        ``data.openid[]``, ``next_openid`` (the page's last openid; the next call starts after it)."""
+        params = {"next_openid": next_openid} if next_openid else None
+        return await self.call("user/get", params=params, method="GET")
+
+    async def user_info_batchget(self, openids: Sequence[str], lang: str = "zh_CN") -> JsonObject:
+        """``user/info`` for 1..100 followers at once: ``user_info_list[]`` (docs/platform.md#customer-lists)."""
+        if not 1 <= len(openids) <= 100:
+            raise ValueError("user/info/batchget takes 1 to 100 openids")
+        return await self.call("user/info/batchget", {"user_list": [{"openid": o, "lang": lang} for o in openids]})
+
     async def template_send(
         self,
         openid: str,

@@ -165,6 +165,28 @@ class WeComClient(WeComMessaging, GroupWelcomeTemplates):
         """
         return await self.call("externalcontact/groupchat/get", {"chat_id": chat_id, "need_name": need_name})
 
+    async def get_follow_user_list(self) -> list[str]:
+        """The members with the customer-contact feature [W:92571] (docs/platform.md#customer-lists)."""
+        resp = await self.call("externalcontact/get_follow_user_list", method="GET")
+        users = resp.get("follow_user")
+        return [u for u in users if isinstance(u, str)] if isinstance(users, list) else []
+
+    async def batch_get_by_user(self, userids: Sequence[str], cursor: str = "", limit: int = 100) -> JsonObject:
+        """One page of the customers of ≤ 100 members [W:92994] (docs/platform.md#customer-lists):
+        ``external_contact_list[{external_contact, follow_info}]`` and ``next_cursor`` (``""`` at the end)."""
+        if not 1 <= len(userids) <= 100 or not 1 <= limit <= 100:
+            raise ValueError("batch/get_by_user takes 1 to 100 userids and a limit of 1 to 100")
+        body = drop_none(userid_list=list(userids), cursor=cursor or None, limit=limit)
+        return await self.call("externalcontact/batch/get_by_user", body)
+
+    async def groupchat_list(self, cursor: str = "", limit: int = 1000) -> JsonObject:
+        """One page of the customer groups [W:92120] (docs/platform.md#customer-lists):
+        ``group_chat_list[{chat_id, status}]`` and ``next_cursor``; ``limit`` 1..1000."""
+        if not 1 <= limit <= 1000:
+            raise ValueError("groupchat/list takes a limit of 1 to 1000")
+        body = drop_none(status_filter=0, cursor=cursor or None, limit=limit)
+        return await self.call("externalcontact/groupchat/list", body)
+
     async def get_corp_tag_list(self, tag_id: Sequence[str] = (), group_id: Sequence[str] = ()) -> JsonObject:
         """The corp tag library [W:96320]
         (docs/platform.md#corp-tags): empty filters → all; with both, only ``group_id`` counts."""

@@ -33,6 +33,7 @@ from bot.simulator import (
     tokens,
     wecom_channels,
     wecom_contacts,
+    wecom_lists,
     wecom_media,
     wecom_messages,
     wecom_robots,
@@ -50,6 +51,7 @@ ROUTES: dict[Platform, dict[str, Route]] = {
     "wecom": {
         **tokens.WECOM_ROUTES,
         **wecom_contacts.ROUTES,
+        **wecom_lists.ROUTES,
         **wecom_tags.ROUTES,
         **wecom_channels.ROUTES,
         **wecom_messages.ROUTES,

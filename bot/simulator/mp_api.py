@@ -153,7 +153,41 @@ def qrcode_create(state: SimState, req: ApiRequest) -> dict[str, Any]:
 
 
 def user_info(state: SimState, req: ApiRequest) -> dict[str, Any]:
-    follower = _follower(state, req.query.get("openid", ""))
+    return _user_info(_follower(state, req.query.get("openid", "")))
+
+
+USER_GET_PAGE = 10_000
+BATCHGET_MAX = 100
+
+
+def user_get(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """``GET user/get?next_openid=`` (docs/platform.md#customer-lists): 10,000 followers per page in
+    order; ``next_openid`` is the last openid of the page and starts the next one after it (an openid
+    that is not a follower answers 40003); the call after the last page answers ``count`` 0."""
+    openids = [f.openid for f in state.followers.values() if f.subscribed]
+    after = req.query.get("next_openid", "")
+    start = 0
+    if after:
+        if after not in state.followers:
+            raise ApiError(40003, "invalid openid")
+        start = next((i + 1 for i, o in enumerate(openids) if o == after), len(openids))
+    chunk = openids[start : start + USER_GET_PAGE]
+    if not chunk:
+        return {"total": len(openids), "count": 0, "next_openid": ""}
+    return {"total": len(openids), "count": len(chunk), "data": {"openid": chunk}, "next_openid": chunk[-1]}
+
+
+def user_info_batchget(state: SimState, req: ApiRequest) -> dict[str, Any]:
+    """``POST user/info/batchget`` ``{user_list: [{openid, lang}]}``, 1..100 entries (else 40032, "invalid
+    openid list size"); each answer as ``user/info``'s."""
+    entries = req.body.get("user_list")
+    if not isinstance(entries, list) or not 1 <= len(entries) <= BATCHGET_MAX:
+        raise ApiError(40032, "invalid openid list size")
+    openids = [e.get("openid") if isinstance(e, dict) else None for e in entries]
+    return {"user_info_list": [_user_info(_follower(state, o if isinstance(o, str) else "")) for o in openids]}
+
+
+def _user_info(follower: OaFollower) -> dict[str, Any]:
     union = {"unionid": follower.unionid} if follower.unionid else {}
     if not follower.subscribed:
         return {"subscribe": 0, "openid": follower.openid, **union}
@@ -199,5 +233,7 @@ ROUTES = {
     "tags/members/batchtagging": Route(batchtagging),
     "qrcode/create": Route(qrcode_create, envelope=False),
     "user/info": Route(user_info, GET, envelope=False),
+    "user/get": Route(user_get, GET, envelope=False),
+    "user/info/batchget": Route(user_info_batchget, envelope=False),
     "message/template/send": Route(template_send),
 }

@@ -147,6 +147,8 @@ class SimState:
         self.auto_confirm_group_msgs = False
         self.robots: dict[str, str] = {}  # group robot webhook key → chat_id (docs/platform.md#group-robots)
         self.robot_sends: dict[str, list[datetime]] = {}  # key → recent send times (20/min limit)
+        # cursor → (api, the traversal's snapshot, position) for the list APIs (bot.simulator.wecom_lists)
+        self.list_cursors: dict[str, tuple[str, list[Any], int]] = {}
         self._seq = 0
 
     # --- time and ids ------------------------------------------------------------------------

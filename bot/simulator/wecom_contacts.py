@@ -155,6 +155,12 @@ def get_contact(state: SimState, req: ApiRequest) -> dict[str, Any]:
     follows = [f for f in contact.follow.values() if f.active]
     if not follows:
         raise ApiError(NO_EXTERNAL_RELATION, "not external contact")
+    follow_user = [_follow_json(state, f) for f in follows]
+    return {"external_contact": contact_json(contact), "follow_user": follow_user, "next_cursor": ""}
+
+
+def contact_json(contact: ExternalContact) -> dict[str, Any]:
+    """``external_contact`` as ``externalcontact/get`` and ``batch/get_by_user`` answer it."""
     info: dict[str, Any] = {
         "external_userid": contact.external_userid,
         "name": contact.name,
@@ -164,7 +170,7 @@ def get_contact(state: SimState, req: ApiRequest) -> dict[str, Any]:
     }
     if contact.unionid:
         info["unionid"] = contact.unionid
-    return {"external_contact": info, "follow_user": [_follow_json(state, f) for f in follows], "next_cursor": ""}
+    return info
 
 
 def mark_tag(state: SimState, req: ApiRequest) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The growth feature's commands: ``stats channels``, ``content sync``, ``channels qr``."""
+"""The growth feature's commands: ``stats channels``, ``content sync``, ``channels qr``, ``import``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import sys
 from datetime import UTC, date, datetime, time
 
-from bot.commands import SubParsers, settings_of
+from bot.commands import SubParsers, migrated_settings_of
 from bot.config import Settings, secret_values
 from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
@@ -38,13 +38,13 @@ async def print_channel_stats(settings: Settings, since: str | None, until: str 
 
 
 def cmd_stats_channels(args: argparse.Namespace) -> int:
-    return asyncio.run(print_channel_stats(settings_of(args), args.since, args.until, args.csv))
+    return asyncio.run(print_channel_stats(migrated_settings_of(args), args.since, args.until, args.csv))
 
 
 def cmd_content_sync(args: argparse.Namespace) -> int:
     from handlers.growth.sync import sync_command
 
-    settings = settings_of(args)
+    settings = migrated_settings_of(args)
     configure_logging(settings.logging.level, "text", secret_values(settings))
     return asyncio.run(sync_command(settings, args.dry_run, sys.stdout))
 
@@ -52,10 +52,22 @@ def cmd_content_sync(args: argparse.Namespace) -> int:
 def cmd_channels_qr(args: argparse.Namespace) -> int:
     from handlers.growth.sync import qr_command
 
-    return asyncio.run(qr_command(settings_of(args), args.code, args.output or f"{args.code}.png"))
+    return asyncio.run(qr_command(migrated_settings_of(args), args.code, args.output or f"{args.code}.png"))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from handlers.growth.importer import import_command
+
+    settings = migrated_settings_of(args)
+    return asyncio.run(import_command(settings, sys.stdout))
 
 
 def add_commands(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    imp = sub.add_parser(
+        "import",
+        help="read an existing account's customers, groups, tags and followers (resumable; never welcomes)",
+    )
+    imp.set_defaults(func=cmd_import)
     st = sub.choices.get("stats") or sub.add_parser("stats", help="reports")
     stsub = st.add_subparsers(dest="stats_command", required=True)
     stc = stsub.add_parser("channels", help="per channel: adds, unique, losses, net, welcomes, A/B, 7-day retention")

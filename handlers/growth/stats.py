@@ -10,7 +10,9 @@ Definitions, per channel code (unattributed arrivals — unknown or missing code
   rows and their outbox calls;
 - variants: how many welcomes each A/B variant (``message/variant``) went out as;
 - retention_7d: of the adds at least 7 days old, the share with no loss on the same channel within
-  7 days of the add (None when no add is old enough).
+  7 days of the add (None when no add is old enough);
+- imported: relationships that existed before siyu-bot and were read by ``siyu-bot import`` (touches
+  with action ``imported``, at the platform's time): never counted as adds, nor welcomed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.db.models import OutboxCall
 from handlers.growth.tables import Loss, Touch, Welcome
 
 ADD_ACTIONS = ("friend_added", "followed", "group_joined")
+IMPORTED = "imported"  # handlers/growth/importer.py
 UNATTRIBUTED = "(unattributed)"
 
 
@@ -42,6 +45,7 @@ class ChannelStats:
     variants: Counter[str] = field(default_factory=Counter)
     eligible_7d: int = 0
     retained_7d: int = 0
+    imported: int = 0
 
     @property
     def net(self) -> int:
@@ -76,6 +80,8 @@ async def channel_stats(
     for label, members in customers.items():
         rows[label].unique = len(members)
     await _welcomes(session, rows, since, until)
+    for touch in await _adds(session, since, until, actions=(IMPORTED,)):
+        rows[_label(touch.channel_code)].imported += 1
     for label, st in rows.items():
         st.code = label
     return dict(rows)
@@ -89,8 +95,10 @@ def _within(at: datetime, since: datetime | None, until: datetime | None) -> boo
     return (since is None or at >= since) and (until is None or at < until)
 
 
-async def _adds(session: AsyncSession, since: datetime | None, until: datetime | None) -> list[Touch]:
-    query = select(Touch).where(Touch.action.in_(ADD_ACTIONS))
+async def _adds(
+    session: AsyncSession, since: datetime | None, until: datetime | None, actions: tuple[str, ...] = ADD_ACTIONS
+) -> list[Touch]:
+    query = select(Touch).where(Touch.action.in_(actions))
     if since is not None:
         query = query.where(Touch.occurred_at >= since)
     if until is not None:
@@ -139,7 +147,7 @@ async def _welcomes(
 
 
 HEADER = ["channel", "name", "adds", "unique", "losses", "net", "welcome_delivered", "welcome_expired",
-          "welcome_failed", "welcome_unknown", "variants", "retention_7d"]  # fmt: skip
+          "welcome_failed", "welcome_unknown", "variants", "retention_7d", "imported"]  # fmt: skip
 
 
 def as_rows(stats: dict[str, ChannelStats], names: dict[str, str]) -> list[list[str]]:
@@ -151,7 +159,7 @@ def as_rows(stats: dict[str, ChannelStats], names: dict[str, str]) -> list[list[
         out.append([
             code, names.get(code, ""), str(st.adds), str(st.unique), str(st.losses), str(st.net),
             str(st.welcomes["delivered"]), str(st.welcomes["expired"]), str(st.welcomes["failed"]),
-            str(st.welcomes["unknown"]), variants, retention,
+            str(st.welcomes["unknown"]), variants, retention, str(st.imported),
         ])  # fmt: skip
     return out
 

@@ -106,6 +106,7 @@ class GroupMember(Base):
     state: Mapped[str | None] = mapped_column(String(64))
     channel_code: Mapped[str | None] = mapped_column(String(64))
     join_scene: Mapped[int | None] = mapped_column(Integer)
+    invitor: Mapped[str | None] = mapped_column(String(64))  # member_list[].invitor.userid
     joined_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
@@ -153,3 +154,15 @@ class WeComRelation(Base):
     added_at: Mapped[datetime]
     removed_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)
+
+
+class ImportCheckpoint(Base):
+    """Where ``siyu-bot import`` is in one platform list (its cursor), committed with the rows of each
+    page: a crash resumes after the last stored page. Deleted when an import completes."""
+
+    __tablename__ = "import_checkpoints"
+
+    list_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[str] = mapped_column(Text, default="")
+    done: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime]

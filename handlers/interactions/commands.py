@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import sys
 
-from bot.commands import SubParsers, settings_of
+from bot.commands import SubParsers, migrated_settings_of
 
 
 def cmd_lottery(args: argparse.Namespace) -> int:
     from handlers.interactions.lottery.admin import kill_command, status_command, verify_command
 
-    settings = settings_of(args)
+    settings = migrated_settings_of(args)
     if args.lottery_command == "status":
         return asyncio.run(status_command(settings, sys.stdout))
     if args.lottery_command == "verify":

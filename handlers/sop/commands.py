@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bot.commands import SubParsers, settings_of
+from bot.commands import SubParsers, migrated_settings_of
 
 
 def cmd_sop_preview(args: argparse.Namespace) -> int:
     from handlers.sop.reports import print_preview
 
-    return asyncio.run(print_preview(settings_of(args), args.days, args.csv, args.limit))
+    return asyncio.run(print_preview(migrated_settings_of(args), args.days, args.csv, args.limit))
 
 
 def cmd_sop_status(args: argparse.Namespace) -> int:
     from handlers.sop.status import print_status
 
-    return asyncio.run(print_status(settings_of(args), args.latest))
+    return asyncio.run(print_status(migrated_settings_of(args), args.latest))
 
 
 def add_commands(sub: SubParsers[argparse.ArgumentParser]) -> None:

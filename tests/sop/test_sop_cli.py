@@ -145,11 +145,11 @@ def test_reasons_are_grouped_without_their_measurements() -> None:
 def test_sop_commands_through_the_cli(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import handlers
+    from handlers import main
     from handlers.sop import commands
 
-    monkeypatch.setattr(commands, "settings_of", lambda _args: settings)
-    assert handlers.main(["sop", "status", "--latest", "3"]) == 0
+    monkeypatch.setattr(commands, "migrated_settings_of", lambda _args: settings)
+    assert main(["sop", "status", "--latest", "3"]) == 0
     assert "(no enrolments)" in capsys.readouterr().out
-    assert handlers.main(["sop", "preview", "--days", "2", "--csv"]) == 0
+    assert main(["sop", "preview", "--days", "2", "--csv"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == ",".join(CSV_HEADER)

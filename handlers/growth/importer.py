@@ -1,0 +1,447 @@
+"""``siyu-bot import``: day one on an account that already has customers, groups and followers.
+
+Reads the platform's lists (docs/platform.md#customer-lists) and records what it finds as facts:
+
+- every follow user's customers (``batch/get_by_user``): the customer, the relationship with its
+  ``createtime``, remark-free tags (corp tags as ``group/name``) and the channel of its ``state`` when
+  the code is known (else unattributed);
+- customer groups (``groupchat/list`` + ``groupchat/get``) with their members (``join_scene``, ``state``,
+  ``invitor``);
+- Official Account followers (``user/get`` + ``user/info/batchget``) with ``unionid``, tags,
+  ``subscribe_scene`` and the QR scene → channel.
+
+Identity is linked by ``unionid`` (:mod:`handlers.customers.identity`). An imported relationship is one
+touch with action ``imported`` (its ``occurred_at`` the platform's time; the customer's first touch when
+it had none); ``stats channels`` counts these apart from the adds. Nothing is announced: the import's
+transactions run without a running app, so no domain event is heard, no welcome, drip or referral reward
+follows, and no platform call is queued.
+
+Each page is one transaction together with its checkpoint (``import_checkpoints``): a crash resumes after
+the last stored page; a cursor the platform no longer knows restarts that list (every write is
+idempotent). A completed import deletes its checkpoints, so the next one reads everything again and
+changes nothing that is already known. Reads go through the platform clients, whose token handling and
+backoff on rate-limit errcodes apply.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, TextIO, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.content import Content, Platform
+from bot.context import Context
+from bot.db.models import Customer
+from bot.db.upsert import insert_ignore
+from bot.platform import MpClient, PlatformError, WeComClient
+from handlers.customers.identity import ensure_customer, find_customer, link_unionid
+from handlers.growth.attribution import Arrival, arrival_for
+from handlers.growth.stats import IMPORTED
+from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, ImportCheckpoint, Touch, WeComRelation
+
+T = TypeVar("T")
+BAD_CURSOR, BAD_OPENID, DISMISSED = 40058, 40003, 49008
+USERS_PER_CALL, CUSTOMERS_PER_PAGE, GROUPS_PER_PAGE, FOLLOWERS_PER_BATCH = 100, 100, 1000, 100
+
+
+@dataclass
+class Tally:
+    customers_new: int = 0
+    customers_known: int = 0
+    relations_new: int = 0
+    groups_new: int = 0
+    groups_known: int = 0
+    members_new: int = 0
+    followers_new: int = 0
+    followers_known: int = 0
+    linked: int = 0  # customers whose unionid was recorded or who were merged by it
+    unattributed: int = 0  # imported relationships without a known channel code
+    tags_new: int = 0
+    corp_tags: int = 0
+
+    @property
+    def changed(self) -> int:
+        return sum(int(getattr(self, f.name)) for f in fields(self) if f.name.endswith("_new")) + self.linked
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+async def _clear_checkpoints(ctx: Context) -> None:
+    await ctx.session.execute(delete(ImportCheckpoint))
+
+
+def _at(ts: object) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) and ts > 0 else None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+class Importer:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        content: Content,
+        clock: Clock,
+        out: TextIO,
+        *,
+        wecom: WeComClient | None,
+        mp: MpClient | None,
+    ) -> None:
+        self.settings, self.sessions, self.content, self.clock, self.out = settings, sessions, content, clock, out
+        self.wecom, self.mp = wecom, mp
+        self.tally = Tally()
+        self.rng = random.Random()
+        self.corp_tags: dict[str, str] = {}
+        self.mp_tags: dict[int, str] = {}
+
+    async def run(self) -> Tally:
+        if self.wecom is not None:
+            await self._corp_tags()
+            await self._customers()
+            await self._groups()
+        if self.mp is not None:
+            await self._followers()
+        await self._tx(_clear_checkpoints)  # complete: start over next time
+        return self.tally
+
+    # --- transactions and checkpoints ---------------------------------------------------------
+
+    async def _tx(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``fn(ctx, *args)`` in one transaction."""
+        async with self.sessions() as session, session.begin():
+            # services=None: no running app, so nothing hears the import (docstring)
+            return await fn(Context(session, self.settings, self.clock, self.rng, None, None, scope=IMPORTED), *args)
+
+    async def _position(self, name: str) -> str | None:
+        """The stored position of list ``name``: ``None`` when it is done, ``""`` when not started."""
+        async with self.sessions() as session:
+            row = await session.get(ImportCheckpoint, name)
+        if row is None:
+            return ""
+        return None if row.done else row.position
+
+    async def _save(self, ctx: Context, name: str, position: str, done: bool = False) -> None:
+        values = {"list_name": name, "position": position, "done": done, "updated_at": ctx.now()}
+        if not await insert_ignore(ctx.session, ImportCheckpoint, values, ["list_name"]):
+            row = await ctx.session.get(ImportCheckpoint, name)
+            assert row is not None
+            row.position, row.done, row.updated_at = position, done, ctx.now()
+
+    def _progress(
+        self, what: str, done: int, started: float, total: int | None = None, share: float | None = None
+    ) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done / elapsed
+        if share is None and total:
+            share = done / total
+        eta = f"{(elapsed / share - elapsed):.0f} s" if share and share > 0 else "?"
+        of = f"/{total}" if total else ""
+        print(f"{what}: {done}{of} read, {rate:.0f}/s, ETA {eta}", file=self.out, flush=True)
+
+    # --- WeCom --------------------------------------------------------------------------------
+
+    async def _corp_tags(self) -> None:
+        assert self.wecom is not None
+        listing = await self.wecom.get_corp_tag_list()
+        for group in _dicts(listing.get("tag_group")):
+            for tag in _dicts(group.get("tag")):
+                self.corp_tags[str(tag["id"])] = f"{group.get('group_name', '')}/{tag.get('name', '')}"
+        self.tally.corp_tags = len(self.corp_tags)
+
+    async def _customers(self) -> None:
+        assert self.wecom is not None
+        position = await self._position("wecom_customers")
+        if position is None:
+            return
+        users = await self.wecom.get_follow_user_list()
+        chunks = [users[i : i + USERS_PER_CALL] for i in range(0, len(users), USERS_PER_CALL)]
+        index_text, _, cursor = position.partition(":")
+        index, read, started = int(index_text or 0), 0, time.monotonic()
+        while index < len(chunks):
+            try:
+                page = await self.wecom.batch_get_by_user(chunks[index], cursor, CUSTOMERS_PER_PAGE)
+            except PlatformError as exc:
+                if exc.errcode == BAD_CURSOR and cursor:
+                    cursor = ""  # the platform forgot the cursor: read this chunk again (idempotent)
+                    continue
+                raise
+            rows = _dicts(page.get("external_contact_list"))
+            cursor = str(page.get("next_cursor") or "")
+            if not cursor:
+                index += 1
+            done = index >= len(chunks)
+            await self._tx(self._store_customers, rows, f"{index}:{cursor}", done)
+            read += len(rows)
+            self._progress("customers", read, started, share=index / len(chunks) if chunks else 1)
+
+    async def _store_customers(self, ctx: Context, rows: list[dict[str, Any]], position: str, done: bool) -> None:
+        for row in rows:
+            contact, follow = row.get("external_contact") or {}, row.get("follow_info") or {}
+            if not contact.get("external_userid") or not follow.get("userid"):
+                continue
+            customer = await self._customer(ctx, "external_userid", str(contact["external_userid"]), contact)
+            customer.wecom_friend = True
+            staff, state = str(follow["userid"]), _text(follow.get("state"))
+            arrival = arrival_for(self.content, state, Platform.WECOM_FRIEND)
+            at = _at(follow.get("createtime")) or ctx.now()
+            relation = {
+                "customer_id": customer.id, "staff_userid": staff, "channel_code": arrival.code, "added_at": at,
+                "removed_at": None, "active": True,
+            }  # fmt: skip
+            if await insert_ignore(ctx.session, WeComRelation, relation, ["customer_id", "staff_userid"]):
+                self._touch(ctx, customer, arrival, state, Platform.WECOM_FRIEND, at, staff_userid=staff)
+            await self._tags(ctx, customer, [self.corp_tags.get(str(t), "") for t in follow.get("tag_id") or ()])
+        await self._save(ctx, "wecom_customers", position, done)
+
+    async def _groups(self) -> None:
+        assert self.wecom is not None
+        cursor = await self._position("wecom_groups")
+        if cursor is None:
+            return
+        read, started = 0, time.monotonic()
+        while True:
+            try:
+                page = await self.wecom.groupchat_list(cursor, GROUPS_PER_PAGE)
+            except PlatformError as exc:
+                if exc.errcode == BAD_CURSOR and cursor:
+                    cursor = ""
+                    continue
+                raise
+            details: list[dict[str, Any]] = []
+            for item in _dicts(page.get("group_chat_list")):
+                try:
+                    details += _dicts([(await self.wecom.groupchat_get(str(item["chat_id"])))["group_chat"]])
+                except PlatformError as exc:
+                    if exc.errcode != DISMISSED:
+                        raise
+            cursor = str(page.get("next_cursor") or "")
+            done = not cursor
+            await self._tx(self._store_groups, details, cursor, done)
+            read += len(details)
+            self._progress("groups", read, started)
+            if done:
+                return
+
+    async def _store_groups(self, ctx: Context, chats: list[dict[str, Any]], cursor: str, done: bool) -> None:
+        for chat in chats:
+            chat_id = str(chat["chat_id"])
+            group = {
+                "chat_id": chat_id, "name": str(chat.get("name") or "")[:128], "owner": _text(chat.get("owner")),
+                "notice": _text(chat.get("notice")), "member_version": _text(chat.get("member_version")),
+                "created_at": _at(chat.get("create_time")), "updated_at": ctx.now(),
+            }  # fmt: skip
+            if await insert_ignore(ctx.session, GroupChat, group, ["chat_id"]):
+                self.tally.groups_new += 1
+            else:
+                self.tally.groups_known += 1
+            for member in chat.get("member_list") or ():
+                await self._member(ctx, chat_id, member)
+        await self._save(ctx, "wecom_groups", cursor, done)
+
+    async def _member(self, ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
+        member_id, state = str(member.get("userid") or ""), _text(member.get("state"))
+        if not member_id:
+            return
+        customer = None
+        if member.get("type") == 2:
+            customer = await self._customer(ctx, "external_userid", member_id, member)
+        arrival = arrival_for(self.content, state, Platform.WECOM_GROUP)
+        at = _at(member.get("join_time")) or ctx.now()
+        invitor = member.get("invitor")
+        values = {
+            "chat_id": chat_id, "member_id": member_id, "member_type": int(member.get("type") or 0),
+            "customer_id": customer.id if customer else None, "unionid": _text(member.get("unionid")),
+            "state": state, "channel_code": arrival.code if customer else None,
+            "join_scene": member.get("join_scene") if isinstance(member.get("join_scene"), int) else None,
+            "invitor": _text(invitor.get("userid")) if isinstance(invitor, dict) else None,
+            "joined_at": at, "left_at": None, "active": True,
+        }  # fmt: skip
+        if await insert_ignore(ctx.session, GroupMember, values, ["chat_id", "member_id"]):
+            self.tally.members_new += 1
+            if customer is not None:
+                self._touch(ctx, customer, arrival, state, Platform.WECOM_GROUP, at, chat_id=chat_id)
+
+    # --- Official Account -----------------------------------------------------------------------
+
+    async def _followers(self) -> None:
+        assert self.mp is not None
+        position = await self._position("mp_followers")
+        if position is None:
+            return
+        self.mp_tags = {int(t["id"]): str(t["name"]) for t in _dicts((await self.mp.get_tags()).get("tags"))}
+        start, _, offset_text = position.partition("|")
+        offset, read, started = int(offset_text or 0), 0, time.monotonic()
+        while True:
+            try:
+                page = await self.mp.user_get(start)
+            except PlatformError as exc:
+                if exc.errcode == BAD_OPENID and start:
+                    start, offset = "", 0  # that follower left: read the list again (idempotent)
+                    continue
+                raise
+            data = page.get("data")
+            openids = [str(o) for o in (data.get("openid") or () if isinstance(data, dict) else ())]
+            total = page.get("total")
+            total = total if isinstance(total, int) else None
+            following = str(page.get("next_openid") or "")
+            while offset < len(openids):
+                batch = openids[offset : offset + FOLLOWERS_PER_BATCH]
+                infos = _dicts((await self.mp.user_info_batchget(batch)).get("user_info_list"))
+                offset += len(batch)
+                last = offset >= len(openids)
+                position = f"{following}|0" if last else f"{start}|{offset}"
+                done = last and not following
+                await self._tx(self._store_followers, infos, position, done)
+                read += len(batch)
+                self._progress("followers", read, started, total)
+            if not openids or not following:
+                if not openids:
+                    await self._tx(self._save, "mp_followers", "", True)
+                return
+            start, offset = following, 0
+
+    async def _store_followers(self, ctx: Context, infos: list[dict[str, Any]], position: str, done: bool) -> None:
+        for info in infos:
+            if info.get("subscribe") != 1 or not info.get("openid"):
+                continue
+            customer = await self._customer(ctx, "openid", str(info["openid"]), info)
+            new = not customer.mp_follower
+            customer.mp_follower = True
+            key = _text(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
+            arrival = arrival_for(self.content, key, Platform.MP)
+            if new:
+                self.tally.followers_new += 1
+                self._touch(ctx, customer, arrival, key, Platform.MP, _at(info.get("subscribe_time")) or ctx.now())
+            else:
+                self.tally.followers_known += 1
+            await self._tags(ctx, customer, [self.mp_tags.get(t, "") for t in info.get("tagid_list") or ()])
+        await self._save(ctx, "mp_followers", position, done)
+
+    # --- shared -----------------------------------------------------------------------------------
+
+    async def _customer(self, ctx: Context, column: str, value: str, data: dict[str, Any]) -> Customer:
+        unionid = _text(data.get("unionid"))
+        customer = await find_customer(ctx, column, value)
+        if customer is None and unionid:  # known through another door: this one joins that customer
+            customer = await find_customer(ctx, "unionid", unionid)
+            if customer is not None and getattr(customer, column) is None:
+                setattr(customer, column, value)
+                self.tally.linked += 1
+            else:
+                customer = None
+        if customer is None:
+            customer = await ensure_customer(ctx, column, value)
+            self.tally.customers_new += 1
+        else:
+            self.tally.customers_known += 1
+        if unionid and customer.unionid != unionid:
+            customer = await link_unionid(ctx, customer, unionid)
+            self.tally.linked += 1
+        if data.get("name") and not customer.name:
+            customer.name = str(data["name"])[:128]
+        return customer
+
+    def _touch(
+        self,
+        ctx: Context,
+        customer: Customer,
+        arrival: Arrival,
+        raw_key: str | None,
+        platform: Platform,
+        at: datetime,
+        *,
+        staff_userid: str | None = None,
+        chat_id: str | None = None,
+    ) -> None:
+        """The imported relationship as one touch (``action = "imported"``, never an add in the stats)."""
+        first = customer.first_touch_at is None
+        ctx.session.add(
+            Touch(
+                customer_id=customer.id, channel_code=arrival.code, raw_key=raw_key, platform=platform.value,
+                action=IMPORTED, staff_userid=staff_userid, chat_id=chat_id, first=first, occurred_at=at,
+                receipt_id=None,
+            )
+        )  # fmt: skip
+        if first:
+            customer.first_touch_at, customer.first_channel = at, arrival.code
+        self.tally.relations_new += 1
+        if arrival.code is None:
+            self.tally.unattributed += 1
+
+    async def _tags(self, ctx: Context, customer: Customer, refs: list[str]) -> None:
+        for ref in dict.fromkeys(r for r in refs if r):
+            row = {"customer_id": customer.id, "tag": ref[:96], "source": IMPORTED, "created_at": ctx.now()}
+            if await insert_ignore(ctx.session, CustomerTag, row, ["customer_id", "tag"]):
+                self.tally.tags_new += 1
+
+
+def summary(t: Tally) -> str:
+    lines = [
+        f"customers: {t.customers_new} new, {t.customers_known} already known",
+        f"relationships: {t.relations_new} imported ({t.unattributed} unattributed)",
+        f"groups: {t.groups_new} new, {t.groups_known} already known; {t.members_new} new members",
+        f"followers: {t.followers_new} new, {t.followers_known} already known",
+        f"linked identities (unionid): {t.linked}",
+        f"tags: {t.tags_new} new on customers, {t.corp_tags} corp tags",
+    ]
+    if not t.changed:
+        lines.append("nothing changed: everything was already imported")
+    return "\n".join(lines)
+
+
+async def unfinished(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The lists an interrupted import will resume (``import`` prints it at the start)."""
+    async with sessions() as session:
+        return list((await session.scalars(select(ImportCheckpoint.list_name).order_by("list_name"))).all())
+
+
+async def import_command(settings: Settings, out: TextIO, *, clock: Clock | None = None) -> int:
+    """``siyu-bot import``: 0 when complete, 1 when a platform call failed (run it again to resume), 2
+    when neither WeCom nor the Official Account is configured."""
+    import aiohttp
+
+    from bot.clock import SystemClock
+    from bot.content_runtime import load_runtime_content
+    from bot.db.engine import make_engine, sessionmaker
+    from bot.platform import DbTokenStore
+
+    clock = clock or SystemClock()
+    w, m = settings.wecom, settings.official_account
+    if not (w.corp_id and w.secret) and not (m.app_id and m.app_secret):
+        print("error: neither [wecom] corp_id/secret nor [official_account] app_id/app_secret is set", file=out)
+        return 2
+    content = load_runtime_content(settings.content_dir)
+    engine = make_engine(settings.database)
+    try:
+        sessions = sessionmaker(engine)
+        resuming = await unfinished(sessions)
+        if resuming:
+            print(f"resuming an interrupted import ({', '.join(resuming)})", file=out)
+        async with aiohttp.ClientSession() as http:
+            tokens = DbTokenStore(sessions, clock)
+            wecom = WeComClient(http, w, tokens, clock) if w.corp_id and w.secret else None
+            mp = MpClient(http, m, tokens, clock) if m.app_id and m.app_secret else None
+            importer = Importer(settings, sessions, content, clock, out, wecom=wecom, mp=mp)
+            try:
+                tally = await importer.run()
+            except PlatformError as exc:
+                print(summary(importer.tally), file=out)
+                print(f"error: {exc}; run `siyu-bot import` again to resume", file=out)
+                return 1
+    finally:
+        await engine.dispose()
+    print(summary(tally), file=out)
+    return 0
