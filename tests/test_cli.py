@@ -70,5 +70,5 @@ def test_serve_workers_auto_is_one_per_core() -> None:
 
     from bot.cli import build_parser
 
-    assert build_parser().parse_args(["serve", "--workers", "auto"]).workers == (os.cpu_count() or 1)
-    assert build_parser().parse_args(["serve"]).workers is None
+    assert build_parser([]).parse_args(["serve", "--workers", "auto"]).workers == (os.cpu_count() or 1)
+    assert build_parser([]).parse_args(["serve"]).workers is None
