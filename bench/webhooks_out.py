@@ -68,10 +68,10 @@ async def delivered(rig: object) -> tuple[int, int]:
     from handlers.integrations.tables import WebhookDelivery
 
     async with rig.services.sessions() as s:  # type: ignore[attr-defined]
-        n = await s.scalar(
-            select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.state == "delivered")
-        )
-        return int(n or 0)
+        d = WebhookDelivery
+        n = await s.scalar(select(func.count()).select_from(d).where(d.state == "delivered"))
+        total = await s.scalar(select(func.count()).select_from(d))
+        return int(n or 0), int(total or 0)
 
 
 async def run(args: argparse.Namespace, workdir: Path, port: int) -> list[str]:
