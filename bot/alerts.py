@@ -86,16 +86,29 @@ class FailureAlerts:
         }
         self._in_flight.spawn(self._post(body), f"receipt-{receipt_id}")
 
+    async def report(self, kind: str, summary: str, **fields: str | int | None) -> None:
+        """Anything else an operator must act on (a feature's, e.g. ``webhook.endpoint_disabled``): an ERROR
+        line and, with the hook set, ``{"type": kind, **fields, "at": …}`` — the same best-effort POST."""
+        text = self._scrub(summary)[:MAX_ERROR_CHARS]
+        log.error("%s: %s", kind, text, extra={"alert": kind})
+        if not self._url:
+            return
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            log.warning("alert hook busy: %s alert dropped", kind)
+            return
+        body: dict[str, Any] = {"type": kind, **fields, "summary": text, "at": self._clock.now().isoformat()}
+        self._in_flight.spawn(self._post(body), kind)
+
     async def _post(self, body: dict[str, Any]) -> None:
         try:
             if self._http is None:
                 self._http = aiohttp.ClientSession(timeout=self._timeout)
             async with self._http.post(self._url, json=body, allow_redirects=False) as response:
                 if response.status >= 300:
-                    log.warning("alert hook answered %s for receipt %s", response.status, body["receipt_id"])
+                    log.warning("alert hook answered %s for %s", response.status, _about(body))
         except (aiohttp.ClientError, TimeoutError) as exc:
             # the exception text can name the URL, and the URL can hold a key: its type is enough
-            log.warning("alert hook unreachable (%s) for receipt %s", type(exc).__name__, body["receipt_id"])
+            log.warning("alert hook unreachable (%s) for %s", type(exc).__name__, _about(body))
 
     async def close(self, grace: float = 5.0) -> None:
         """Let alerts still in flight finish (up to ``grace`` seconds), then close the HTTP client."""
@@ -103,3 +116,7 @@ class FailureAlerts:
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _about(body: dict[str, Any]) -> str:
+    return f"receipt {body['receipt_id']}" if "receipt_id" in body else str(body.get("type"))

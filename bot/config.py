@@ -296,11 +296,25 @@ class RedisConfig(_Section):
 
 
 class WebhooksConfig(_Section):
-    """Webhooks coming in from the brand's systems (``POST /webhooks/orders``, docs/webhooks.md)."""
+    """Webhooks coming in from the brand's systems (``POST /webhooks/orders``) and going out to them
+    (``siyu-bot webhooks``), docs/webhooks.md."""
 
     orders_secret: WebhookSecret = Secret("")  # Standard Webhooks ``whsec_<base64>``
     tolerance_seconds: Int = Field(default=300, ge=1, le=3600)
     orders_path: UrlPath = "/webhooks/orders"
+    # Webhooks going out to the brand's systems (handlers/integrations, ``siyu-bot webhooks``).
+    # Targets on loopback, private, link-local, unique-local, multicast or reserved addresses are refused
+    # (at ``webhooks add`` and again at every delivery: DNS can change) unless this is true. Cloud metadata
+    # addresses (169.254.169.254, fd00:ec2::254) are refused always.
+    allow_private_targets: Bool = False
+    # One attempt (connect, send, answer) gives up after this many seconds; redirects are never followed.
+    delivery_timeout_seconds: Float = Field(default=10.0, ge=0.5, le=60)
+    # Deliveries in flight at once, from one process (its own HTTP client: platform calls never wait on it).
+    delivery_concurrency: Int = Field(default=16, ge=1, le=256)
+    # How often due retries are looked for (new deliveries go out at once, after their commit).
+    poll_seconds: Float = Field(default=1.0, ge=0.05, le=60)
+    # An endpoint whose deliveries have all failed for this long is disabled and reported.
+    disable_after_days: Float = Field(default=3.0, ge=0.01, le=30)
 
 
 class AlertsConfig(_Section):

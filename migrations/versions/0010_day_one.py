@@ -14,7 +14,7 @@ import bot.db.types
 
 
 revision = '0010_day_one'
-down_revision = '0008'
+down_revision = '0009_webhooks_out'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Integrations: outbound webhooks — every domain event, signed (Standard Webhooks), delivered at least once."""
