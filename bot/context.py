@@ -44,6 +44,7 @@ class Runtime(Protocol):
     def running(self, name: str) -> bool: ...
     def notify_outbox(self, calls: list[tuple[int, int]]) -> None: ...
     def reactions(self, event: DomainEvent) -> Sequence[Reaction]: ...
+    def listens_to(self, event_type: type[DomainEvent]) -> bool: ...
 
 
 # Priorities: lower runs first. Welcome sends jump the queue (20-second welcome_code).
@@ -131,6 +132,10 @@ class Context:
         """Called by whoever committed the transaction (dispatcher, ``run_action``)."""
         for fn in self._after_commit:
             fn()
+
+    def heard(self, event_type: type[DomainEvent]) -> bool:
+        """Whether emitting ``event_type`` would reach anyone: skip the work of building one nobody hears."""
+        return self.services is not None and self.services.listens_to(event_type)
 
     async def emit(self, event: DomainEvent) -> None:
         """Tell the other features what happened, inside this transaction: every handler registered for

@@ -99,6 +99,9 @@ class Router:
     def handlers_for(self, event: Event | DomainEvent) -> list[Handler]:
         return [fn for types, fn in self._handlers if isinstance(event, types)]
 
+    def listens_to(self, event_type: type[Event | DomainEvent]) -> bool:
+        return any(issubclass(event_type, types) for types, _ in self._handlers)
+
     def result_handlers(self, name: str) -> list[ResultHandler]:
         return list(self._results.get(name, ()))
 
@@ -132,6 +135,10 @@ class Dispatcher:
 
     def handlers_for(self, event: Event | DomainEvent) -> list[Handler]:
         return [h for r in self._routers for h in r.handlers_for(event)]
+
+    def listens_to(self, event_type: type[Event | DomainEvent]) -> bool:
+        """Whether any handler would hear an event of ``event_type`` (to skip work nobody needs)."""
+        return any(r.listens_to(event_type) for r in self._routers)
 
     def plan_reply(self, event: Event) -> Reply | None:
         """The first planner's reply for ``event`` (bot/reply_plan.py): pure, no database."""

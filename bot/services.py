@@ -105,6 +105,9 @@ class Services:
         if calls and self.running("outbox"):
             self.outbox.notify(calls)
 
+    def listens_to(self, event_type: type[DomainEvent]) -> bool:
+        return self.running("dispatcher") and self.dispatcher.listens_to(event_type)
+
     def reactions(self, event: DomainEvent) -> list[Handler]:
         """The handlers of every feature registered for ``event`` (``Context.emit``)."""
         return self.dispatcher.handlers_for(event) if self.running("dispatcher") else []

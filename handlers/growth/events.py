@@ -58,3 +58,35 @@ class GroupMemberLeft(DomainEvent):
     chat_id: str
     member_id: str
     customer_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MpFollowed(DomainEvent):
+    """The Official Account gained (or regained) this follower; ``scene`` is the QR ``scene_str`` if any."""
+
+    name: ClassVar[str] = "mp.followed"
+    customer_id: int
+    openid: str
+    channel: str | None
+    scene: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MpUnfollowed(DomainEvent):
+    name: ClassVar[str] = "mp.unfollowed"
+    customer_id: int
+    openid: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerWrote(DomainEvent):
+    """A customer wrote to the Official Account (a text, an image, a voice …)."""
+
+    name: ClassVar[str] = "message.received"
+    customer_id: int
+    openid: str
+    msgtype: str
+    text: str | None
+    at: datetime

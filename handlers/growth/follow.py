@@ -20,12 +20,12 @@ from bot.content import Content, LinkAttachment, Platform, choose_variant, rende
 from bot.context import Context
 from bot.db.upsert import insert_ignore
 from bot.dispatcher import PlatformResult, Router
-from bot.events import Followed, Scanned, Unfollowed
+from bot.events import Followed, MessageReceived, Scanned, TextReceived, Unfollowed
 from bot.replies import NewsReply, Reply, TextReply
 from bot.reply_plan import Planning, local_time_of_event, rng_for
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import Arrival, arrival_for, mark_mp_tags, record_touch, tag_locally
-from handlers.growth.events import CustomerLost
+from handlers.growth.events import CustomerLost, CustomerWrote, MpFollowed, MpUnfollowed
 from handlers.growth.tables import Loss, Touch, Welcome
 
 router = Router("follow")
@@ -63,6 +63,8 @@ async def welcome_follower(event: Followed | Scanned, ctx: Context) -> None:
     at = datetime.fromtimestamp(event.create_time, UTC)
     action = "followed" if isinstance(event, Followed) else "scanned"
     await record_touch(ctx, customer, arrival, raw_key=event.scene, platform=Platform.MP, action=action, at=at)
+    if isinstance(event, Followed):
+        await ctx.emit(MpFollowed(customer.id, event.openid, arrival.code, event.scene, at))
     tags = await tag_locally(ctx, customer, arrival.channel)
     await mark_mp_tags(ctx, event.openid, tags)
     if isinstance(event, Followed):
@@ -119,7 +121,21 @@ async def record_unfollow(event: Unfollowed, ctx: Context) -> None:
         "receipt_id": ctx.receipt_id,
     }  # fmt: skip
     if await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"]):
+        await ctx.emit(MpUnfollowed(customer.id, event.openid, at))
         await ctx.emit(CustomerLost(customer.id, code, "unfollowed", at))
+
+
+@router.on(TextReceived, MessageReceived)
+async def announce_message(event: TextReceived | MessageReceived, ctx: Context) -> None:
+    """Tell the other features (and integrations) that a follower wrote — when anyone listens."""
+    if not ctx.heard(CustomerWrote):
+        return
+    customer = await ensure_customer(ctx, "openid", event.openid)
+    text = event.content if isinstance(event, TextReceived) else None
+    msgtype = "text" if isinstance(event, TextReceived) else event.msg_type
+    await ctx.emit(
+        CustomerWrote(customer.id, event.openid, msgtype, text, datetime.fromtimestamp(event.create_time, UTC))
+    )
 
 
 @router.on_result("mp_profile")

@@ -27,3 +27,13 @@ class LotteryDrawn(DomainEvent):
     seq: int
     won: bool
     prize: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralRewarded(DomainEvent):
+    """A held referral was released: the inviter (and the invitee, when the rules give them one) rewarded."""
+
+    name: ClassVar[str] = "referral.rewarded"
+    referral_id: int
+    inviter_id: int
+    invitee_id: int

@@ -35,6 +35,7 @@ from bot.dispatcher import PlatformResult, Router
 from bot.events import Followed, FriendAdded, FriendLost, Unfollowed
 from handlers.customers.identity import ensure_customer, find_customer
 from handlers.growth.tables import WeComRelation
+from handlers.interactions.events import ReferralRewarded
 from handlers.interactions.rewards import grant_reward
 from handlers.interactions.tables import Referral, ReferralCode
 
@@ -217,6 +218,7 @@ async def _decide(ctx: Context, rules: ReferralRules, referral: Referral) -> str
     if rules.invitee_reward is not None:
         await grant_reward(ctx, referral.invitee_id, rules.invitee_reward, "referral_welcome", ref)
     await ctx.session.flush()
+    await ctx.emit(ReferralRewarded(referral.id, referral.inviter_id, referral.invitee_id))
     return "released"
 
 

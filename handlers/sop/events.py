@@ -25,3 +25,13 @@ class DripStopped(DomainEvent):
     customer_id: int
     drip_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPostConfirmed(DomainEvent):
+    """The group owner sent a group-send task (WeCom reported it sent): the post reached its groups."""
+
+    name: ClassVar[str] = "group_post.confirmed"
+    fire_id: int
+    post_id: str
+    target: str

@@ -28,6 +28,7 @@ from bot.db.models import OutboxCall
 from bot.dispatcher import PlatformResult, Router
 from bot.outbox import split_payload
 from bot.services import Services
+from handlers.sop.events import GroupPostConfirmed
 from handlers.sop.tables import GroupFire
 
 FIRST_CHECK = timedelta(hours=1)  # when a created group-send task is first checked for confirmation
@@ -116,6 +117,7 @@ async def follow_task_status(result: PlatformResult, ctx: Context) -> None:
     if any(r.get("status") == 2 for r in rows):
         fire.state, fire.next_check_at, fire.updated_at = "confirmed", None, ctx.now()
         _queue_send_result(ctx, fire, "")
+        await ctx.emit(GroupPostConfirmed(fire.id, fire.post_id, fire.target))
         return
     await _maybe_remind(ctx, fire)
 
