@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import report_receipt_failed
+from bot.background import cancel_and_wait
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content_runtime import empty_content
@@ -168,9 +169,7 @@ class Dispatcher:
         instance is marked stopped."""
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks.values()), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait(pending)
 
     async def run(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
         started = time.perf_counter()

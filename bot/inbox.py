@@ -89,9 +89,7 @@ class ReceiptWriter:
         if not self._tasks:
             return
         await self._queue.join()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         for sink in self._sinks:
             await sink.close()

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.background import cancel_and_wait
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.db.models import OutboxCall
@@ -104,14 +105,10 @@ class OutboxWorker:
         self._loops = [asyncio.create_task(self._poll_loop(), name="outbox-poll")]
 
     async def stop(self, timeout: float = 10.0) -> None:
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_and_wait(self._loops)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(set(self._tasks))
 
     @property
     def busy(self) -> int:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
 
 from bot.actions import run_action
+from bot.background import cancel_and_wait
 from bot.config import WebhooksConfig
 from bot.context import Context
 from bot.logs import remember_secret
@@ -146,16 +147,14 @@ class DeliveryWorker:
         """Stop claiming; let sends in flight finish (up to ``grace``), record their outcomes, close the client.
         A send cut off here stays ``sending`` under this instance, which is free once it is marked stopped."""
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            await asyncio.gather(self._loop_task, return_exceptions=True)
+            await cancel_and_wait([self._loop_task])
             self._loop_task = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in set(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(set(self._tasks))
         if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+            await asyncio.wait({self._flusher}, timeout=grace)
+            await cancel_and_wait([self._flusher])
         with contextlib.suppress(Exception):
             await self.flush()
         if self._http is not None:
