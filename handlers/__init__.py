@@ -13,13 +13,14 @@ from bot.feature import Feature
 
 
 def features() -> list[Feature]:
+    from handlers.api.feature import API
     from handlers.demo.feature import DEMO
     from handlers.growth.feature import GROWTH
     from handlers.interactions.feature import INTERACTIONS, REFERRAL
     from handlers.orders.feature import ORDERS
     from handlers.sop.feature import SOP
 
-    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO]
+    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO, API]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
