@@ -35,6 +35,7 @@ from handlers.api.tables import AuditEntry
 
 log = logging.getLogger(__name__)
 
+PREFIX = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -1,14 +1,13 @@
-"""The admin API's OpenAPI 3.1 document, built from the route declarations (:data:`handlers.api.routes.ROUTES`)
-and the component schemas (:mod:`handlers.api.schemas`); served at ``GET /api/v1/openapi.json``."""
+"""The admin API's OpenAPI 3.1 document, built from the route declarations (:data:`handlers.api.routes.ROUTES`,
+handed in) and the component schemas (:mod:`handlers.api.schemas`); served at ``GET /api/v1/openapi.json``."""
 
 from __future__ import annotations
 
 import re
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
 
-from handlers.api.http import Route
-from handlers.api.routes import PREFIX, ROUTES
+from handlers.api.http import PREFIX, Route
 from handlers.api.schemas import SCHEMAS
 
 _PATTERN = re.compile(r"\{(\w+):[^}]*\}")
@@ -75,10 +74,9 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
-@cache
-def document() -> dict[str, Any]:
+def build_document(routes: Sequence[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in routes:
         paths.setdefault(openapi_path(route), {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",

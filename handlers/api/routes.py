@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from aiohttp import web
 
 from bot.services import Services
 from handlers.api import customers, operations
-from handlers.api.http import Gate, Route, serve
+from handlers.api.http import PREFIX, Gate, Route, serve
+from handlers.api.openapi import build_document
 
-PREFIX = "/api/v1"
 PAGE = {"limit": "page size, 1-200 (default 50)", "cursor": "next_cursor of the previous page"}
 _CID = r"{id:\d+}"
 
 
 async def openapi_document(_: web.Request) -> web.Response:
-    from handlers.api.openapi import document
-
     return web.json_response(document())
 
 
@@ -150,6 +151,12 @@ ROUTES: tuple[Route, ...] = (
         paginated=True,
     ),
 )
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of :data:`ROUTES`."""
+    return build_document(ROUTES)
 
 
 def add_api_routes(app: web.Application, services: Services) -> None:

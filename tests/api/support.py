@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from multidict import CIMultiDictProxy
 
 from handlers.api.keys import create_key
-from handlers.api.openapi import document
+from handlers.api.routes import document
 from tests.support.apps import RunningBot
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from bot.clock import FrozenClock
 from handlers import main
-from handlers.api.openapi import document, openapi_path
-from handlers.api.routes import ROUTES
+from handlers.api.openapi import openapi_path
+from handlers.api.routes import ROUTES, document
 from handlers.api.tables import ApiKey
 from tests.api.support import Api, make_keys
 from tests.support.apps import ClientFactory, start_bot
