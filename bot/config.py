@@ -317,6 +317,13 @@ class WebhooksConfig(_Section):
     disable_after_days: Float = Field(default=3.0, ge=0.01, le=30)
 
 
+class ApiConfig(_Section):
+    """The admin API (``/api/v1/``, docs/api.md): each key's request rate (a token bucket per process)."""
+
+    rate_per_second: Float = Field(default=20.0, gt=0, le=10_000)
+    burst: Int = Field(default=40, ge=1, le=100_000)
+
+
 class AlertsConfig(_Section):
     """Where to POST a small JSON when a receipt ends ``failed`` (bot/alerts.py); empty = no alert hook.
 
@@ -355,6 +362,7 @@ class Settings(_Frozen, BaseSettings):
     instances: InstancesConfig = InstancesConfig()
     redis: RedisConfig = RedisConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    api: ApiConfig = ApiConfig()
     alerts: AlertsConfig = AlertsConfig()
     logging: LoggingConfig = LoggingConfig()
     timezone: Annotated[str, _rule(_is_timezone, "unknown IANA timezone")] = "Asia/Shanghai"

@@ -13,6 +13,7 @@ from bot.feature import Feature
 
 
 def features() -> list[Feature]:
+    from handlers.api.feature import API
     from handlers.demo.feature import DEMO
     from handlers.growth.feature import GROWTH
     from handlers.integrations.feature import WEBHOOKS
@@ -20,7 +21,7 @@ def features() -> list[Feature]:
     from handlers.orders.feature import ORDERS
     from handlers.sop.feature import SOP
 
-    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO, WEBHOOKS]
+    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO, WEBHOOKS, API]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ REPEATABLE: dict[str, str] = {
     ),
     "externalcontact/mark_tag": "adds/removes tags on a relationship: the resulting set is the same after a repeat",
     "tags/members/batchtagging": "puts followers under a tag: a set, a repeat changes nothing",
+    "tags/members/batchuntagging": "takes followers out of a tag: a set, a repeat changes nothing",
     "externalcontact/get": "read only",
     "externalcontact/get_groupmsg_task": "read only",
     "externalcontact/get_groupmsg_send_result": "read only",

@@ -128,17 +128,22 @@ async def stop_drips(ctx: Context, customer_id: int, kind: StopKind, tag: str | 
         drip = ctx.content.drip(enrolment.drip_id)
         if drip is None or not any(c.kind is kind and (tag is None or c.tag == tag) for c in drip.stop_when):
             continue
-        reason = str(StopCondition(kind, tag))
-        enrolment.state, enrolment.stop_reason, enrolment.ended_at = "stopped", reason[:64], ctx.now()
-        await ctx.session.execute(
-            update(DripStepRun)
-            .where(DripStepRun.enrolment_id == enrolment.id, DripStepRun.state == "pending")
-            .values(state="cancelled", reason=f"drip stopped: {reason}", finished_at=ctx.now())
-            .execution_options(synchronize_session=False)
-        )
+        await stop_enrolment(ctx, enrolment, str(StopCondition(kind, tag)))
         stopped.append(enrolment.drip_id)
-        await ctx.emit(DripStopped(customer_id, enrolment.drip_id, reason))
     return stopped
+
+
+async def stop_enrolment(ctx: Context, enrolment: DripEnrolment, reason: str) -> None:
+    """Stop one active enrolment now: its pending steps are cancelled with ``reason`` (an operator's stop
+    through the admin API, or a stop condition)."""
+    enrolment.state, enrolment.stop_reason, enrolment.ended_at = "stopped", reason[:64], ctx.now()
+    await ctx.session.execute(
+        update(DripStepRun)
+        .where(DripStepRun.enrolment_id == enrolment.id, DripStepRun.state == "pending")
+        .values(state="cancelled", reason=f"drip stopped: {reason}", finished_at=ctx.now())
+        .execution_options(synchronize_session=False)
+    )
+    await ctx.emit(DripStopped(enrolment.customer_id, enrolment.drip_id, reason))
 
 
 async def tag_added(ctx: Context, customer: Customer, tag: str, at: datetime) -> None:

@@ -1,0 +1,165 @@
+"""Every route of the admin API, declared once: aiohttp serves them, :mod:`handlers.api.openapi` documents them."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+from bot.services import Services
+from handlers.api import customers, operations
+from handlers.api.http import PREFIX, Gate, Route, serve
+from handlers.api.openapi import build_document
+
+PAGE = {"limit": "page size, 1-200 (default 50)", "cursor": "next_cursor of the previous page"}
+_CID = r"{id:\d+}"
+
+
+async def openapi_document(_: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/openapi.json", None, openapi_document, "This OpenAPI 3.1 document (no key needed)", {200: None}),
+    Route(
+        "GET",
+        "/customers",
+        "read",
+        customers.search,
+        "Search customers",
+        {200: "CustomerPage"},
+        query={
+            "q": "part of the name or of an id (case-insensitive)",
+            "external_userid": "exact WeCom external_userid",
+            "openid": "exact Official Account openid",
+            "unionid": "exact unionid",
+            "tag": "has this tag (group/name)",
+            "channel": "arrived through this channel code at least once",
+            "created_after": "created at or after (ISO-8601 with offset)",
+            "created_before": "created before",
+            **PAGE,
+        },
+        paginated=True,
+    ),
+    Route(
+        "GET",
+        f"/customers/{_CID}",
+        "read",
+        customers.profile,
+        "One customer's profile",
+        {200: "CustomerProfile", 304: None, 404: "Problem"},
+        etag=True,
+    ),
+    Route(
+        "GET",
+        f"/customers/{_CID}/timeline",
+        "read",
+        customers.timeline,
+        "Everything that happened, oldest first",
+        {200: "TimelinePage", 404: "Problem"},
+        query=PAGE,
+        paginated=True,
+    ),
+    Route(
+        "POST",
+        f"/customers/{_CID}/tags",
+        "write",
+        customers.add_tags,
+        "Tag a customer (here and on the platforms)",
+        {200: "TagsResult", 404: "Problem"},
+        body="TagsRequest",
+    ),
+    Route(
+        "DELETE",
+        f"/customers/{_CID}/tags/{{tag:.+}}",
+        "write",
+        customers.remove_tag,
+        "Take a tag off (group/name; the slash as is or as %2F)",
+        {200: "TagsResult", 404: "Problem"},
+    ),
+    Route(
+        "POST",
+        f"/customers/{_CID}/drips/{{drip_id}}",
+        "write",
+        customers.start_drip,
+        "Enrol in a drip now",
+        {201: "Enrolment", 404: "Problem", 409: "Problem"},
+    ),
+    Route(
+        "DELETE",
+        f"/customers/{_CID}/drips/{{drip_id}}",
+        "write",
+        customers.stop_drip,
+        "Stop an active drip",
+        {200: "Enrolment", 404: "Problem", 409: "Problem"},
+    ),
+    Route("GET", "/channels", "read", operations.channels, "The channels of content/", {200: "ChannelPage"}),
+    Route(
+        "GET",
+        "/channels/{code}/stats",
+        "read",
+        operations.channel_figures,
+        "A channel's figures, as `siyu-bot stats channels` (code `unattributed` for arrivals without one)",
+        {200: "ChannelStats", 304: None, 404: "Problem"},
+        query={"since": "first local day YYYY-MM-DD", "until": "the day after the last"},
+        etag=True,
+    ),
+    Route(
+        "GET",
+        "/events",
+        "read",
+        operations.events,
+        "Received events (receipts), newest first",
+        {200: "EventPage"},
+        query={"status": "pending | done | failed", "kind": "event kind", **PAGE},
+        paginated=True,
+    ),
+    Route(
+        "POST",
+        r"/events/{id:\d+}/retry",
+        "admin",
+        operations.retry_event,
+        "Put a failed event back to pending: the sweeper runs it again",
+        {202: "Event", 404: "Problem", 409: "Problem"},
+    ),
+    Route(
+        "POST",
+        "/orders",
+        "write",
+        operations.post_order,
+        "Record an order (the order webhook's payload)",
+        {200: "OrderAccepted", 202: "OrderAccepted", 503: "Problem"},
+        body="Order",
+    ),
+    Route(
+        "GET",
+        "/health",
+        "read",
+        operations.health,
+        "Database, platform tokens, outbox backlog, last errors",
+        {200: "Health", 503: "Health"},
+    ),
+    Route(
+        "GET",
+        "/audit",
+        "admin",
+        operations.audit,
+        "Every write through this API, newest first",
+        {200: "AuditPage"},
+        query=PAGE,
+        paginated=True,
+    ),
+)
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of :data:`ROUTES`."""
+    return build_document(ROUTES)
+
+
+def add_api_routes(app: web.Application, services: Services) -> None:
+    gate = Gate(services)
+    for route in ROUTES:
+        app.router.add_route(route.method, PREFIX + route.path, serve(route, gate, services))

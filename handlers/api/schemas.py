@@ -1,0 +1,213 @@
+"""The component schemas of the admin API's OpenAPI document (JSON Schema 2020-12, as OpenAPI 3.1 uses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+
+def _nullable(kind: str, **more: Any) -> Schema:
+    return {"type": [kind, "null"], **more}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Schema], *, open_: bool = False) -> Schema:
+    return {"type": "object", "required": sorted(properties), "properties": properties, "additionalProperties": open_}
+
+
+def _page(item: str) -> Schema:
+    return _object({"items": {"type": "array", "items": _ref(item)}, "next_cursor": _nullable("string")})
+
+
+TIME = {"type": "string", "format": "date-time"}
+NTIME = _nullable("string", format="date-time")
+STR = {"type": "string"}
+NSTR = _nullable("string")
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+ANY_OBJECT: Schema = {"type": "object"}
+
+CUSTOMER_FIELDS: dict[str, Schema] = {
+    "id": INT,
+    "name": NSTR,
+    "external_userid": NSTR,
+    "openid": NSTR,
+    "unionid": NSTR,
+    "wecom_friend": BOOL,
+    "mp_follower": BOOL,
+    "first_channel": NSTR,
+    "first_touch_at": NTIME,
+    "created_at": TIME,
+}
+TOUCH_FIELDS: dict[str, Schema] = {
+    "id": INT,
+    "channel": NSTR,
+    "platform": STR,
+    "action": STR,
+    "staff_userid": NSTR,
+    "chat_id": NSTR,
+    "first": BOOL,
+    "at": TIME,
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details (application/problem+json).",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"},
+            "title": STR,
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": STR,
+            "errors": {"type": "array", "items": _object({"field": STR, "reason": STR})},
+        },
+        "additionalProperties": False,
+    },
+    "Customer": _object(CUSTOMER_FIELDS),
+    "CustomerPage": _page("Customer"),
+    "Touch": _object(TOUCH_FIELDS),
+    "Enrolment": _object(
+        {
+            "drip_id": STR,
+            "state": {"enum": ["active", "stopped", "completed"]},
+            "stop_reason": NSTR,
+            "anchor_at": TIME,
+            "ended_at": NTIME,
+        }
+    ),
+    "CustomerProfile": _object(
+        {
+            **CUSTOMER_FIELDS,
+            "identities": _object({"external_userid": NSTR, "openid": NSTR, "unionid": NSTR}),
+            "first_touch": {"oneOf": [_ref("Touch"), {"type": "null"}]},
+            "touches": {"type": "array", "items": _ref("Touch")},
+            "tags": {"type": "array", "items": _object({"tag": STR, "source": STR, "created_at": TIME})},
+            "groups": {
+                "type": "array",
+                "items": _object({"chat_id": STR, "name": NSTR, "active": BOOL, "joined_at": NTIME, "left_at": NTIME}),
+            },
+            "orders": _object({"count": INT, "total_spent_cents": INT, "last_purchase_at": NTIME}),
+            "points_balance": INT,
+            "checkins": INT,
+            "draws": {
+                "type": "array",
+                "items": _object({"id": INT, "campaign_id": STR, "prize_id": NSTR, "drawn_at": TIME}),
+            },
+            "drips": {"type": "array", "items": _ref("Enrolment")},
+        }
+    ),
+    "TimelineItem": _object(
+        {
+            "at": TIME,
+            "kind": {"enum": ["touch", "welcome", "loss", "order", "checkin", "draw", "drip_step"]},
+            "id": INT,
+            "data": ANY_OBJECT,
+        }
+    ),
+    "TimelinePage": _page("TimelineItem"),
+    "TagsRequest": _object({"tags": {"type": "array", "minItems": 1, "maxItems": 20, "items": STR}}),
+    "TagsResult": _object(
+        {
+            "customer_id": INT,
+            "tags": {"type": "array", "items": STR},
+            "added": {"type": "array", "items": STR},
+            "removed": {"type": "array", "items": STR},
+        }
+    ),
+    "Channel": _object({"code": STR, "name": STR, "platform": STR, "tags": {"type": "array", "items": STR}}),
+    "ChannelPage": _page("Channel"),
+    "ChannelStats": _object(
+        {
+            "code": STR,
+            "adds": INT,
+            "unique": INT,
+            "losses": INT,
+            "net": INT,
+            "welcomes": _object({k: INT for k in ("delivered", "expired", "failed", "unknown", "pending", "skipped")}),
+            "variants": {"type": "object", "additionalProperties": INT},
+            "retention_7d": _nullable("number"),
+            "since": NTIME,
+            "until": NTIME,
+        }
+    ),
+    "Event": _object(
+        {
+            "id": INT,
+            "platform": STR,
+            "kind": STR,
+            "status": {"enum": ["pending", "done", "failed"]},
+            "attempts": INT,
+            "received_at": TIME,
+            "finished_at": NTIME,
+            "error": NSTR,
+        }
+    ),
+    "EventPage": _page("Event"),
+    "Order": {
+        "type": "object",
+        "description": "The order webhook's payload (docs/webhooks.md#payload).",
+        "required": ["type", "data"],
+        "properties": {
+            "type": {"enum": ["order.paid", "order.refunded"]},
+            "data": {
+                "type": "object",
+                "required": ["order_id", "amount_cents", "currency", "paid_at", "customer"],
+                "properties": {
+                    "order_id": {"type": "string", "maxLength": 128},
+                    "amount_cents": {"type": "integer", "minimum": 0, "maximum": 10**10},
+                    "currency": {"const": "CNY"},
+                    "paid_at": TIME,
+                    "customer": {
+                        "type": "object",
+                        "properties": {
+                            k: {"type": "string", "maxLength": 64} for k in ("unionid", "openid", "external_userid")
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "OrderAccepted": _object(
+        {"status": {"enum": ["accepted", "duplicate"]}, "order_id": STR, "receipt_id": _nullable("integer")}
+    ),
+    "Health": _object(
+        {
+            "status": {"enum": ["ok", "degraded"]},
+            "database": STR,
+            "tokens": {
+                "type": "object",
+                "additionalProperties": _object(
+                    {"state": {"enum": ["valid", "expired", "missing", "in_redis"]}, "expires_at": NTIME}
+                ),
+            },
+            "outbox": {"type": "object", "additionalProperties": INT},
+            "last_errors": _object(
+                {
+                    "events": {"type": "array", "items": _object({"id": INT, "kind": STR, "error": STR, "at": NTIME})},
+                    "platform_calls": {
+                        "type": "array",
+                        "items": _object({"id": INT, "api": STR, "state": STR, "error": STR, "at": NTIME}),
+                    },
+                }
+            ),
+        }
+    ),
+    "AuditEntry": _object(
+        {
+            "id": INT,
+            "key": STR,
+            "method": STR,
+            "path": STR,
+            "resource": STR,
+            "at": TIME,
+            "before": _nullable("object"),
+            "after": _nullable("object"),
+        }
+    ),
+    "AuditPage": _page("AuditEntry"),
+}
