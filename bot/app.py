@@ -7,6 +7,7 @@ dispatcher drain, inbox writer) → outbox → platform HTTP client → database
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import random
@@ -27,6 +28,7 @@ from bot.content_reload import ContentReloader
 from bot.content_runtime import empty_content, load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.gate import gate_of
+from bot.db.synced import RemoteIdSnapshot
 from bot.dispatcher import Dispatcher, Router
 from bot.drip_worker import DripWorker
 from bot.h5 import add_h5_routes
@@ -71,6 +73,8 @@ class Services:
     scheduler: Scheduler | None = None
     reloader: ContentReloader | None = None
     content: Content = field(default_factory=lambda: empty_content("."))
+    # Uploaded media ids for door actions, which must not read the database (bot/door.py).
+    media_ids: RemoteIdSnapshot = field(default_factory=RemoteIdSnapshot)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -231,6 +235,10 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     )
     s.outbox.result_sink = s.dispatcher.complete_call
     s.drips.start()
+    await s.media_ids.try_refresh(s.sessions)  # before intake: door actions render attachments from it
+    snapshot = asyncio.create_task(s.media_ids.run(s.sessions), name="media-id-snapshot")
+    if s.reloader is not None:
+        s.reloader.hooks.append(s.media_ids.poke)
     s.writer = ReceiptWriter(
         # one writer: a second PostgreSQL connection pipelining batches measured worse (bench/RESULTS.md)
         [open_sink(cfg.database.url.get(), gate_of(s.engine))],
@@ -238,6 +246,8 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
         s.instances.id,
         cfg.inbox.batch_max,
         wants=lambda event: bool(s.dispatcher and s.dispatcher.handlers_for(event)),
+        door=s.dispatcher.door_calls,
+        on_outbox=s.outbox.notify,
     )
     s.writer.start()
     s.sweeper = Sweeper(
@@ -251,6 +261,8 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     await s.writer.stop()
     await s.dispatcher.drain(cfg.server.shutdown_grace_seconds)
     s.writer = None
+    snapshot.cancel()
+    await asyncio.gather(snapshot, return_exceptions=True)
 
 
 def _wecom_endpoint(cfg: Settings, common: dict[str, Any]) -> WeComEndpoint | None:

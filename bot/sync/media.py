@@ -224,7 +224,11 @@ class MediaRefresher:
         client = s.clients.get("wecom")
         if s.sessions is None or not isinstance(client, WeComClient):
             return 0
-        return await refresh_media(s.settings, RecordStore(s.sessions, s.clock), client, s.clock, s.content)
+        uploaded = await refresh_media(s.settings, RecordStore(s.sessions, s.clock), client, s.clock, s.content)
+        snapshot = getattr(s, "media_ids", None)  # the door actions' copy (bot.db.synced.RemoteIdSnapshot)
+        if uploaded and snapshot is not None:
+            await snapshot.try_refresh(s.sessions)
+        return uploaded
 
     async def _loop(self) -> None:
         await asyncio.sleep(self._first_delay)
