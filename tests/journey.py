@@ -78,4 +78,6 @@ async def sync_content(rig: Rig, clock: FrozenClock) -> dict[str, str]:
         tag_ids = {f"{r.kind}:{r.key}": r.remote_id or "" for r in rows}
         media = await s.get(SyncedObject, (MEDIA, "media/gift_29_cover.png"))
         assert media is not None and media.remote_id in rig.state.media
+    # what the server's own snapshot refresh (every 30 s) picks up: the welcome door renders attachments from it
+    await rig.services.media_ids.refresh(rig.services.sessions)
     return tag_ids
