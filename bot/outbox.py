@@ -78,6 +78,9 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[st
 
 class OutboxWorker:
     OWN_ORPHANS_EVERY = 2.0  # seconds between looks for this process's own abandoned ``sending`` rows
+    # Urgent calls at once: a burst of 200 welcomes a second, each a claim, a call and a finish that take
+    # ~0.1-0.3 s on a busy event loop, needs dozens in flight (Little's law), not the default lane's 8.
+    URGENT_CONCURRENCY = 64
 
     def __init__(
         self,
@@ -103,7 +106,7 @@ class OutboxWorker:
         self._running: set[int] = set()  # rows this process is performing right now
         self._loops: list[asyncio.Task[None]] = []
         self._limit = asyncio.Semaphore(cfg.concurrency)
-        self._urgent_limit = asyncio.Semaphore(cfg.concurrency)
+        self._urgent_limit = asyncio.Semaphore(self.URGENT_CONCURRENCY)
         self._timers: set[asyncio.TimerHandle] = set()  # urgent retries waiting for their time
         self._own_due = 0.0
 
