@@ -12,7 +12,7 @@ for scheduled rows.
 
 Urgent rows (priority <= :data:`URGENT_PRIORITY`: a welcome, 20 s) have their own lane: their own
 concurrency limit (a burst of tag and profile calls cannot hold every slot), their claims and outcomes take
-the SQLite write gate *soon* (bot/db/gate.py ``urgent_writes``: behind the transaction in progress, ahead
+the SQLite write gate as urgent (bot/db/gate.py ``urgent_writes``: behind the transaction in progress, ahead
 of every queued handler transaction), and a retry is timed by itself rather than by the next poll.
 """
 

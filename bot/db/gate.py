@@ -9,9 +9,8 @@ writer waits as *urgent*, ahead of every other waiter. SQLite's busy timeout sta
 other processes (the command line).
 
 Work with a deadline of seconds that goes through the engine — claiming and finishing a welcome in the outbox
-(bot/outbox.py) — runs inside :func:`urgent_writes`: the pool then takes the gate *soon*, so it waits for the
-transaction in progress and for the inbox writer (whose commit every callback's 200 and every door action
-waits for), but never behind the queue of handler transactions.
+(bot/outbox.py) — runs inside :func:`urgent_writes`: the pool then takes the gate as urgent too, so it waits
+for the transaction in progress but never behind the queue of handler transactions.
 
 The app's SQLAlchemy engine on SQLite gets a :class:`GatedPool` (one connection; checking it out takes the
 gate, checking it in releases it), so no call site has to remember the gate. PostgreSQL has row locks and
@@ -32,13 +31,11 @@ from sqlalchemy.util import await_
 
 
 class WriteGate:
-    """An asyncio lock with three waiter queues, served in order: urgent (the inbox writer), soon (work with a
-    deadline of seconds: ``urgent_writes``), normal."""
+    """An asyncio lock with two waiter queues: urgent waiters (the inbox writer) are served first."""
 
     def __init__(self) -> None:
         self._held = False
         self._urgent: deque[asyncio.Future[None]] = deque()
-        self._soon: deque[asyncio.Future[None]] = deque()
         self._normal: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -47,14 +44,14 @@ class WriteGate:
 
     @property
     def waiting(self) -> int:
-        return len(self._urgent) + len(self._soon) + len(self._normal)
+        return len(self._urgent) + len(self._normal)
 
-    async def acquire(self, *, urgent: bool = False, soon: bool = False) -> None:
-        if not self._held and not self._urgent and not self._soon and not self._normal:
+    async def acquire(self, *, urgent: bool = False) -> None:
+        if not self._held and not self._urgent and not self._normal:
             self._held = True
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._urgent if urgent else self._soon if soon else self._normal
+        queue = self._urgent if urgent else self._normal
         queue.append(fut)
         try:
             await fut
@@ -66,8 +63,8 @@ class WriteGate:
             raise
 
     def release(self) -> None:
-        """Hand the gate to the next waiter (urgent, then soon, then normal), or free it."""
-        for queue in (self._urgent, self._soon, self._normal):
+        """Hand the gate to the next waiter (urgent first), or free it."""
+        for queue in (self._urgent, self._normal):
             while queue:
                 fut = queue.popleft()
                 if not fut.done():
@@ -83,8 +80,7 @@ _URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("siyu_urgent_writ
 
 @contextlib.contextmanager
 def urgent_writes() -> Iterator[None]:
-    """Connections checked out of a :class:`GatedPool` inside this block take the gate *soon*: after the inbox
-    writer, before every normal waiter."""
+    """Connections checked out of a :class:`GatedPool` inside this block take the gate as urgent."""
     token = _URGENT.set(True)
     try:
         yield
@@ -107,7 +103,7 @@ class GatedPool(AsyncAdaptedQueuePool):
         return new
 
     def _do_get(self) -> ConnectionPoolEntry:
-        await_(self.gate.acquire(soon=_URGENT.get()))
+        await_(self.gate.acquire(urgent=_URGENT.get()))
         try:
             return super()._do_get()
         except BaseException:
