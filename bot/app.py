@@ -235,7 +235,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     )
     s.outbox.result_sink = s.dispatcher.complete_call
     s.drips.start()
-    await s.media_ids.try_refresh(s.sessions)  # before intake: door actions render attachments from it
+    # Loaded at once, then kept fresh; until loaded a welcome with attachments is decided by its handler.
     snapshot = asyncio.create_task(s.media_ids.run(s.sessions), name="media-id-snapshot")
     if s.reloader is not None:
         s.reloader.hooks.append(s.media_ids.poke)
@@ -262,7 +262,7 @@ async def _intake(app: web.Application, routers: list[Router]) -> AsyncIterator[
     await s.dispatcher.drain(cfg.server.shutdown_grace_seconds)
     s.writer = None
     snapshot.cancel()
-    await asyncio.gather(snapshot, return_exceptions=True)
+    await asyncio.wait([snapshot], timeout=1.0)  # a read it was cancelled in must not hold up shutdown
 
 
 def _wecom_endpoint(cfg: Settings, common: dict[str, Any]) -> WeComEndpoint | None:

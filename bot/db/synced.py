@@ -74,9 +74,10 @@ class RemoteIdSnapshot:
         self._wake.set()
 
     async def run(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        """Refresh every ``REFRESH_SECONDS``, or at once when poked (a task for the server's lifetime)."""
+        """Load now, then refresh every ``REFRESH_SECONDS`` or at once when poked (a task for the server's
+        lifetime)."""
         while True:
+            await self.try_refresh(sessions)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.REFRESH_SECONDS)
             self._wake.clear()
-            await self.try_refresh(sessions)
