@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts import ReceiptFailed
 from bot.clock import Clock
+from bot.db.gate import reraise_if_cancelling
 from bot.db.models import Receipt
 from bot.door import DoorCall
 from bot.event_parser import from_fields
@@ -220,6 +221,7 @@ class Sweeper:
                     self._own_due = loop.time() + self.OWN_ORPHANS_EVERY
                     await self.sweep_own()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("inbox sweep failed")
             await asyncio.sleep(self._interval)
 

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.context import PRIORITY_WELCOME
-from bot.db.gate import urgent_writes
+from bot.db.gate import reraise_if_cancelling, urgent_writes
 from bot.db.models import OutboxCall
 from bot.instances import Instances
 from bot.metrics import Metrics
@@ -171,6 +171,7 @@ class OutboxWorker:
                     self._own_due = loop.time() + self.OWN_ORPHANS_EVERY
                     await self.run_own_orphans()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("outbox poll failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._cfg.poll_interval_seconds)

@@ -121,3 +121,14 @@ def gate_of(engine: Any) -> WriteGate | None:
     """The engine's gate (SQLite app engines), or None."""
     pool = getattr(getattr(engine, "sync_engine", engine), "pool", None)
     return pool.gate if isinstance(pool, GatedPool) else None
+
+
+def reraise_if_cancelling() -> None:
+    """In a background loop's ``except Exception``: stop if this task was cancelled meanwhile.
+
+    A cancellation that arrives inside a database call can come out of the driver as an ordinary error (the
+    operation was cut off); a loop that logs it and sleeps on would then ignore its cancel — and the
+    shutdown that waits for it hangs for as long as that sleep."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

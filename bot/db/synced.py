@@ -11,6 +11,7 @@ from types import MappingProxyType
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.db.gate import reraise_if_cancelling
 from bot.db.growth import SyncedObject
 from bot.sync.model import CONTACT_WAY, CORP_TAG, JOIN_WAY, MP_QRCODE, MP_TAG
 
@@ -67,6 +68,7 @@ class RemoteIdSnapshot:
         try:
             await self.refresh(sessions)
         except Exception:
+            reraise_if_cancelling()
             log.warning("could not refresh the %s id snapshot; keeping the old one", self.kind, exc_info=True)
 
     def poke(self) -> None:
