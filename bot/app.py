@@ -197,6 +197,8 @@ async def _intake(app: web.Application, routers: list[Router], sources: Mapping[
         s.instances.id,
         cfg.inbox.batch_max,
         wants=lambda event: bool(dispatcher.handlers_for(event)),
+        door=dispatcher.door_calls,
+        on_outbox=s.outbox.notify,
     )
     s.writer.start()
     s.sweeper = Sweeper(

@@ -102,7 +102,7 @@ class Context:
             payload["_then"] = then
         scope = f"r{self.receipt_id}" if self.receipt_id is not None else (self.scope or "adhoc")
         call = OutboxCall(
-            idempotency_key=key if ":" in key and key.split(":", 1)[0] in _GLOBAL_SCOPES else f"{scope}:{key}",
+            idempotency_key=outbox_key(key, scope),
             receipt_id=self.receipt_id,
             platform=platform,
             api=api,
@@ -156,3 +156,8 @@ class Context:
 
 # Keys with these prefixes are unique across receipts (a welcome_code can be used only once).
 _GLOBAL_SCOPES = {"welcome", "global"}
+
+
+def outbox_key(key: str, scope: str) -> str:
+    """The stored ``idempotency_key``: global keys as given, others prefixed by their scope (``r<receipt>``)."""
+    return key if ":" in key and key.split(":", 1)[0] in _GLOBAL_SCOPES else f"{scope}:{key}"

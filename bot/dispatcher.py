@@ -28,8 +28,10 @@ from bot.config import Settings
 from bot.content_runtime import empty_content
 from bot.context import Context, Runtime
 from bot.db.models import OutboxCall, Receipt
+from bot.door import Door, DoorAction, DoorActions, DoorCall, door_calls
 from bot.events import DomainEvent, Event
 from bot.metrics import Metrics
+from bot.parts import Parts
 from bot.replies import Reply
 from bot.reply_plan import Planner, Planning, ReplyPlanners, first_reply
 from bot.reply_slot import ReplySlot
@@ -74,10 +76,15 @@ class Router:
         self._handlers: list[tuple[tuple[type[Event | DomainEvent], ...], Handler]] = []
         self._results: dict[str, list[ResultHandler]] = {}
         self.planners = ReplyPlanners()
+        self.doors = DoorActions()
 
     def plans(self, *event_types: type[Event]) -> Callable[[Planner], Planner]:
         """Register a reply planner: a content-only passive reply, answered before the handlers run."""
         return self.planners.register(*event_types)
+
+    def door(self, *event_types: type[Event]) -> Callable[[DoorAction], DoorAction]:
+        """Register a door action: content-only platform calls queued with the receipt (bot/door.py)."""
+        return self.doors.register(*event_types)
 
     def on(self, *event_types: type[Event | DomainEvent]) -> Callable[[Handler], Handler]:
         """Register a handler for callback events, or for domain events another feature emits."""
@@ -145,6 +152,16 @@ class Dispatcher:
         """The first planner's reply for ``event`` (bot/reply_plan.py): pure, no database."""
         content = self._services.content if self._services is not None else empty_content(".")
         return first_reply((r.planners for r in self._routers), event, Planning(content, self._settings.tz))
+
+    def door_calls(self, event: Event) -> list[DoorCall]:
+        """The door actions' calls for ``event`` (bot/door.py): pure, no database; never raises."""
+        registries = [r.doors for r in self._routers if r.doors]
+        if not registries or not any(reg.for_event(event) for reg in registries):
+            return []
+        services = self._services
+        content = services.content if services is not None else empty_content(".")
+        parts = services.parts if services is not None else Parts()
+        return door_calls(registries, event, Door(content, self._settings.tz, parts, self._clock.now()))
 
     def submit(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
         """Run the event's handlers in a tracked background task (once per receipt in this process)."""

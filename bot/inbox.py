@@ -5,6 +5,10 @@ One writer task batches the INSERTs of many concurrent callbacks into one transa
 own commit. That keeps the ORM session and a per-request transaction off the hot path: the
 durable path stays within a few times the cost of a bare handler (bench/RESULTS.md).
 
+Door actions (bot/door.py): the writer asks ``door`` for each event's content-only platform calls and
+stores them with the receipt in the same transaction; their outbox ids go to ``on_outbox`` right after the
+commit, so such a call (a welcome) is sent without waiting for the handlers.
+
 A receipt is ``pending`` and held by the instance that stored it (``owner``, bot/instances.py) until a
 dispatcher finishes it. The :class:`Sweeper` re-dispatches pending receipts whose owner is dead (a
 crash: at once when the process restarted on the same host, within ``dead_after_seconds`` from another
@@ -26,10 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.alerts import ReceiptFailed
 from bot.background import cancel_and_wait
 from bot.clock import Clock
+from bot.db.gate import reraise_if_cancelling
 from bot.db.models import Receipt
+from bot.door import DoorCall
 from bot.event_parser import from_fields
 from bot.events import Event, Platform
-from bot.inbox_sql import ReceiptSink, Row
+from bot.inbox_sql import NewCalls, ReceiptSink, Row
 from bot.instances import Instances
 from bot.wechat import CallbackRejected
 
@@ -69,10 +75,16 @@ class ReceiptWriter:
         owner: str,
         batch_max: int = 256,
         wants: Callable[[Event], bool] = lambda _event: True,
+        door: Callable[[Event], list[DoorCall]] | None = None,
+        on_outbox: Callable[[NewCalls], None] | None = None,
     ) -> None:
         """One writer task per sink: SQLite has one (a single writer), PostgreSQL may pipeline batches.
 
-        ``owner`` is this process's instance id: the receipts it stores are its own until handled."""
+        ``owner`` is this process's instance id: the receipts it stores are its own until handled.
+        ``door``: an event's door calls (``Dispatcher.door_calls``; must not raise); ``on_outbox``: the
+        committed door calls, ``(outbox id, priority)`` (``OutboxWorker.notify``)."""
+        self._door = door
+        self._on_outbox = on_outbox
         self._sinks = sinks
         self._clock = clock
         self._owner = owner
@@ -121,6 +133,7 @@ class ReceiptWriter:
         now = self._clock.now()
         rows: dict[str, Row] = {}
         wanted: dict[str, bool] = {}
+        calls: dict[str, list[DoorCall]] = {}
         keys = [item.event.dedup_key for item in batch]  # a sha256 each: compute once per event
         for item, key in zip(batch, keys, strict=True):
             ev = item.event
@@ -129,7 +142,18 @@ class ReceiptWriter:
             wanted[key] = self._wants(ev)
             status, finished, owner = ("pending", None, self._owner) if wanted[key] else ("done", now, None)
             rows[key] = (key, ev.platform, ev.kind, ev.raw, now, status, 0, now, finished, owner)
-        inserted = await sink.insert(list(rows.values()))
+            if self._door is not None and (door := self._door(ev)):
+                calls[key] = door
+        new_calls: NewCalls = []
+        if calls:
+            inserted, new_calls = await sink.insert_with_calls(list(rows.values()), calls, now)
+        else:
+            inserted = await sink.insert(list(rows.values()))
+        if new_calls and self._on_outbox is not None:
+            try:
+                self._on_outbox(new_calls)  # committed: send now, before the handlers run
+            except Exception:  # the rows are durable: the outbox poll sends them
+                log.exception("could not hand %d door call(s) to the outbox", len(new_calls))
         for item, key in zip(batch, keys, strict=True):
             # pop: the first waiter for a key owns the new receipt; later ones in the batch are duplicates
             rid = inserted.pop(key, None)
@@ -205,6 +229,7 @@ class Sweeper:
                     self._own_due = loop.time() + self.OWN_ORPHANS_EVERY
                     await self.sweep_own()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("inbox sweep failed")
             await asyncio.sleep(self._interval)
 

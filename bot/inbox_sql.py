@@ -6,6 +6,9 @@ connection — aiosqlite or asyncpg — and sends a statement whose text is fixe
 or fixed altogether (PostgreSQL ``unnest``), so the driver caches it. Values are stored exactly as the
 SQLAlchemy models store them (naive-UTC text datetimes and JSON text on SQLite, timestamptz/json on
 PostgreSQL), so every other reader sees ordinary rows.
+
+A batch whose events have door actions (bot/door.py) is stored with :meth:`ReceiptSink.insert_with_calls`:
+the receipts and their outbox rows in one transaction, still on this one connection.
 """
 
 from __future__ import annotations
@@ -14,22 +17,38 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
+from bot.context import outbox_key
 from bot.db.gate import WriteGate
+from bot.door import DoorCall
 
 COLUMNS = ("dedup_key", "platform", "kind", "payload", "received_at", "status", "attempts", "lease_until",
            "finished_at", "owner")  # fmt: skip
 log = logging.getLogger(__name__)
 Row = tuple[str, str, str, dict[str, Any], datetime, str, int, datetime, datetime | None, str | None]
+# Outbox rows of door actions: state 'pending', attempts 0 and maybe_sent false are constants of the statement.
+OUTBOX_COLUMNS = ("idempotency_key", "receipt_id", "platform", "api", "payload", "priority", "created_at",
+                  "next_attempt_at", "deadline_at")  # fmt: skip
+OutboxRow = tuple[str, int, str, str, dict[str, Any], int, datetime, datetime, datetime | None]
+DoorCalls = Mapping[str, Sequence[DoorCall]]  # dedup_key → the door calls of that event
+NewCalls = list[tuple[int, int]]  # (outbox id, priority) of the calls inserted, for OutboxWorker.notify
 
 
 class ReceiptSink(Protocol):
     async def insert(self, rows: list[Row]) -> dict[str, int]:
         """Insert rows, skipping dedup_key conflicts; return {dedup_key: id} of the rows inserted."""
+        ...
+
+    async def insert_with_calls(
+        self, rows: list[Row], calls: DoorCalls, now: datetime
+    ) -> tuple[dict[str, int], NewCalls]:
+        """:meth:`insert`, and in the same transaction the door calls of the receipts actually inserted
+        (a duplicate's calls are dropped), skipping idempotency_key conflicts."""
         ...
 
     async def close(self) -> None: ...
@@ -40,6 +59,16 @@ def open_sink(url: str, gate: WriteGate | None = None) -> ReceiptSink:
     if url.startswith("postgresql"):
         return PostgresSink(url)
     return SqliteSink(url, gate)
+
+
+def outbox_rows(inserted: Mapping[str, int], calls: DoorCalls, now: datetime) -> list[OutboxRow]:
+    """The outbox rows of the receipts just inserted, keyed as ``Context.call_platform`` keys them."""
+    return [
+        (outbox_key(call.key, f"r{rid}"), rid, call.platform, call.api, call.payload(), call.priority, now, now,
+         call.deadline)
+        for dedup_key, rid in inserted.items()
+        for call in calls.get(dedup_key, ())
+    ]  # fmt: skip
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -55,6 +84,14 @@ _SQLITE_INSERT = (
     f"INSERT INTO receipts ({','.join(COLUMNS)}) "
     "SELECT " + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(COLUMNS))) + " FROM json_each(?) "
     "WHERE true ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
+)
+
+
+_SQLITE_OUTBOX = (
+    f"INSERT INTO outbox ({','.join(OUTBOX_COLUMNS)}, state, attempts, maybe_sent) "
+    "SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(OUTBOX_COLUMNS)))
+    + ", 'pending', 0, 0 FROM json_each(?) WHERE true ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, priority"
 )
 
 
@@ -106,8 +143,9 @@ class SqliteSink:
         except Exception:
             log.warning("WAL checkpoint failed; the next one retries", exc_info=True)
 
-    async def insert(self, rows: list[Row]) -> dict[str, int]:
-        batch = json.dumps(
+    @staticmethod
+    def _receipts_json(rows: list[Row]) -> str:
+        return json.dumps(
             [
                 [key, platform, kind, json.dumps(payload, ensure_ascii=False), _sqlite_time(received), status,
                  attempts, _sqlite_time(lease), _sqlite_time(finished), owner]
@@ -115,6 +153,9 @@ class SqliteSink:
             ],
             ensure_ascii=False,
         )  # fmt: skip
+
+    async def insert(self, rows: list[Row]) -> dict[str, int]:
+        batch = self._receipts_json(rows)
         db = await self._conn()
         if self._gate is not None:
             await self._gate.acquire(urgent=True)
@@ -128,6 +169,41 @@ class SqliteSink:
                 self._gate.release()
         self._maybe_checkpoint()
         return {key: rid for rid, key in result}
+
+    async def insert_with_calls(
+        self, rows: list[Row], calls: DoorCalls, now: datetime
+    ) -> tuple[dict[str, int], NewCalls]:
+        batch = self._receipts_json(rows)
+        db = await self._conn()
+        if self._gate is not None:
+            await self._gate.acquire(urgent=True)
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                inserted = {key: rid for rid, key in await db.execute_fetchall(_SQLITE_INSERT, (batch,))}
+                outbox = [
+                    [key, rid, platform, api, json.dumps(payload, ensure_ascii=False), priority, _sqlite_time(created),
+                     _sqlite_time(due), _sqlite_time(deadline)]
+                    for key, rid, platform, api, payload, priority, created, due, deadline in outbox_rows(
+                        inserted, calls, now
+                    )
+                ]  # fmt: skip
+                new_calls: NewCalls = []
+                if outbox:
+                    result = await db.execute_fetchall(_SQLITE_OUTBOX, (json.dumps(outbox, ensure_ascii=False),))
+                    new_calls = [(rid, priority) for rid, priority in result]
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        except Exception:
+            await self.close()
+            raise
+        finally:
+            if self._gate is not None:
+                self._gate.release()
+        self._maybe_checkpoint()
+        return inserted, new_calls
 
     async def close(self) -> None:
         if self._checkpoint_task is not None:
@@ -148,6 +224,14 @@ _PG_INSERT = (
 )
 
 
+_PG_OUTBOX = (
+    f"INSERT INTO outbox ({','.join(OUTBOX_COLUMNS)}, state, attempts, maybe_sent) "
+    "SELECT *, 'pending', 0, false FROM unnest($1::varchar[], $2::bigint[], $3::varchar[], $4::varchar[], "
+    "$5::json[], $6::int[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[]) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, priority"
+)
+
+
 class PostgresSink:
     """One asyncpg connection; the whole batch is one prepared ``INSERT … SELECT unnest(…)``."""
 
@@ -162,21 +246,50 @@ class PostgresSink:
     def __repr__(self) -> str:
         return "PostgresSink()"
 
-    async def insert(self, rows: list[Row]) -> dict[str, int]:
+    async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():
             import asyncpg
 
             self._conn = await asyncpg.connect(self._dsn, timeout=5)
-        columns: list[list[Any]] = [[] for _ in COLUMNS]
+        return self._conn
+
+    @staticmethod
+    def _columns(rows: Sequence[tuple[Any, ...]], width: int, json_at: int) -> list[list[Any]]:
+        columns: list[list[Any]] = [[] for _ in range(width)]
         for row in rows:
             for i, value in enumerate(row):
-                columns[i].append(json.dumps(value, ensure_ascii=False) if i == 3 else value)
+                columns[i].append(json.dumps(value, ensure_ascii=False) if i == json_at else value)
+        return columns
+
+    async def insert(self, rows: list[Row]) -> dict[str, int]:
+        conn = await self._connection()
+        columns = self._columns(rows, len(COLUMNS), 3)
         try:
-            records = await self._conn.fetch(_PG_INSERT, *columns, timeout=self.STATEMENT_TIMEOUT)
+            records = await conn.fetch(_PG_INSERT, *columns, timeout=self.STATEMENT_TIMEOUT)
         except Exception:
             await self.close()
             raise
         return {r["dedup_key"]: r["id"] for r in records}
+
+    async def insert_with_calls(
+        self, rows: list[Row], calls: DoorCalls, now: datetime
+    ) -> tuple[dict[str, int], NewCalls]:
+        conn = await self._connection()
+        columns = self._columns(rows, len(COLUMNS), 3)
+        try:
+            async with conn.transaction():
+                records = await conn.fetch(_PG_INSERT, *columns, timeout=self.STATEMENT_TIMEOUT)
+                inserted = {r["dedup_key"]: r["id"] for r in records}
+                outbox = outbox_rows(inserted, calls, now)
+                new_calls: NewCalls = []
+                if outbox:
+                    out = self._columns(outbox, len(OUTBOX_COLUMNS), 4)
+                    made = await conn.fetch(_PG_OUTBOX, *out, timeout=self.STATEMENT_TIMEOUT)
+                    new_calls = [(r["id"], r["priority"]) for r in made]
+        except Exception:
+            await self.close()
+            raise
+        return inserted, new_calls
 
     async def close(self) -> None:
         if self._conn is not None:

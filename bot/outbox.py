@@ -6,8 +6,14 @@ never send the same row. A ``sending`` row whose owner died (bot/instances.py) w
 it is repeated only when the API is safe to repeat (bot/platform/repeat.py); otherwise a reconciler asks
 the platform, or the row ends ``uncertain`` — never a blind re-send. Every other failure around a call
 (a lost answer, Redis or the token store down, a bug) releases the row for a retry that still fits its
-deadline; nothing waits for a lease. Welcome sends (priority 0) are poked straight from the dispatcher
-after commit; the poll loop is the safety net and the path for scheduled rows.
+deadline; nothing waits for a lease. Welcome sends (priority 0) are poked straight from the inbox writer
+(door actions, bot/door.py) or the dispatcher after commit; the poll loop is the safety net and the path
+for scheduled rows.
+
+Urgent rows (priority <= :data:`URGENT_PRIORITY`: a welcome, 20 s) have their own lane: their own
+concurrency limit (a burst of tag and profile calls cannot hold every slot), their claims and outcomes take
+the SQLite write gate as urgent (bot/db/gate.py ``urgent_writes``: behind the transaction in progress, ahead
+of every queued handler transaction), and a retry is timed by itself rather than by the next poll.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.background import cancel_and_wait
 from bot.clock import Clock
 from bot.config import OutboxConfig
+from bot.context import PRIORITY_WELCOME
+from bot.db.gate import reraise_if_cancelling, urgent_writes
 from bot.db.models import OutboxCall
 from bot.instances import Instances
 from bot.metrics import Metrics
@@ -56,10 +64,11 @@ class PlatformCaller(Protocol):
 Reconciler = Callable[[OutboxCall], Awaitable[str]]
 # Marks a call sent and runs its result handlers in one transaction (Dispatcher.complete_call).
 ResultSink = Callable[[OutboxCall, dict[str, Any], dict[str, Any]], Awaitable[bool]]
-_RESERVED = ("_method", "_params", "_then")
+_RESERVED = ("_method", "_params", "_then", "_note")  # "_note": what a door action recorded (bot/door.py)
 FINAL_STATES = ("sent", "failed", "expired", "uncertain")
 # The shortest retry worth scheduling before a deadline; closer than this the row expires.
 MIN_RETRY = timedelta(seconds=0.3)
+URGENT_PRIORITY = PRIORITY_WELCOME  # rows at or below this priority take the urgent lane
 
 
 def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
@@ -70,6 +79,9 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[st
 
 class OutboxWorker:
     OWN_ORPHANS_EVERY = 2.0  # seconds between looks for this process's own abandoned ``sending`` rows
+    # Urgent calls at once: a burst of 200 welcomes a second, each a claim, a call and a finish that take
+    # ~0.1-0.3 s on a busy event loop, needs dozens in flight (Little's law), not the default lane's 8.
+    URGENT_CONCURRENCY = 64
 
     def __init__(
         self,
@@ -95,6 +107,8 @@ class OutboxWorker:
         self._running: set[int] = set()  # rows this process is performing right now
         self._loops: list[asyncio.Task[None]] = []
         self._limit = asyncio.Semaphore(cfg.concurrency)
+        self._urgent_limit = asyncio.Semaphore(self.URGENT_CONCURRENCY)
+        self._timers: set[asyncio.TimerHandle] = set()  # urgent retries waiting for their time
         self._own_due = 0.0
 
     @property
@@ -105,6 +119,9 @@ class OutboxWorker:
         self._loops = [asyncio.create_task(self._poll_loop(), name="outbox-poll")]
 
     async def stop(self, timeout: float = 10.0) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         await cancel_and_wait(self._loops)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
@@ -131,7 +148,7 @@ class OutboxWorker:
         top = min(priority for _, priority in calls)
         first = [rid for rid, priority in calls if priority == top]
         later = [rid for rid, priority in calls if priority != top]
-        started = [self._spawn(rid) for rid in first]
+        started = [self._spawn(rid, urgent=top <= URGENT_PRIORITY) for rid in first]
         if later:
             task = asyncio.create_task(self._after(started, later), name="outbox-after")
             self._tasks.add(task)
@@ -151,6 +168,7 @@ class OutboxWorker:
                     self._own_due = loop.time() + self.OWN_ORPHANS_EVERY
                     await self.run_own_orphans()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("outbox poll failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._cfg.poll_interval_seconds)
@@ -175,32 +193,50 @@ class OutboxWorker:
         self, where: ColumnElement[bool], limit: int, live: set[str] | None, skip: set[int] | None = None
     ) -> int:
         async with self._engine.connect() as conn:
-            ids = (
-                (
-                    await conn.execute(
-                        select(_T.c.id).where(where).order_by(_T.c.priority, _T.c.next_attempt_at).limit(limit)
-                    )
+            found = (
+                await conn.execute(
+                    select(_T.c.id, _T.c.priority)
+                    .where(where)
+                    .order_by(_T.c.priority, _T.c.next_attempt_at)
+                    .limit(limit)
                 )
-                .scalars()
-                .all()
-            )
-        ids = [rid for rid in ids if not skip or rid not in skip]
-        await asyncio.gather(*(self._guarded(rid, live, orphan=skip is not None) for rid in ids))
-        return len(ids)
+            ).all()
+        rows = [(rid, priority) for rid, priority in found if not skip or rid not in skip]
+        await asyncio.gather(
+            *(self._guarded(rid, live, orphan=skip is not None, urgent=prio <= URGENT_PRIORITY) for rid, prio in rows)
+        )
+        return len(rows)
 
-    def _spawn(self, rid: int) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._guarded(rid), name=f"outbox-{rid}")
+    def _spawn(self, rid: int, *, urgent: bool = False) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._guarded(rid, urgent=urgent), name=f"outbox-{rid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _guarded(self, rid: int, live: set[str] | None = None, *, orphan: bool = False) -> None:
+    def _retry_urgent_at(self, rid: int, delay: float) -> None:
+        """Try an urgent row again when its retry is due, not at the next poll (up to a second later)."""
+
+        def fire() -> None:
+            self._timers.discard(timer)
+            self._spawn(rid, urgent=True)
+
+        timer = asyncio.get_running_loop().call_later(max(0.0, delay), fire)
+        self._timers.add(timer)
+
+    async def _guarded(
+        self, rid: int, live: set[str] | None = None, *, orphan: bool = False, urgent: bool = False
+    ) -> None:
         if rid in self._running:
             return
         self._running.add(rid)
         try:
-            async with self._limit:
-                await self.run_one(rid, live, orphan=orphan)
+            if urgent:
+                with urgent_writes():
+                    async with self._urgent_limit:
+                        await self.run_one(rid, live, orphan=orphan)
+            else:
+                async with self._limit:
+                    await self.run_one(rid, live, orphan=orphan)
         except Exception:
             log.exception("outbox row failed unexpectedly", extra={"outbox_id": rid})
         finally:
@@ -328,6 +364,8 @@ class OutboxWorker:
         if not updated:
             return None
         self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome="retry")
+        if row.priority <= URGENT_PRIORITY:
+            self._retry_urgent_at(row.id, (retry_at - now).total_seconds())
         return "pending"
 
     async def _past_deadline(self, row: OutboxCall, error: str) -> str | None:

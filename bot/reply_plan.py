@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, tzinfo
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bot.content import Content
 from bot.events import Event
@@ -52,23 +52,31 @@ def rng_for(event: Event) -> random.Random:
 
 
 Planner = Callable[[Any, Planning], Reply | None]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ReplyPlanners:
-    """One feature's planners, in registration order (``Router.plans``)."""
+class EventRegistry(Generic[F]):
+    """Functions registered per event type, in registration order (reply planners, door actions)."""
 
     def __init__(self) -> None:
-        self._planners: list[tuple[tuple[type[Event], ...], Planner]] = []
+        self._entries: list[tuple[tuple[type[Event], ...], F]] = []
 
-    def register(self, *event_types: type[Event]) -> Callable[[Planner], Planner]:
-        def add(fn: Planner) -> Planner:
-            self._planners.append((event_types, fn))
+    def register(self, *event_types: type[Event]) -> Callable[[F], F]:
+        def add(fn: F) -> F:
+            self._entries.append((event_types, fn))
             return fn
 
         return add
 
-    def for_event(self, event: Event) -> list[Planner]:
-        return [fn for types, fn in self._planners if isinstance(event, types)]
+    def for_event(self, event: Event) -> list[F]:
+        return [fn for types, fn in self._entries if isinstance(event, types)]
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+
+class ReplyPlanners(EventRegistry[Planner]):
+    """One feature's planners, in registration order (``Router.plans``)."""
 
 
 def first_reply(registries: Iterable[ReplyPlanners], event: Event, planning: Planning) -> Reply | None:

@@ -8,6 +8,10 @@ took seconds. In one process the race is avoidable: every use of the database go
 writer waits as *urgent*, ahead of every other waiter. SQLite's busy timeout stays as the last resort for
 other processes (the command line).
 
+Work with a deadline of seconds that goes through the engine — claiming and finishing a welcome in the outbox
+(bot/outbox.py) — runs inside :func:`urgent_writes`: the pool then takes the gate as urgent too, so it waits
+for the transaction in progress but never behind the queue of handler transactions.
+
 The app's SQLAlchemy engine on SQLite gets a :class:`GatedPool` (one connection; checking it out takes the
 gate, checking it in releases it), so no call site has to remember the gate. PostgreSQL has row locks and
 needs none of this.
@@ -16,8 +20,11 @@ needs none of this.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
@@ -71,6 +78,21 @@ class WriteGate:
         self._held = False
 
 
+# Set by :func:`urgent_writes`; read by :meth:`GatedPool._do_get`, which SQLAlchemy runs in a greenlet that
+# shares the calling task's context.
+_URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("siyu_urgent_writes", default=False)
+
+
+@contextlib.contextmanager
+def urgent_writes() -> Iterator[None]:
+    """Connections checked out of a :class:`GatedPool` inside this block take the gate as urgent."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
 class GatedPool(AsyncAdaptedQueuePool):
     """One SQLite connection; holding it means holding the gate (``engine.pool.gate``)."""
 
@@ -86,7 +108,7 @@ class GatedPool(AsyncAdaptedQueuePool):
         return new
 
     def _do_get(self) -> ConnectionPoolEntry:
-        await_(self.gate.acquire())
+        await_(self.gate.acquire(urgent=_URGENT.get()))
         try:
             return super()._do_get()
         except BaseException:
@@ -104,3 +126,14 @@ def gate_of(engine: Any) -> WriteGate | None:
     """The engine's gate (SQLite app engines), or None."""
     pool = getattr(getattr(engine, "sync_engine", engine), "pool", None)
     return pool.gate if isinstance(pool, GatedPool) else None
+
+
+def reraise_if_cancelling() -> None:
+    """In a background loop's ``except Exception``: stop if this task was cancelled meanwhile.
+
+    A cancellation that arrives inside a database call can come out of the driver as an ordinary error (the
+    operation was cut off); a loop that logs it and sleeps on would then ignore its cancel — and the
+    shutdown that waits for it hangs for as long as that sleep."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

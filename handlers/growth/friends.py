@@ -1,8 +1,13 @@
 """New WeCom friends: attribute, welcome inside the 20-second welcome_code window, tag, learn the profile.
 
-Order matters (docs/platform.md#welcome-deadline): the welcome is queued first with priority 0 and a deadline of
-``CreateTime + 20 s``; tags and the profile fetch follow. Nothing slow runs before the welcome — the
-profile is read after it, so ``{nickname}`` falls back to neutral text for a brand-new customer.
+The welcome depends only on content, so it is decided at the door (bot/door.py): :func:`welcome_at_the_door`
+queues it with the receipt, in the receipt's transaction, and the outbox sends it right after that commit —
+it never waits behind the handler backlog of a burst of new friends. The handler then records the
+``Welcome`` row pointing at that call (found by its key ``welcome:<code>``). When the door queued nothing
+(an event stored before door actions existed, attachments this process does not know as uploaded yet) the
+handler queues the welcome first, with priority 0 and a deadline of ``CreateTime + 20 s``, as before; tags
+and the profile fetch follow. The profile is read after the welcome, so ``{nickname}`` is the neutral
+fallback at the door — for a returning customer too (docs/content.md).
 """
 
 from __future__ import annotations
@@ -13,20 +18,62 @@ from sqlalchemy import select
 
 from bot.content import Platform, choose_variant, local_time_of, render
 from bot.context import PRIORITY_DEFAULT, PRIORITY_WELCOME, Context
-from bot.db.models import Customer
+from bot.db.models import Customer, OutboxCall
 from bot.db.upsert import insert_ignore
 from bot.dispatcher import PlatformResult, Router
+from bot.door import NOTE, Door, DoorCall
 from bot.events import FriendAdded, FriendLost, FriendRemovedByStaff
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
-from handlers.growth.attribution import Arrival, mark_wecom_tags, record_touch, resolve_channel, tag_locally
+from handlers.growth.attribution import (
+    Arrival,
+    arrival_for,
+    mark_wecom_tags,
+    record_touch,
+    resolve_channel,
+    tag_locally,
+)
 from handlers.growth.events import CustomerLost
-from handlers.growth.synced import MEDIA, all_remote_ids
+from handlers.growth.synced import MEDIA, MEDIA_IDS, all_remote_ids
 from handlers.growth.tables import Loss, WeComRelation, Welcome
 
 router = Router("friends")
 
 # docs/platform.md#welcome-messages
 WELCOME_WINDOW = timedelta(seconds=20)  # send_welcome_msg: within 20 s of the event, once
+
+
+def welcome_key(welcome_code: str) -> str:
+    """The outbox key of a welcome: global, so a welcome_code is queued once whoever queues it."""
+    return f"welcome:{welcome_code}"
+
+
+@router.door(FriendAdded)
+def welcome_at_the_door(event: FriendAdded, door: Door) -> list[DoorCall]:
+    """The welcome from content alone, queued with the receipt. Nothing when there is no welcome_code, it
+    is past its 20 s already, the channel has no welcome, or an attachment's file is not in this process's
+    media snapshot (the handler then decides with the database, as before door actions)."""
+    if not event.welcome_code:
+        return []
+    deadline = datetime.fromtimestamp(event.create_time, UTC) + WELCOME_WINDOW
+    if door.now > deadline:
+        return []
+    arrival = arrival_for(door.content, event.state, Platform.WECOM_FRIEND)
+    message = door.content.welcome_for(arrival.channel) if arrival.channel is not None else None
+    if message is None:
+        return []
+    variant = choose_variant(message, door.rng(event), door.local_time(event))
+    snapshot = door.parts.get(MEDIA_IDS)
+    media = snapshot.ids if snapshot is not None else {}
+    rendered = render(variant, _variables(None, arrival), door.content.fallbacks, media)
+    if rendered.missing_media:
+        return []
+    return [
+        DoorCall(
+            "wecom", "externalcontact/send_welcome_msg", rendered.welcome_body(event.welcome_code),
+            key=welcome_key(event.welcome_code), priority=PRIORITY_WELCOME, deadline=deadline,
+            note={"variant_ref": rendered.variant_ref},
+        )
+    ]  # fmt: skip
 
 
 @router.on(FriendAdded)
@@ -58,7 +105,12 @@ async def queue_welcome(ctx: Context, event: FriendAdded, customer: Customer, ar
         state="skipped", created_at=ctx.now(), receipt_id=ctx.receipt_id,
     )  # fmt: skip
     deadline = at + WELCOME_WINDOW
-    if not event.welcome_code:
+    queued = await _queued_welcome(ctx, event.welcome_code) if event.welcome_code else None
+    if queued is not None:  # queued at the door with the receipt (or by an earlier run): record it, once
+        note = queued.payload.get(NOTE)
+        row.state, row.outbox_id = "queued", queued.id
+        row.variant_ref = str(note["variant_ref"]) if isinstance(note, dict) and note.get("variant_ref") else None
+    elif not event.welcome_code:
         row.reason = "no WelcomeCode (console welcome configured, already chatted, or used by the half-add)"
     elif message is None:
         row.reason = "channel has no welcome message"
@@ -67,10 +119,10 @@ async def queue_welcome(ctx: Context, event: FriendAdded, customer: Customer, ar
     else:
         variant = choose_variant(message, ctx.rng, local_time_of(ctx.now(), ctx.settings.tz))
         media = await all_remote_ids(ctx.session, MEDIA)
-        rendered = render(variant, _variables(customer, event, arrival), ctx.content.fallbacks, media)
+        rendered = render(variant, _variables(customer.name, arrival), ctx.content.fallbacks, media)
         call = ctx.call_platform(
             "wecom", "externalcontact/send_welcome_msg", rendered.welcome_body(event.welcome_code),
-            key=f"welcome:{event.welcome_code}", priority=PRIORITY_WELCOME, deadline=deadline,
+            key=welcome_key(event.welcome_code), priority=PRIORITY_WELCOME, deadline=deadline,
         )  # fmt: skip
         await ctx.session.flush()
         row.state, row.variant_ref, row.outbox_id = "queued", rendered.variant_ref, call.id
@@ -79,10 +131,15 @@ async def queue_welcome(ctx: Context, event: FriendAdded, customer: Customer, ar
     ctx.session.add(row)
 
 
-def _variables(customer: Customer, event: FriendAdded, arrival: Arrival) -> dict[str, str | None]:
+async def _queued_welcome(ctx: Context, welcome_code: str) -> OutboxCall | None:
+    found = await ctx.session.scalars(select(OutboxCall).where(OutboxCall.idempotency_key == welcome_key(welcome_code)))
+    return found.first()
+
+
+def _variables(nickname: str | None, arrival: Arrival) -> dict[str, str | None]:
     channel = arrival.channel
     return {
-        "nickname": customer.name,  # known only for returning customers; else the neutral fallback
+        "nickname": nickname,  # known only for returning customers (not at the door); else the neutral fallback
         "staff_name": None,
         "channel": channel.code if channel else None,
         "channel_name": channel.name if channel else None,

@@ -17,7 +17,7 @@ from bot.clock import Clock, FrozenClock
 from bot.config import Settings
 from bot.rig import Rig
 from bot.simulator import SimAccounts, SimState, make_sim_app
-from handlers.growth.synced import MEDIA, MP_TAG, WECOM_TAG
+from handlers.growth.synced import MEDIA, MEDIA_IDS, MP_TAG, WECOM_TAG
 from handlers.growth.tables import SyncedObject
 from tests.support.settings import make_settings
 
@@ -156,4 +156,8 @@ async def sync_content(rig: Rig, clock: FrozenClock) -> dict[str, str]:
         tag_ids = {f"{r.kind}:{r.key}": r.remote_id or "" for r in rows}
         media = await s.get(SyncedObject, (MEDIA, "media/gift_29_cover.png"))
         assert media is not None and media.remote_id in rig.state.media
+    # what the server's own snapshot refresh (every 30 s) picks up: the welcome door renders attachments from it
+    snapshot = rig.services.parts.get(MEDIA_IDS)
+    if snapshot is not None:
+        await snapshot.refresh(rig.services.sessions)
     return tag_ids

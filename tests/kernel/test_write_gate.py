@@ -63,3 +63,32 @@ async def test_the_sqlite_engine_holds_the_gate_while_a_connection_is_out(tmp_pa
         assert not gate.held
     finally:
         await engine.dispose()
+
+
+async def test_urgent_writes_check_out_ahead_of_queued_transactions(tmp_path: Path) -> None:
+    """A welcome's outbox claim waits for the transaction in progress, never behind the handler queue."""
+    import contextlib
+
+    from bot.db.gate import urgent_writes
+
+    engine = make_engine(DatabaseConfig(url=DatabaseURL(f"sqlite+aiosqlite:///{tmp_path / 'u.db'}")))
+    order: list[str] = []
+
+    async def transaction(name: str, urgent: bool) -> None:
+        with urgent_writes() if urgent else contextlib.nullcontext():
+            async with engine.begin() as conn:
+                await conn.execute(text("SELECT 1"))
+                order.append(name)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT 1"))
+            tasks = [asyncio.create_task(transaction(f"handler-{i}", False)) for i in (1, 2)]
+            await asyncio.sleep(0.01)
+            tasks.append(asyncio.create_task(transaction("welcome", True)))
+            await asyncio.sleep(0.01)
+            assert order == []
+        await asyncio.gather(*tasks)
+        assert order == ["welcome", "handler-1", "handler-2"]
+    finally:
+        await engine.dispose()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -201,8 +201,16 @@ class MediaRefresher:
     database and a WeCom client (``services.clients["wecom"]``); without them it does nothing.
     """
 
-    def __init__(self, services: MediaServices, *, interval: float = 3600.0, first_delay: float = 60.0) -> None:
+    def __init__(
+        self,
+        services: MediaServices,
+        *,
+        interval: float = 3600.0,
+        first_delay: float = 60.0,
+        after_upload: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._services = services
+        self._after_upload = after_upload  # e.g. refresh the door actions' snapshot of media ids
         self._interval = interval
         self._first_delay = first_delay
         self._background = Background("media")
@@ -233,7 +241,11 @@ class MediaRefresher:
         async with only_one(s.engine, "media-refresh") as mine:
             if not mine:
                 return 0  # another process is refreshing; the next run here reads what it recorded
-            return await refresh_media(s.settings, RecordStore(s.sessions, s.clock), client, s.clock, s.content)
+            store = RecordStore(s.sessions, s.clock)
+            uploaded = await refresh_media(s.settings, store, client, s.clock, s.content)
+        if uploaded and self._after_upload is not None:
+            await self._after_upload()
+        return uploaded
 
     async def _refresh(self) -> None:
         uploaded = await self.run_once()
