@@ -40,10 +40,13 @@ class Background:
     def __init__(self, owner: str) -> None:
         self._owner = owner
         self._tasks: dict[asyncio.Task[Any], Hashable | None] = {}
+        self._keyed: dict[Hashable, asyncio.Task[Any]] = {}
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str, *, key: Hashable | None = None) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self._owner}:{name}")
         self._tasks[task] = key
+        if key is not None:
+            self._keyed[key] = task
         task.add_done_callback(self._done)
         return task
 
@@ -73,15 +76,21 @@ class Background:
         self.spawn(run(), name)
         return loop
 
-    def keys(self) -> set[Hashable]:
+    def running_keys(self) -> set[Hashable]:
         """The keys of the keyed tasks running now."""
-        return {k for t, k in self._tasks.items() if k is not None and not t.done()}
+        return {k for k, t in self._keyed.items() if not t.done()}
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self.keys()
+        task = self._keyed.get(key)
+        return task is not None and not task.done()
 
     def __len__(self) -> int:
-        return sum(1 for t in self._tasks if not t.done())
+        return len(self._tasks)
+
+    async def wait_idle(self) -> None:
+        """Until nothing runs here (tasks started meanwhile included)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
 
     async def drain(self, timeout: float) -> None:
         """Wait up to ``timeout`` for what runs; cancel what is still running then, and wait for it to end."""
@@ -95,7 +104,9 @@ class Background:
         await self.drain(0)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(task, None)
+        key = self._tasks.pop(task, None)
+        if key is not None and self._keyed.get(key) is task:
+            del self._keyed[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
 

@@ -93,7 +93,11 @@ class Secret:
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a database/redis URL (``postgresql://u:***@h/db``)."""
+    """Hide the password of a database/redis URL (``postgresql://u:***@h/db``).
+
+    Kept instead of SQLAlchemy's ``make_url(url).render_as_string(hide_password=True)`` on purpose: with an
+    unescaped ``@`` in the password (``u:p@ss@h``) that prints ``u:***@ss@h`` — part of the password — while
+    splitting at the last ``@`` hides all of it (tests/kernel/test_config.py)."""
     try:
         parts = urlsplit(url)
     except ValueError:

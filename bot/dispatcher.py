@@ -22,7 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import report_receipt_failed
-from bot.background import cancel_and_wait
+from bot.background import Background
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content_runtime import empty_content
@@ -134,7 +134,7 @@ class Dispatcher:
         self._metrics = metrics
         self._on_outbox = on_outbox
         self._services = services
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._runs = Background("dispatch")  # handler runs, keyed by receipt id
         self._people: dict[str, _Turn] = {}  # per-person order (_in_order)
         # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
         # (and keeps the inbox writer's commits flowing); PostgreSQL takes the pool's width.
@@ -165,28 +165,24 @@ class Dispatcher:
 
     def submit(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
         """Run the event's handlers in a tracked background task (once per receipt in this process)."""
-        if receipt_id in self._tasks:
+        if receipt_id in self._runs:
             if slot is not None:
                 slot.deliver(None)
             return
-        task = asyncio.create_task(self.run(receipt_id, event, slot), name=f"dispatch-{receipt_id}")
-        self._tasks[receipt_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(receipt_id, None))
+        self._runs.spawn(self.run(receipt_id, event, slot), f"receipt-{receipt_id}", key=receipt_id)
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return len(self._runs)
 
     def in_flight_ids(self) -> set[int]:
         """Receipts this process is running now (the sweeper leaves them alone)."""
-        return set(self._tasks)
+        return {k for k in self._runs.running_keys() if isinstance(k, int)}
 
     async def drain(self, timeout: float) -> None:
         """Wait for running handlers (shutdown); whatever is cut off stays pending, free for others once this
         instance is marked stopped."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks.values()), timeout=timeout)
-            await cancel_and_wait(pending)
+        await self._runs.drain(timeout)
 
     async def run(self, receipt_id: int, event: Event, slot: ReplySlot | None = None) -> None:
         started = time.perf_counter()

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts import ReceiptFailed
-from bot.background import cancel_and_wait
+from bot.background import Background
 from bot.clock import Clock
 from bot.db.gate import reraise_if_cancelling
 from bot.db.models import Receipt
@@ -91,23 +91,23 @@ class ReceiptWriter:
         self._batch_max = batch_max
         self._wants = wants
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._workers = Background("inbox-writer")
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(sink), name="inbox-writer") for sink in self._sinks]
+        for i, sink in enumerate(self._sinks):
+            self._workers.spawn(self._run(sink), f"sink-{i}")
 
     async def stop(self) -> None:
         """Finish what is queued, then stop (called after intake has stopped)."""
-        if not self._tasks:
+        if not len(self._workers):
             return
         await self._queue.join()
-        await cancel_and_wait(self._tasks)
-        self._tasks = []
+        await self._workers.stop()
         for sink in self._sinks:
             await sink.close()
 
     async def claim(self, event: Event) -> Claim:
-        if not self._tasks or all(t.done() for t in self._tasks):
+        if not len(self._workers):
             raise RuntimeError("inbox writer is not running")
         fut: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(event, fut))
@@ -209,16 +209,14 @@ class Sweeper:
         self._interval = interval
         self._dispatch = dispatch
         self._in_flight = in_flight
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("inbox-sweeper")
         self._own_due = 0.0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="inbox-sweeper")
+        self._background.spawn(self._loop(), "sweep")
 
     async def stop(self) -> None:
-        if self._task:
-            await cancel_and_wait([self._task])
-            self._task = None
+        await self._background.stop()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,6 @@ the receipts and their outbox rows in one transaction, still on this one connect
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
+from bot.background import Background
 from bot.context import outbox_key
 from bot.db.gate import WriteGate
 from bot.door import DoorCall
@@ -110,7 +110,7 @@ class SqliteSink:
         self._gate = gate
         self._db: Any = None
         self._checkpointer: Any = None
-        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._checkpoints = Background("inbox-wal")
         self._last_checkpoint = time.monotonic()
 
     async def _open(self, autocheckpoint: int) -> Any:
@@ -129,11 +129,10 @@ class SqliteSink:
 
     def _maybe_checkpoint(self) -> None:
         now = time.monotonic()
-        busy = self._checkpoint_task is not None and not self._checkpoint_task.done()
-        if busy or now - self._last_checkpoint < self.CHECKPOINT_EVERY:
+        if len(self._checkpoints) or now - self._last_checkpoint < self.CHECKPOINT_EVERY:
             return
         self._last_checkpoint = now
-        self._checkpoint_task = asyncio.create_task(self._checkpoint(), name="inbox-wal-checkpoint")
+        self._checkpoints.spawn(self._checkpoint(), "checkpoint")
 
     async def _checkpoint(self) -> None:
         try:
@@ -206,9 +205,7 @@ class SqliteSink:
         return inserted, new_calls
 
     async def close(self) -> None:
-        if self._checkpoint_task is not None:
-            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
-            self._checkpoint_task = None
+        await self._checkpoints.wait_idle()
         for name in ("_checkpointer", "_db"):
             conn = getattr(self, name)
             if conn is not None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.background import cancel_and_wait
+from bot.background import Background
 from bot.clock import Clock
 from bot.config import OutboxConfig
 from bot.context import PRIORITY_WELCOME
@@ -103,9 +103,9 @@ class OutboxWorker:
         self._instances = instances
         self._reconcilers = dict(reconcilers or {})
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._calls = Background("outbox")  # calls being performed (and the 'later' halves of a commit)
         self._running: set[int] = set()  # rows this process is performing right now
-        self._loops: list[asyncio.Task[None]] = []
+        self._loops = Background("outbox-poll")
         self._limit = asyncio.Semaphore(cfg.concurrency)
         self._urgent_limit = asyncio.Semaphore(self.URGENT_CONCURRENCY)
         self._timers: set[asyncio.TimerHandle] = set()  # urgent retries waiting for their time
@@ -116,26 +116,23 @@ class OutboxWorker:
         return self._instances.id
 
     def start(self) -> None:
-        self._loops = [asyncio.create_task(self._poll_loop(), name="outbox-poll")]
+        self._loops.spawn(self._poll_loop(), "poll")
 
     async def stop(self, timeout: float = 10.0) -> None:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        await cancel_and_wait(self._loops)
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
-        await cancel_and_wait(set(self._tasks))
+        await self._loops.stop()
+        await self._calls.drain(timeout)
 
     @property
     def busy(self) -> int:
         """Calls queued or running right now."""
-        return len(self._tasks)
+        return len(self._calls)
 
     async def settle(self) -> None:
         """Wait until every poked call has been attempted (tests, the demo's step-by-step output)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._calls.wait_idle()
 
     def notify(self, calls: list[tuple[int, int]]) -> None:
         """New rows committed: try them now rather than at the next poll.
@@ -150,9 +147,7 @@ class OutboxWorker:
         later = [rid for rid, priority in calls if priority != top]
         started = [self._spawn(rid, urgent=top <= URGENT_PRIORITY) for rid in first]
         if later:
-            task = asyncio.create_task(self._after(started, later), name="outbox-after")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._calls.spawn(self._after(started, later), "after")
 
     async def _after(self, first: list[asyncio.Task[None]], later: list[int]) -> None:
         await asyncio.wait(first)
@@ -208,10 +203,7 @@ class OutboxWorker:
         return len(rows)
 
     def _spawn(self, rid: int, *, urgent: bool = False) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._guarded(rid, urgent=urgent), name=f"outbox-{rid}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._calls.spawn(self._guarded(rid, urgent=urgent), f"call-{rid}")
 
     def _retry_urgent_at(self, rid: int, delay: float) -> None:
         """Try an urgent row again when its retry is due, not at the next poll (up to a second later)."""

@@ -38,7 +38,7 @@ from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
 
 from bot.actions import run_action
-from bot.background import cancel_and_wait
+from bot.background import Background
 from bot.config import WebhooksConfig
 from bot.context import Context
 from bot.logs import remember_secret
@@ -57,6 +57,7 @@ JITTER = 0.1
 EXCERPT_CHARS = 500
 USER_AGENT = "siyu-bot-webhooks/1"
 FLUSH_DELAY = 0.02
+FLUSH = "flush"  # the key of the task writing the batched outcomes
 D = WebhookDelivery
 E = WebhookEndpoint
 
@@ -113,16 +114,15 @@ class DeliveryWorker:
         self._limit = asyncio.Semaphore(cfg.delivery_concurrency)
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sends = Background("webhooks")  # deliveries being sent, and the outcome flusher
         self._outcomes: list[Outcome] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._claim_lock = asyncio.Lock()  # one claim at a time per process (the poll, a drain, a wake)
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loops = Background("webhooks-poll")
         self._http: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        return f"DeliveryWorker(in_flight={len(self._tasks)})"
+        return f"DeliveryWorker(in_flight={self.in_flight})"
 
     @property
     def owner(self) -> str:
@@ -141,20 +141,13 @@ class DeliveryWorker:
             headers={"User-Agent": USER_AGENT},
         )
         if poll:
-            self._loop_task = asyncio.create_task(self._loop(), name="webhooks-poll")
+            self._loops.spawn(self._loop(), "poll")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let sends in flight finish (up to ``grace``), record their outcomes, close the client.
         A send cut off here stays ``sending`` under this instance, which is free once it is marked stopped."""
-        if self._loop_task is not None:
-            await cancel_and_wait([self._loop_task])
-            self._loop_task = None
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace)
-        await cancel_and_wait(set(self._tasks))
-        if self._flusher is not None:
-            await asyncio.wait({self._flusher}, timeout=grace)
-            await cancel_and_wait([self._flusher])
+        await self._loops.stop()
+        await self._sends.drain(grace)
         with contextlib.suppress(Exception):
             await self.flush()
         if self._http is not None:
@@ -167,7 +160,7 @@ class DeliveryWorker:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return len(self._sends) - (1 if FLUSH in self._sends else 0)
 
     async def _loop(self) -> None:
         while True:
@@ -176,7 +169,7 @@ class DeliveryWorker:
             except Exception:
                 log.exception("webhook poll failed")
                 claimed = 0
-            if claimed and len(self._tasks) >= self._capacity:
+            if claimed and self.in_flight >= self._capacity:
                 self._slot.clear()
                 await self._slot.wait()
                 continue
@@ -190,10 +183,9 @@ class DeliveryWorker:
         """Send everything due now and record every outcome (tests, the benchmark)."""
         for _ in range(rounds):
             claimed = await self.run_due()
-            while self._tasks:
-                await asyncio.wait(set(self._tasks))
+            await self._sends.wait_idle()
             await self.flush()
-            if not claimed and not self._tasks:
+            if not claimed and not self.in_flight:
                 return
         raise RuntimeError("webhook deliveries did not settle")
 
@@ -202,20 +194,18 @@ class DeliveryWorker:
     async def run_due(self) -> int:
         """Claim what is due (as much as there is room for) and start sending it; returns how many."""
         async with self._claim_lock:
-            room = self._capacity - len(self._tasks)
+            room = self._capacity - self.in_flight
             if room <= 0 or self._http is None:
                 return 0
             live = await self._s.instances.live_ids()
             now = self._clock.now()
             rows, targets = await run_action(self._s, lambda ctx: self._claim(ctx.session, now, live, room))
             for row in rows:
-                task = asyncio.create_task(self._send(row, targets.get(row.endpoint_id)), name=f"webhook-{row.id}")
-                self._tasks.add(task)
+                task = self._sends.spawn(self._send(row, targets.get(row.endpoint_id)), f"delivery-{row.id}")
                 task.add_done_callback(self._done)
             return len(rows)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
         self._slot.set()
 
     def _claimable(self, now: datetime, live: set[str]) -> ColumnElement[bool]:
@@ -282,8 +272,8 @@ class DeliveryWorker:
             error = describe(exc, self._cfg.delivery_timeout_seconds)
         latency = int((time.perf_counter() - started) * 1000)
         self._outcomes.append(Outcome(row.id, row.endpoint_id, row.attempts, at, status, latency, excerpt, error))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon(), name="webhooks-flush")
+        if FLUSH not in self._sends:
+            self._sends.spawn(self._flush_soon(), "flush", key=FLUSH)
 
     async def _post(self, row: Claimed, target: Target) -> tuple[int, str]:
         assert self._http is not None

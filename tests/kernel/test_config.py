@@ -213,3 +213,14 @@ def test_settings_are_frozen_and_copies_are_made_with_model_copy() -> None:
     assert slow.inbox.sweep_interval_seconds == 3600 and s.inbox.sweep_interval_seconds == 1.0
     assert slow.wecom is s.wecom and hash(s) == hash(s.model_copy())
     assert "corp-secret-XYZ123" not in s.model_dump_json() + repr(s.model_dump())
+
+
+def test_redact_url_hides_the_whole_password_even_with_an_unescaped_at() -> None:
+    from bot.config import redact_url
+
+    assert redact_url("postgresql+asyncpg://app:s3cret@db.example.com:5432/siyu") == (
+        "postgresql+asyncpg://app:***@db.example.com:5432/siyu"
+    )
+    assert "ss" not in redact_url("postgresql://u:p@ss@h/db")  # make_url would print u:***@ss@h
+    assert redact_url("redis://:tok@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert redact_url("sqlite+aiosqlite:///var/siyu.db") == "sqlite+aiosqlite:///var/siyu.db"
