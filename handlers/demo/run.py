@@ -4,7 +4,8 @@ A typical retail private-domain story: an operator syncs the channel codes, cust
 card, a live stream and a poster QR code, each is attributed, welcomed within 20 s and tagged; WeChat
 retries a callback; some customers leave; the channel report closes the loop. Then the Official
 Account's 48-hour drip runs on simulated time (``--speed``). Every step is printed as it happens, from
-what the simulated platform actually received.
+what the simulated platform actually received, and so is every outbound webhook the step caused, as the
+demo's own receiver (handlers/demo/webhooks.py) verified it.
 
 The clock is a :class:`~bot.sim_clock.SimClock`: the settings point both platform APIs at loopback
 (the rig replaces them with the simulator's URLs), so it can never run against the real platform.
@@ -29,6 +30,8 @@ from bot.rig import Rig
 from bot.sim_clock import SimClock
 from bot.simulator import SimAccounts
 from handlers.demo.story import run_drip_story, run_story
+from handlers.demo.webhooks import DemoReceiver, settle
+from handlers.integrations.delivery import WEBHOOK_WORKER
 
 
 def demo_settings(db_path: Path, content_dir: str) -> Settings:
@@ -46,7 +49,9 @@ def demo_settings(db_path: Path, content_dir: str) -> Settings:
                 "app_id": acc.app_id, "app_secret": acc.app_secret, "token": acc.mp_token,
                 "encoding_aes_key": acc.mp_aes_key, "api_base_url": "http://127.0.0.1/simulator",
             },
-            "webhooks": {"orders_secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()},
+            # the demo's own webhook receiver listens on loopback (handlers/demo/webhooks.py)
+            "webhooks": {"orders_secret": "whsec_" + base64.b64encode(os.urandom(32)).decode(),
+                         "allow_private_targets": True},
             "inbox": {"sweep_interval_seconds": 1.0},
             "outbox": {"poll_interval_seconds": 0.2},
             "logging": {"level": "WARNING", "format": "text"},
@@ -75,13 +80,24 @@ async def run_demo(
     await asyncio.to_thread(upgrade, settings.database.url.get())
     clock = SimClock(settings)  # 1× for the growth loop: a welcome_code lives 20 s
     rig = await Rig.start(settings, clock, features, rng=random.Random(20240611))
+    receiver = DemoReceiver(out)
     try:
+        await receiver.start()
         out(f"siyu-bot demo — server on {rig.base_url}, simulated WeChat on {rig.state_base_url}, SQLite {db_path}")
         out(f"simulated clock: GET {rig.base_url}/_sim/clock (siyu-bot sim advance --seconds N --url {rig.base_url})")
+        hooks = rig.services.parts.get(WEBHOOK_WORKER) is not None  # the webhooks feature is in the list
+        if hooks:
+            endpoint = await receiver.subscribe(rig)
+            out(f"webhook endpoint {endpoint}: every event (*) to a receiver in this process, {receiver.url}; "
+                "signing secret created (not shown), each delivery verified with standardwebhooks")  # fmt: skip
         await run_story(rig, settings, out)
         await run_drip_story(rig, settings, out, clock, speed)
+        if hooks:
+            await settle(rig)
+            out("\n" + receiver.closing())
     finally:
         await rig.close()
+        await receiver.close()
         if keep:
             out(f"database kept at {db_path} (try: SIYU_DATABASE_URL=sqlite+aiosqlite:///{db_path} siyu-bot events)")
         else:

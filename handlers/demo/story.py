@@ -22,6 +22,7 @@ from bot.rig import Rig
 from bot.sim_clock import SimClock
 from bot.simulator import RecordedCall
 from bot.wechat import parse_xml
+from handlers.demo.webhooks import settle
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_table
 from handlers.orders.webhook import sign
 from handlers.sop.drip_worker import DRIP_WORKER
@@ -83,21 +84,21 @@ async def run_story(rig: Rig, settings: Settings, out: Out) -> None:
 
     n.step("A customer scans the 包裹卡 (package card) code of staff lulu; WeChat delivers it 4 times")
     await sim.add_friend("lulu", state="pkgcard", name="王小米", unionid="u-wxm", duplicates=3)
-    await rig.drain()
+    await settle(rig)
     n.platform_calls()
     dedup = rig.services.metrics.total("siyu_dedup_hits_total")
     out(f"    receipts stored: {await _receipts(rig)}, duplicates answered without acting: {dedup:g}")
 
     n.step("Live stream 0611: 20 viewers add the host within the same second")
     await asyncio.gather(*(sim.add_friend("axin", state="live_0611") for _ in range(20)))
-    await rig.drain()
+    await settle(rig)
     sent = [c for c in rig.state.calls_to("externalcontact/send_welcome_msg") if c.errcode == 0]
     out(f"    → {len(sent)} welcomes delivered so far, every one inside its 20 s window")
     n._seen = len(rig.state.calls)
 
     n.step("Someone adds staff through an unknown code (unattributed → default channel)")
     await sim.add_friend("lulu", state="wb:1:4285486")
-    await rig.drain()
+    await settle(rig)
     n.platform_calls()
 
     n.step("A follower scans the 618 poster QR of the Official Account (passive reply)")
@@ -106,7 +107,7 @@ async def run_story(rig: Rig, settings: Settings, out: Out) -> None:
     reply = parse_xml(follower.delivery.reply) if follower.delivery.reply else {}
     text = str(reply.get("Content", "")).replace("\n", " / ")
     out(f"    ← passive reply ({reply.get('MsgType')}): “{text[:60]}…”")
-    await rig.drain()
+    await settle(rig)
     n.platform_calls()
     out("    unionid links the follower to 王小米's WeCom contact: one customer, two touches")
 
@@ -114,7 +115,7 @@ async def run_story(rig: Rig, settings: Settings, out: Out) -> None:
     for added in list(rig.state.contacts.values())[1:3]:
         await sim.delete_friend_by_customer("axin", added.external_userid)
     await sim.unfollow(follower.openid)
-    await rig.drain()
+    await settle(rig)
 
     n.step("`siyu-bot stats channels`")
     await print_stats(rig, out)
@@ -125,7 +126,7 @@ async def run_story(rig: Rig, settings: Settings, out: Out) -> None:
         n.step("Eight days later: one more package-card customer leaves; 7-day retention is now known")
         first_pkg = next(c for c in rig.state.contacts.values() if c.name == "王小米")
         await sim.delete_friend_by_customer("lulu", first_pkg.external_userid)
-        await rig.drain()
+        await settle(rig)
         await print_stats(rig, out)
 
 
@@ -196,9 +197,9 @@ class FastForward:
 
     async def run_due(self) -> None:
         """What is due now runs now (the poll would take it within seconds; the story should not wait)."""
-        await self.rig.drain()
+        await settle(self.rig)
         await self.rig.services.parts[DRIP_WORKER].run_due()
-        await self.rig.drain()
+        await settle(self.rig)
         self.show()
 
     def show(self) -> None:

@@ -21,6 +21,28 @@ async def test_demo_tells_the_story() -> None:
     assert "pkgcard" in text and "retention_7d" in text and "100%" in text
     assert "/_sim/clock" in text  # the simulation-only endpoint of the demo server
     assert_drip_chapter(lines)
+    assert_webhooks(lines)
+
+
+def assert_webhooks(lines: list[str]) -> None:
+    """The demo's receiver verified every delivery and printed one line per event, inside the story."""
+    assert "signing secret created (not shown)" in lines[2] and "whsec_" not in "\n".join(lines)
+    hooks = [line.strip() for line in lines if line.startswith("    webhook  ")]
+    created = [line for line in hooks if line.startswith("webhook  customer.created ")]
+    assert len(created) == 24  # 1 package card + 20 live stream + 1 unattributed + 2 followers
+    assert re.match(r"webhook  customer\.created +customer 1 \(wm\w{6}…\)$", created[0])
+    first = next(i for i, line in enumerate(lines) if line.startswith("    webhook  "))
+    assert "package card" in lines[first - 1], "the first delivery prints inside the step that caused it"
+    order_at = next(i for i, line in enumerate(lines) if "signed POST /webhooks/orders" in line)
+    after_order = "\n".join(lines[order_at:])
+    assert re.search(r"webhook  order\.recorded +customer \d+ \(o\w+…\)  order_id SO-DEMO-\w+  amount_cents 5900",
+                     after_order)  # fmt: skip
+    assert re.search(r"webhook  drip\.stopped .* reason purchased", after_order)
+    for kind in ("customer.touched", "customer.tags_changed", "customer.lost", "customer.merged", "mp.followed",
+                 "mp.unfollowed", "message.received", "drip.step_sent"):  # fmt: skip
+        assert any(line.startswith(f"webhook  {kind} ") for line in hooks), kind
+    closing = f"webhooks: {len(hooks)} deliveries, all signatures verified, 0 duplicates by webhook-id"
+    assert lines[-1].strip() == closing
 
 
 def assert_drip_chapter(lines: list[str]) -> None:

@@ -205,8 +205,10 @@ class FaultHarness:
         migrate_url: str | None = None,
         retry_delay: float = RETRY_DELAY,
         seed: int = 20240611,
+        extra_config: str = "",
     ) -> None:
         self.workdir = workdir
+        self.extra_config = extra_config  # TOML appended to every config (e.g. a ``[webhooks]`` section)
         self.db_url = db_url
         self.migrate_url = migrate_url or db_url  # e.g. the real database when db_url goes through a proxy
         self.redis_url = redis_url
@@ -277,7 +279,7 @@ oauth_base_url = "{self.sim.oauth_base}"
 [logging]
 level = "WARNING"
 format = "text"
-"""
+{self.extra_config}"""
         path = self.workdir / f"config-{name}.toml"
         path.write_text(text, encoding="utf-8")
         return path

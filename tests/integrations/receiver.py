@@ -3,6 +3,7 @@ the first of each ``webhook-id`` (dedup), so a test can see what arrived, how of
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -15,6 +16,9 @@ class Receiver:
         self.secret = ""
         self.mode = "up"  # up | down (503) | gone (410)
         self.fail_next = 0  # answer 500 to this many more requests, then follow ``mode``
+        self.gate = asyncio.Event()  # while clear, every request (after ``fail_next``) waits until it is set
+        self.gate.set()
+        self.stalled = 0  # requests that waited at the gate
         self.events: list[dict[str, Any]] = []  # verified, first of each webhook-id, in arrival order
         self.ids: list[str] = []
         self.received: Counter[str] = Counter()  # verified deliveries per webhook-id (dups included)
@@ -44,6 +48,9 @@ class Receiver:
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.Response(status=500, text="try again")
+        if not self.gate.is_set():  # a slow receiver: the sender's request stays in flight meanwhile
+            self.stalled += 1
+            await self.gate.wait()
         if self.mode == "down":
             return web.Response(status=503, text="down for maintenance")
         if self.mode == "gone":
