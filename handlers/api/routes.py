@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.services import Services
-from handlers.api import customers, operations
+from handlers.api import customers, operations, sop
 from handlers.api.http import PREFIX, Gate, Route, serve
 from handlers.api.openapi import build_document
 
@@ -139,6 +139,49 @@ ROUTES: tuple[Route, ...] = (
         operations.health,
         "Database, platform tokens, outbox backlog, last errors",
         {200: "Health", 503: "Health"},
+    ),
+    Route(
+        "GET",
+        "/sop/enrolments",
+        "read",
+        sop.enrolments,
+        "Drip enrolments with their steps, by id",
+        {200: "SopEnrolmentPage"},
+        query={
+            "customer_id": "this customer's",
+            "drip_id": "this drip's",
+            "state": "active | stopped | completed",
+            **PAGE,
+        },
+        paginated=True,
+    ),
+    Route(
+        "GET",
+        "/sop/fires",
+        "read",
+        sop.fires,
+        "Group-post fires, newest first, with their targets and the owners who have not confirmed",
+        {200: "GroupFirePage"},
+        query={"state": "the fire's or one of its targets' state", "post_id": "this group post's", **PAGE},
+        paginated=True,
+    ),
+    Route(
+        "GET",
+        "/sop/preview",
+        "read",
+        sop.preview,
+        "What would go to whom in the next days, with the budget's decisions (as `siyu-bot sop preview`)",
+        {200: "SopPreview"},
+        query={"days": "1-31 (default 7)", "limit": "at most this many drip steps, 1-5000 (default 1000)"},
+    ),
+    Route(
+        "GET",
+        "/sop/status",
+        "read",
+        sop.status,
+        "Drips, steps, fires, failed SOP calls and the contact ledger, with reasons (as `siyu-bot sop status`)",
+        {200: "SopStatus"},
+        query={"latest": "how many recent rows per section, 0-100 (default 10)"},
     ),
     Route(
         "GET",
