@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from bot.services import Services
-from handlers.api import customers, operations, sop
+from handlers.api import customers, interactions, operations, sop
 from handlers.api.http import PREFIX, Gate, Route, serve
 from handlers.api.openapi import build_document
 
 PAGE = {"limit": "page size, 1-200 (default 50)", "cursor": "next_cursor of the previous page"}
 _CID = r"{id:\d+}"
+_CAMPAIGN = "/lottery/campaigns/{campaign_id}"
 
 
 async def openapi_document(_: web.Request) -> web.Response:
@@ -182,6 +183,58 @@ ROUTES: tuple[Route, ...] = (
         "Drips, steps, fires, failed SOP calls and the contact ledger, with reasons (as `siyu-bot sop status`)",
         {200: "SopStatus"},
         query={"latest": "how many recent rows per section, 0-100 (default 10)"},
+    ),
+    Route(
+        "GET",
+        "/checkins/stats",
+        "read",
+        interactions.checkin_stats,
+        "Check-ins per local day and customers by their best streak",
+        {200: "CheckinStats"},
+        query={"days": "the last N local days, 1-366 (default 30)"},
+    ),
+    Route(
+        "GET",
+        "/lottery/campaigns",
+        "read",
+        interactions.campaigns,
+        "Lottery campaigns as `siyu-bot lottery status` shows them",
+        {200: "CampaignPage"},
+    ),
+    Route(
+        "GET",
+        _CAMPAIGN,
+        "read",
+        interactions.campaign,
+        "One campaign, with its winners paginated",
+        {200: "CampaignDetail", 304: None, 404: "Problem"},
+        query=PAGE,
+        etag=True,
+    ),
+    Route(
+        "POST",
+        _CAMPAIGN + "/kill",
+        "admin",
+        interactions.kill,
+        "Stop a campaign's draws at once (the kill switch)",
+        {200: "Campaign", 404: "Problem", 409: "Problem"},
+        body="KillRequest",
+    ),
+    Route(
+        "POST",
+        _CAMPAIGN + "/resume",
+        "admin",
+        interactions.resume,
+        "Lift the kill switch",
+        {200: "Campaign", 404: "Problem", 409: "Problem"},
+    ),
+    Route(
+        "POST",
+        _CAMPAIGN + "/verify",
+        "admin",
+        interactions.verify,
+        "After the end: reveal the seed and recompute every draw (as `siyu-bot lottery verify`)",
+        {200: "Verification", 404: "Problem", 409: "Problem"},
     ),
     Route(
         "GET",

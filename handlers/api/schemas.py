@@ -56,6 +56,20 @@ TOUCH_FIELDS: dict[str, Schema] = {
     "at": TIME,
 }
 
+CAMPAIGN_FIELDS: dict[str, Schema] = {
+    "id": STR,
+    "name": STR,
+    "starts_at": TIME,
+    "ends_at": TIME,
+    "enabled": BOOL,
+    "state": {"enum": ["open", "closed", "killed"]},
+    "killed_reason": NSTR,
+    "seed_sha256": NSTR,
+    "revealed_at": NTIME,
+    "draws": INT,
+    "stock": {"type": "array", "items": _object({"prize_id": STR, "remaining": INT, "initial": INT})},
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
         "type": "object",
@@ -286,6 +300,47 @@ SCHEMAS: dict[str, Schema] = {
             },
             "ledger": COUNTS,
             "ledger_reasons": REASONS,
+        }
+    ),
+    "CheckinStats": _object(
+        {
+            "since": {"type": "string", "format": "date"},
+            "days": {
+                "type": "array",
+                "items": _object({"day": STR, "checkins": INT, "customers": INT, "points": INT}),
+            },
+            "total": INT,
+            "streaks": COUNTS,
+        }
+    ),
+    "Campaign": _object(CAMPAIGN_FIELDS),
+    "CampaignPage": _page("Campaign"),
+    "CampaignDetail": _object(
+        {
+            **CAMPAIGN_FIELDS,
+            "winners": _object(
+                {
+                    "items": {
+                        "type": "array",
+                        "items": _object(
+                            {"draw_id": INT, "seq": INT, "customer_id": INT, "prize_id": STR, "drawn_at": TIME}
+                        ),
+                    },
+                    "next_cursor": NSTR,
+                }
+            ),
+        }
+    ),
+    "KillRequest": _object({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}),
+    "Verification": _object(
+        {
+            "campaign_id": STR,
+            "seed": STR,
+            "seed_sha256": STR,
+            "draws": INT,
+            "winners": COUNTS,
+            "mismatches": {"type": "array", "items": STR},
+            "ok": BOOL,
         }
     ),
     "AuditEntry": _object(
