@@ -145,6 +145,32 @@ def page(items: list[Any], limit: int, key: Callable[[Any], list[Any]]) -> dict[
     return {"items": shown, "next_cursor": encode_cursor(key(shown[-1])) if more and shown else None}
 
 
+def id_cursor(request: web.Request) -> int | None:
+    """The cursor of a list walked by id (``[id]``), or None on the first page."""
+    cursor = decode_cursor(request)
+    if cursor is None:
+        return None
+    if not isinstance(cursor[0], int):
+        raise invalid("cursor", "not a cursor this API handed out")
+    return cursor[0]
+
+
+def query_int(request: web.Request, name: str, low: int, high: int, default: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise invalid(name, f"must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and raw not in choices:
+        raise invalid(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
 def query_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:

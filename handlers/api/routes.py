@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from bot.services import Services
-from handlers.api import customers, operations
+from handlers.api import customers, interactions, operations, sop
 from handlers.api.http import PREFIX, Gate, Route, serve
 from handlers.api.openapi import build_document
 
 PAGE = {"limit": "page size, 1-200 (default 50)", "cursor": "next_cursor of the previous page"}
 _CID = r"{id:\d+}"
+_CAMPAIGN = "/lottery/campaigns/{campaign_id}"
 
 
 async def openapi_document(_: web.Request) -> web.Response:
@@ -139,6 +140,101 @@ ROUTES: tuple[Route, ...] = (
         operations.health,
         "Database, platform tokens, outbox backlog, last errors",
         {200: "Health", 503: "Health"},
+    ),
+    Route(
+        "GET",
+        "/sop/enrolments",
+        "read",
+        sop.enrolments,
+        "Drip enrolments with their steps, by id",
+        {200: "SopEnrolmentPage"},
+        query={
+            "customer_id": "this customer's",
+            "drip_id": "this drip's",
+            "state": "active | stopped | completed",
+            **PAGE,
+        },
+        paginated=True,
+    ),
+    Route(
+        "GET",
+        "/sop/fires",
+        "read",
+        sop.fires,
+        "Group-post fires, newest first, with their targets and the owners who have not confirmed",
+        {200: "GroupFirePage"},
+        query={"state": "the fire's or one of its targets' state", "post_id": "this group post's", **PAGE},
+        paginated=True,
+    ),
+    Route(
+        "GET",
+        "/sop/preview",
+        "read",
+        sop.preview,
+        "What would go to whom in the next days, with the budget's decisions (as `siyu-bot sop preview`)",
+        {200: "SopPreview"},
+        query={"days": "1-31 (default 7)", "limit": "at most this many drip steps, 1-5000 (default 1000)"},
+    ),
+    Route(
+        "GET",
+        "/sop/status",
+        "read",
+        sop.status,
+        "Drips, steps, fires, failed SOP calls and the contact ledger, with reasons (as `siyu-bot sop status`)",
+        {200: "SopStatus"},
+        query={"latest": "how many recent rows per section, 0-100 (default 10)"},
+    ),
+    Route(
+        "GET",
+        "/checkins/stats",
+        "read",
+        interactions.checkin_stats,
+        "Check-ins per local day and customers by their best streak",
+        {200: "CheckinStats"},
+        query={"days": "the last N local days, 1-366 (default 30)"},
+    ),
+    Route(
+        "GET",
+        "/lottery/campaigns",
+        "read",
+        interactions.campaigns,
+        "Lottery campaigns as `siyu-bot lottery status` shows them",
+        {200: "CampaignPage"},
+    ),
+    Route(
+        "GET",
+        _CAMPAIGN,
+        "read",
+        interactions.campaign,
+        "One campaign, with its winners paginated",
+        {200: "CampaignDetail", 304: None, 404: "Problem"},
+        query=PAGE,
+        etag=True,
+    ),
+    Route(
+        "POST",
+        _CAMPAIGN + "/kill",
+        "admin",
+        interactions.kill,
+        "Stop a campaign's draws at once (the kill switch)",
+        {200: "Campaign", 404: "Problem", 409: "Problem"},
+        body="KillRequest",
+    ),
+    Route(
+        "POST",
+        _CAMPAIGN + "/resume",
+        "admin",
+        interactions.resume,
+        "Lift the kill switch",
+        {200: "Campaign", 404: "Problem", 409: "Problem"},
+    ),
+    Route(
+        "POST",
+        _CAMPAIGN + "/verify",
+        "admin",
+        interactions.verify,
+        "After the end: reveal the seed and recompute every draw (as `siyu-bot lottery verify`)",
+        {200: "Verification", 404: "Problem", 409: "Problem"},
     ),
     Route(
         "GET",

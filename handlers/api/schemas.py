@@ -30,6 +30,8 @@ NSTR = _nullable("string")
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 ANY_OBJECT: Schema = {"type": "object"}
+COUNTS: Schema = {"type": "object", "additionalProperties": INT}
+REASONS: Schema = {"type": "array", "items": _object({"state": STR, "reason": STR, "count": INT})}
 
 CUSTOMER_FIELDS: dict[str, Schema] = {
     "id": INT,
@@ -52,6 +54,20 @@ TOUCH_FIELDS: dict[str, Schema] = {
     "chat_id": NSTR,
     "first": BOOL,
     "at": TIME,
+}
+
+CAMPAIGN_FIELDS: dict[str, Schema] = {
+    "id": STR,
+    "name": STR,
+    "starts_at": TIME,
+    "ends_at": TIME,
+    "enabled": BOOL,
+    "state": {"enum": ["open", "closed", "killed"]},
+    "killed_reason": NSTR,
+    "seed_sha256": NSTR,
+    "revealed_at": NTIME,
+    "draws": INT,
+    "stock": {"type": "array", "items": _object({"prize_id": STR, "remaining": INT, "initial": INT})},
 }
 
 SCHEMAS: dict[str, Schema] = {
@@ -195,6 +211,136 @@ SCHEMAS: dict[str, Schema] = {
                     },
                 }
             ),
+        }
+    ),
+    "SopStep": _object({"step_id": STR, "due_at": TIME, "state": STR, "reason": NSTR, "finished_at": NTIME}),
+    "SopEnrolment": _object(
+        {
+            "id": INT,
+            "customer_id": INT,
+            "drip_id": STR,
+            "state": {"enum": ["active", "stopped", "completed"]},
+            "stop_reason": NSTR,
+            "anchor_at": TIME,
+            "ended_at": NTIME,
+            "steps": {"type": "array", "items": _ref("SopStep")},
+        }
+    ),
+    "SopEnrolmentPage": _page("SopEnrolment"),
+    "GroupFire": _object(
+        {
+            "id": INT,
+            "post_id": STR,
+            "fire_at": TIME,
+            "delivery": STR,
+            "state": {"enum": ["firing", "done", "missed"]},
+            "reason": NSTR,
+            "targets": {
+                "type": "array",
+                "items": _object(
+                    {"target": STR, "state": STR, "reason": NSTR, "groups": INT, "reminders": INT, "updated_at": TIME}
+                ),
+            },
+            "unconfirmed_owners": {"type": "array", "items": STR},
+        }
+    ),
+    "GroupFirePage": _page("GroupFire"),
+    "SopPreview": _object(
+        {
+            "from": TIME,
+            "until": TIME,
+            "drip_steps_total": INT,
+            "limit": INT,
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "due": TIME,
+                        "kind": {"enum": ["drip", "post"]},
+                        "who": STR,
+                        "source": STR,
+                        "delivery": STR,
+                        "category": STR,
+                        "decision": STR,
+                        "reason": STR,
+                        "until": NTIME,
+                        "groups": INT,
+                        "sends": INT,
+                        "stops": {"type": "array", "items": STR},
+                    }
+                ),
+            },
+        }
+    ),
+    "SopStatus": _object(
+        {
+            "at": TIME,
+            "drips": {
+                "type": "array",
+                "items": _object({"drip_id": STR, "states": COUNTS, "stop_reasons": COUNTS}),
+            },
+            "steps": COUNTS,
+            "step_reasons": REASONS,
+            "latest_steps": {
+                "type": "array",
+                "items": _object(
+                    {"at": TIME, "customer_id": INT, "drip_id": STR, "step_id": STR, "state": STR, "reason": NSTR}
+                ),
+            },
+            "fires": COUNTS,
+            "fire_reasons": REASONS,
+            "latest_fires": {
+                "type": "array",
+                "items": _object({"at": TIME, "post_id": STR, "target": STR, "state": STR, "reason": NSTR}),
+            },
+            "calls": {"type": "array", "items": _object({"api": STR, "state": STR, "count": INT})},
+            "latest_calls": {
+                "type": "array",
+                "items": _object({"at": TIME, "api": STR, "state": STR, "idempotency_key": STR, "error": NSTR}),
+            },
+            "ledger": COUNTS,
+            "ledger_reasons": REASONS,
+        }
+    ),
+    "CheckinStats": _object(
+        {
+            "since": {"type": "string", "format": "date"},
+            "days": {
+                "type": "array",
+                "items": _object({"day": STR, "checkins": INT, "customers": INT, "points": INT}),
+            },
+            "total": INT,
+            "streaks": COUNTS,
+        }
+    ),
+    "Campaign": _object(CAMPAIGN_FIELDS),
+    "CampaignPage": _page("Campaign"),
+    "CampaignDetail": _object(
+        {
+            **CAMPAIGN_FIELDS,
+            "winners": _object(
+                {
+                    "items": {
+                        "type": "array",
+                        "items": _object(
+                            {"draw_id": INT, "seq": INT, "customer_id": INT, "prize_id": STR, "drawn_at": TIME}
+                        ),
+                    },
+                    "next_cursor": NSTR,
+                }
+            ),
+        }
+    ),
+    "KillRequest": _object({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}),
+    "Verification": _object(
+        {
+            "campaign_id": STR,
+            "seed": STR,
+            "seed_sha256": STR,
+            "draws": INT,
+            "winners": COUNTS,
+            "mismatches": {"type": "array", "items": STR},
+            "ok": BOOL,
         }
     ),
     "AuditEntry": _object(

@@ -1,4 +1,5 @@
-"""Operator commands behind ``siyu-bot lottery status | kill | resume | verify``.
+"""Operator commands behind ``siyu-bot lottery status | kill | resume | verify``, each a query (:func:`campaign_report`,
+:func:`verify_campaign`; the admin API shares them) and a printer.
 
 - ``status``: every campaign in content with its window, state, published ``seed_sha256``, draws, winners,
   stock and coupon codes left. It creates missing campaign states, so running it before a campaign opens
@@ -66,18 +67,64 @@ async def status_command(
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class StockLeft:
+    prize_id: str
+    remaining: int
+    initial: int
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignReport:
+    """What ``lottery status`` shows of one campaign (and ``GET /api/v1/lottery/campaigns``)."""
+
+    id: str
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    enabled: bool  # in content
+    state: str  # open | closed | killed
+    killed_reason: str | None
+    seed_sha256: str | None  # None until the state exists (``lottery status`` or the first draw)
+    revealed_at: datetime | None
+    draws: int
+    stock: list[StockLeft]
+
+
+async def campaign_report(
+    s: AsyncSession, campaign: Campaign, state: LotteryCampaignState | None, now: datetime
+) -> CampaignReport:
+    """Read one campaign's figures; ``state`` as :func:`campaign_state` or :func:`ensure_campaign` gave it."""
+    where = "open" if campaign.is_open(now) else "closed"
+    killed = state is not None and state.killed
+    draws = await s.scalar(select(func.count()).where(Draw.campaign_id == campaign.id))
+    stock = (await s.scalars(select(PrizeStock).where(PrizeStock.campaign_id == campaign.id))).all()
+    return CampaignReport(
+        campaign.id,
+        campaign.name,
+        campaign.starts_at,
+        campaign.ends_at,
+        campaign.enabled,
+        "killed" if killed else where,
+        state.killed_reason if state is not None and killed else None,
+        state.seed_sha256 if state is not None else None,
+        state.revealed_at if state is not None else None,
+        int(draws or 0),
+        [StockLeft(r.prize_id, r.remaining, r.initial) for r in stock],
+    )
+
+
 async def _print_campaign(s: AsyncSession, content: Content, campaign: Campaign, now: datetime, out: TextIO) -> None:
     state = await ensure_campaign(s, content, campaign, now)  # creates it (and its seed) on first sight
-    where = "open" if campaign.is_open(now) else "closed"
-    where = f"killed: {state.killed_reason or ''}" if state.killed else where
+    report = await campaign_report(s, campaign, state, now)
+    where = f"killed: {report.killed_reason or ''}" if report.state == "killed" else report.state
     window = f"{campaign.starts_at.isoformat()} → {campaign.ends_at.isoformat()}"
-    revealed = f" (revealed {state.revealed_at.isoformat()})" if state.revealed_at else ""
+    revealed = f" (revealed {report.revealed_at.isoformat()})" if report.revealed_at else ""
     print(f"{campaign.id} 「{campaign.name}」 {window}", file=out)
     print(f"  state: {where}; enabled in content: {campaign.enabled}", file=out)
-    print(f"  seed_sha256: {state.seed_sha256}{revealed}", file=out)
-    draws = await s.scalar(select(func.count()).where(Draw.campaign_id == campaign.id))
-    print(f"  draws: {draws}", file=out)
-    for stock in (await s.scalars(select(PrizeStock).where(PrizeStock.campaign_id == campaign.id))).all():
+    print(f"  seed_sha256: {report.seed_sha256}{revealed}", file=out)
+    print(f"  draws: {report.draws}", file=out)
+    for stock in report.stock:
         print(f"  prize {stock.prize_id}: {stock.remaining}/{stock.initial} left", file=out)
 
 
@@ -108,27 +155,55 @@ async def verify_command(
         )
         return 2
     async with _session(settings) as s:
-        published = await _reveal(s, campaign, now)
-    if published is None:
+        verification = await verify_campaign(s, campaign, now)
+    if verification is None:
         print(f"{campaign_id}: no draws were ever made (no state)", file=out)
         return 0
     print(
-        f"campaign: {campaign_id}\nseed: {published.seed}\nseed_sha256 (published): {published.seed_sha256}", file=out
+        f"campaign: {campaign_id}\nseed: {verification.seed}\nseed_sha256 (published): {verification.seed_sha256}",
+        file=out,
     )
-    result = replay(published.seed, campaign_id, published.draws, _table(campaign, published.initial))
+    winners = ", ".join(f"{k}×{v}" for k, v in sorted(verification.winners.items())) or "none"
+    print(f"draws: {verification.draws}; winners recomputed: {winners}", file=out)
+    for problem in verification.mismatches:
+        print(f"MISMATCH {problem}", file=out)
+    verdict = "OK: every draw reproduces from the published seed"
+    print(verdict if verification.ok else f"FAILED: {len(verification.mismatches)} mismatch(es)", file=out)
+    return 0 if verification.ok else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The result of ``lottery verify``: the revealed seed, and every difference between replay and storage."""
+
+    campaign_id: str
+    seed: str
+    seed_sha256: str
+    draws: int
+    winners: dict[str, int]  # prize → draws that won it, recomputed
+    mismatches: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+async def verify_campaign(s: AsyncSession, campaign: Campaign, now: datetime) -> Verification | None:
+    """Reveal the seed (the campaign must have ended) and recompute every draw; None when it has no state."""
+    published = await _reveal(s, campaign, now)
+    if published is None:
+        return None
+    result = replay(published.seed, campaign.id, published.draws, _table(campaign, published.initial))
     if seed_hash(published.seed) != published.seed_sha256:
         result.mismatches.insert(0, f"seed hash {seed_hash(published.seed)} != published {published.seed_sha256}")
     for prize_id, stored in sorted(published.remaining.items()):
         if result.remaining.get(prize_id) != stored:
             replayed = result.remaining.get(prize_id)
             result.mismatches.append(f"prize {prize_id}: stored stock {stored} != replayed {replayed}")
-    winners = ", ".join(f"{k}×{v}" for k, v in sorted(result.winners.items())) or "none"
-    print(f"draws: {len(published.draws)}; winners recomputed: {winners}", file=out)
-    for problem in result.mismatches:
-        print(f"MISMATCH {problem}", file=out)
-    verdict = "OK: every draw reproduces from the published seed"
-    print(verdict if result.ok else f"FAILED: {len(result.mismatches)} mismatch(es)", file=out)
-    return 0 if result.ok else 1
+    return Verification(
+        campaign.id, published.seed, published.seed_sha256, len(published.draws), dict(result.winners),
+        list(result.mismatches),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
