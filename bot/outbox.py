@@ -23,7 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +46,8 @@ from bot.platform.errors import (
 from bot.platform.repeat import repeatable
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+R = TypeVar("R")
 _T: Table = OutboxCall.__table__  # type: ignore[assignment]
 
 
@@ -75,6 +77,39 @@ def split_payload(payload: dict[str, Any]) -> tuple[dict[str, Any], str, dict[st
     """The JSON body, HTTP method and query params of a stored call (reserved keys start with ``_``)."""
     body = {k: v for k, v in payload.items() if k not in _RESERVED}
     return body, str(payload.get("_method", "POST")), payload.get("_params")
+
+
+class _Coalesced(Generic[K, R]):
+    """Calls made in the same event-loop turn run as ONE call of ``run`` with all their keys: a burst of
+    welcomes committed together is claimed in one statement and finished in one transaction, instead of
+    taking a pooled connection twice per welcome behind the handler transactions."""
+
+    def __init__(self, run: Callable[[list[K]], Awaitable[Mapping[K, R]]], background: Background, name: str) -> None:
+        self._run = run
+        self._background = background
+        self._name = name
+        self._waiting: list[tuple[K, asyncio.Future[R | None]]] = []
+
+    async def __call__(self, key: K) -> R | None:
+        fut: asyncio.Future[R | None] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            self._background.spawn(self._flush(), self._name)
+        self._waiting.append((key, fut))
+        return await fut
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # everyone of this turn joins
+        batch, self._waiting = self._waiting, []
+        try:
+            found = await self._run([key for key, _ in batch])
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("outbox stopped"))
+            raise
+        for key, fut in batch:
+            if not fut.done():
+                fut.set_result(found.get(key))
 
 
 class OutboxWorker:
@@ -109,6 +144,12 @@ class OutboxWorker:
         self._limit = asyncio.Semaphore(cfg.concurrency)
         self._urgent_limit = asyncio.Semaphore(self.URGENT_CONCURRENCY)
         self._timers: set[asyncio.TimerHandle] = set()  # urgent retries waiting for their time
+        self._urgent_claims = _Coalesced(self._claim_many, self._calls, "claim-urgent")
+        self._urgent_sent = _Coalesced(self._finish_sent_many, self._calls, "finish-urgent")
+        self._sent_results: dict[int, tuple[OutboxCall, dict[str, Any]]] = {}
+        self._urgent_running = 0
+        self._no_urgent = asyncio.Event()
+        self._no_urgent.set()
         self._own_due = 0.0
 
     @property
@@ -124,6 +165,13 @@ class OutboxWorker:
         self._timers.clear()
         await self._loops.stop()
         await self._calls.drain(timeout)
+
+    async def urgent_done(self, patience: float = 1.0) -> None:
+        """Wait (at most ``patience`` seconds) while deadline-bound calls (welcomes) are in flight: work that
+        can wait — the handler transactions — lets them have the event loop and the database first."""
+        if self._urgent_running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_urgent.wait(), patience)
 
     @property
     def busy(self) -> int:
@@ -223,9 +271,16 @@ class OutboxWorker:
         self._running.add(rid)
         try:
             if urgent:
-                with urgent_writes():
-                    async with self._urgent_limit:
-                        await self.run_one(rid, live, orphan=orphan)
+                self._urgent_running += 1
+                self._no_urgent.clear()
+                try:
+                    with urgent_writes():
+                        async with self._urgent_limit:
+                            await self.run_one(rid, live, orphan=orphan, urgent=True)
+                finally:
+                    self._urgent_running -= 1
+                    if not self._urgent_running:
+                        self._no_urgent.set()
             else:
                 async with self._limit:
                     await self.run_one(rid, live, orphan=orphan)
@@ -234,13 +289,18 @@ class OutboxWorker:
         finally:
             self._running.discard(rid)
 
-    async def run_one(self, rid: int, live: set[str] | None = None, *, orphan: bool = False) -> str | None:
+    async def run_one(
+        self, rid: int, live: set[str] | None = None, *, orphan: bool = False, urgent: bool = False
+    ) -> str | None:
         """Claim row ``rid`` if it is due (or abandoned) and perform it. Returns the state it reached, or None.
 
         ``live``: the instances alive now (a ``sending`` row of anyone else is abandoned; None: take the row
         only if it is ``pending``, as after a commit); ``orphan``: also take this process's own ``sending``
         row (nobody here performs it)."""
-        row = await self._claim_pending(rid) if live is None and not orphan else await self._claim(rid, live, orphan)
+        if live is None and not orphan:
+            row = await (self._urgent_claims(rid) if urgent else self._claim_pending(rid))
+        else:
+            row = await self._claim(rid, live, orphan)
         if row is None:
             return None
         if row.state == "sending":  # interrupted mid-call: the platform may have acted
@@ -253,9 +313,9 @@ class OutboxWorker:
         client = self._clients.get(row.platform)
         if client is None:
             return await self._finish(row, "failed", error=f"no client configured for platform {row.platform}")
-        return await self._perform(row, client)
+        return await self._perform(row, client, urgent=urgent)
 
-    async def _perform(self, row: OutboxCall, client: PlatformCaller) -> str | None:
+    async def _perform(self, row: OutboxCall, client: PlatformCaller, *, urgent: bool = False) -> str | None:
         body, method, params = split_payload(row.payload)
         try:
             result = await client.call(row.api, body if method == "POST" else None, params, method)
@@ -281,7 +341,60 @@ class OutboxWorker:
                 return await self._after_error(row, exc, False)
             self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome="sent")
             return "sent"
+        if urgent:
+            return await self._finish_sent_urgent(row, result)
         return await self._finish(row, "sent", result=result)
+
+    async def _finish_sent_urgent(self, row: OutboxCall, result: dict[str, Any]) -> str | None:
+        self._sent_results[row.id] = (row, result)
+        try:
+            updated = await self._urgent_sent(row.id)
+        finally:
+            self._sent_results.pop(row.id, None)
+        if not updated:
+            log.warning("outbox row taken over by another instance", extra={"outbox_id": row.id})
+            return None
+        self._metrics.inc("siyu_outbox_calls_total", api=row.api, outcome="sent")
+        return "sent"
+
+    async def _claim_many(self, rids: list[int]) -> dict[int, OutboxCall]:
+        """:meth:`_claim_pending` for many rows in one statement."""
+        now = self._clock.now()
+        async with self._engine.begin() as conn:
+            taken = (
+                (
+                    await conn.execute(
+                        update(_T)
+                        .where(_T.c.id.in_(rids), _T.c.state == "pending", _T.c.next_attempt_at <= now)
+                        .values(state="sending", owner=self.owner, lease_until=None, attempts=_T.c.attempts + 1)
+                        .returning(*_T.c)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        found: dict[int, OutboxCall] = {}
+        for mapping in taken:
+            row = OutboxCall(**{k: mapping[k] for k in mapping.keys()})  # noqa: SIM118 (RowMapping)
+            row.state = "pending"  # what it was: not an interrupted call
+            row.maybe_sent = bool(mapping["maybe_sent"])
+            found[row.id] = row
+        return found
+
+    async def _finish_sent_many(self, rids: list[int]) -> dict[int, bool]:
+        """Mark many performed rows ``sent`` in one transaction (each still under this process's claim)."""
+        now = self._clock.now()
+        done: dict[int, bool] = {}
+        async with self._engine.begin() as conn:
+            for rid in rids:
+                _row, result = self._sent_results[rid]
+                res = await conn.execute(
+                    update(_T)
+                    .where(_T.c.id == rid, _T.c.state == "sending", _T.c.owner == self.owner)
+                    .values(state="sent", finished_at=now, last_error=None, result=result, owner=None)
+                )
+                done[rid] = res.rowcount == 1
+        return done
 
     async def _claim_pending(self, rid: int) -> OutboxCall | None:
         """The common case — a row just committed, or due — in one statement."""

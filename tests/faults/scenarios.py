@@ -168,6 +168,7 @@ async def workers_burst(
         result = await h.settle(burst, name, restarted_at=killed_at)
         if not bot.alive:
             raise RuntimeError(f"the master died:\n{bot.tail()}")
+        await _handlers_caught_up(pg_url, n)  # welcomes go out at the door; the handlers follow behind
         run = await _handled(result, pg_url, len(bot.children()))
         run.reloaded = await _reload(bot, workers)
         return run
@@ -200,6 +201,25 @@ async def workers_registered(bot: BotProcess, pg_url: str, workers: int, within:
             break
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{workers} workers not registered within {within:.0f} s:\n{bot.tail()}")
+
+
+async def _handlers_caught_up(pg_url: str, n: int, within: float = 90.0) -> None:
+    """Until every friend_added receipt is handled (or ``within`` seconds: then the assertions say what is not)."""
+    from sqlalchemy import func, select
+
+    from bot.db.models import Receipt
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with _engine(pg_url) as conn:
+            done = await conn.scalar(
+                select(func.count())
+                .select_from(Receipt)
+                .where(Receipt.kind == "friend_added", Receipt.status == "done")
+            )
+        if (done or 0) >= n:
+            return
+        await asyncio.sleep(0.5)
 
 
 async def _handled(result: FaultResult, pg_url: str, workers_after: int) -> WorkersRun:
