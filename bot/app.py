@@ -187,9 +187,7 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
 async def _intake(app: web.Application, routers: list[Router], sources: Mapping[str, Source]) -> AsyncIterator[None]:
     s = app[SERVICES]
     cfg = s.settings
-    s.dispatcher = Dispatcher(
-        routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s, yield_to=s.outbox.urgent_done
-    )
+    s.dispatcher = Dispatcher(routers, s.sessions, cfg, s.clock, s.rng, s.metrics, s.outbox.notify, s)
     s.outbox.result_sink = s.dispatcher.complete_call
     dispatcher = s.dispatcher
     s.writer = ReceiptWriter(

@@ -125,7 +125,6 @@ class Dispatcher:
         metrics: Metrics,
         on_outbox: Callable[[list[tuple[int, int]]], None],
         services: Runtime | None = None,
-        yield_to: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._routers = list(routers)
         self._sessions = sessions
@@ -136,8 +135,6 @@ class Dispatcher:
         self._on_outbox = on_outbox
         self._services = services
         self._runs = Background("dispatch")  # handler runs, keyed by receipt id
-        # awaited before a handler transaction starts: deadline-bound work goes first (the outbox's welcomes)
-        self._yield_to = yield_to
         self._people: dict[str, _Turn] = {}  # per-person order (_in_order)
         # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
         # (and keeps the inbox writer's commits flowing); PostgreSQL takes the pool's width.
@@ -191,11 +188,8 @@ class Dispatcher:
         started = time.perf_counter()
         outcome = "done"
         try:
-            async with self._in_order(event):
-                if self._yield_to is not None:
-                    await self._yield_to()
-                async with self._limit:
-                    outcome = await self._run_once(receipt_id, event, slot)
+            async with self._in_order(event), self._limit:
+                outcome = await self._run_once(receipt_id, event, slot)
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise

@@ -229,6 +229,24 @@ _PG_OUTBOX = (
 )
 
 
+# Receipts and their door calls in ONE statement (one round trip, atomic): the calls of a receipt that was a
+# duplicate join nothing and are not inserted. A call's key is global (``welcome:<code>``) or scoped by
+# its receipt's new id, as :func:`bot.context.outbox_key` scopes it.
+_PG_INSERT_WITH_CALLS = (
+    "WITH r AS (" + _PG_INSERT + "), c AS ("
+    f"INSERT INTO outbox ({','.join(OUTBOX_COLUMNS)}, state, attempts, maybe_sent) "
+    "SELECT CASE WHEN k.global THEN k.key ELSE 'r' || r.id || ':' || k.key END, r.id, k.platform, k.api, "
+    "k.payload, k.priority, k.created, k.next_at, k.deadline, 'pending', 0, false "
+    "FROM unnest($11::varchar[], $12::varchar[], $13::bool[], $14::varchar[], $15::varchar[], $16::json[], "
+    "$17::int[], $18::timestamptz[], $19::timestamptz[], $20::timestamptz[]) "
+    "AS k(dedup_key, key, global, platform, api, payload, priority, created, next_at, deadline) "
+    "JOIN r ON r.dedup_key = k.dedup_key "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, priority) "
+    "SELECT true AS receipt, id, dedup_key, NULL::int AS priority FROM r "
+    "UNION ALL SELECT false, id, NULL, priority FROM c"
+)
+
+
 class PostgresSink:
     """One asyncpg connection; the whole batch is one prepared ``INSERT … SELECT unnest(…)``."""
 
@@ -273,20 +291,22 @@ class PostgresSink:
     ) -> tuple[dict[str, int], NewCalls]:
         conn = await self._connection()
         columns = self._columns(rows, len(COLUMNS), 3)
+        door: list[list[Any]] = [[] for _ in range(10)]
+        for dedup_key, made in calls.items():
+            for call in made:
+                values = (
+                    dedup_key, call.key, outbox_key(call.key, "") == call.key, call.platform, call.api,
+                    json.dumps(call.payload(), ensure_ascii=False), call.priority, now, now, call.deadline,
+                )  # fmt: skip
+                for column, value in zip(door, values, strict=True):
+                    column.append(value)
         try:
-            async with conn.transaction():
-                records = await conn.fetch(_PG_INSERT, *columns, timeout=self.STATEMENT_TIMEOUT)
-                inserted = {r["dedup_key"]: r["id"] for r in records}
-                outbox = outbox_rows(inserted, calls, now)
-                new_calls: NewCalls = []
-                if outbox:
-                    out = self._columns(outbox, len(OUTBOX_COLUMNS), 4)
-                    made = await conn.fetch(_PG_OUTBOX, *out, timeout=self.STATEMENT_TIMEOUT)
-                    new_calls = [(r["id"], r["priority"]) for r in made]
+            records = await conn.fetch(_PG_INSERT_WITH_CALLS, *columns, *door, timeout=self.STATEMENT_TIMEOUT)
         except Exception:
             await self.close()
             raise
-        return inserted, new_calls
+        inserted = {r["dedup_key"]: r["id"] for r in records if r["receipt"]}
+        return inserted, [(r["id"], r["priority"]) for r in records if not r["receipt"]]
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -147,9 +147,6 @@ class OutboxWorker:
         self._urgent_claims = _Coalesced(self._claim_many, self._calls, "claim-urgent")
         self._urgent_sent = _Coalesced(self._finish_sent_many, self._calls, "finish-urgent")
         self._sent_results: dict[int, tuple[OutboxCall, dict[str, Any]]] = {}
-        self._urgent_running = 0
-        self._no_urgent = asyncio.Event()
-        self._no_urgent.set()
         self._own_due = 0.0
 
     @property
@@ -165,13 +162,6 @@ class OutboxWorker:
         self._timers.clear()
         await self._loops.stop()
         await self._calls.drain(timeout)
-
-    async def urgent_done(self, patience: float = 1.0) -> None:
-        """Wait (at most ``patience`` seconds) while deadline-bound calls (welcomes) are in flight: work that
-        can wait — the handler transactions — lets them have the event loop and the database first."""
-        if self._urgent_running:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._no_urgent.wait(), patience)
 
     @property
     def busy(self) -> int:
@@ -271,16 +261,9 @@ class OutboxWorker:
         self._running.add(rid)
         try:
             if urgent:
-                self._urgent_running += 1
-                self._no_urgent.clear()
-                try:
-                    with urgent_writes():
-                        async with self._urgent_limit:
-                            await self.run_one(rid, live, orphan=orphan, urgent=True)
-                finally:
-                    self._urgent_running -= 1
-                    if not self._urgent_running:
-                        self._no_urgent.set()
+                with urgent_writes():
+                    async with self._urgent_limit:
+                        await self.run_one(rid, live, orphan=orphan, urgent=True)
             else:
                 async with self._limit:
                     await self.run_one(rid, live, orphan=orphan)
