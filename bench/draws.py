@@ -53,10 +53,7 @@ from sqlalchemy import insert, select, text
 
 from bot.clock import SystemClock
 from bot.config import DatabaseConfig, build_settings
-from bot.content import Content, load_content
-from bot.content.interactions_model import ActionKind, Campaign, Eligibility, KeywordRule, MatchKind, Prize, PrizeKind
-from bot.content.keywords import KEYWORDS
-from bot.content.lottery import CAMPAIGNS
+from bot.content import Content
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Customer, Receipt
 from bot.dispatcher import Dispatcher
@@ -64,6 +61,18 @@ from bot.events import TextReceived
 from bot.metrics import Metrics
 from bot.replies import TextReply
 from bot.reply_slot import ReplySlot
+from handlers.content import load_content
+from handlers.interactions.content.keywords import KEYWORDS
+from handlers.interactions.content.lottery import CAMPAIGNS
+from handlers.interactions.content.model import (
+    ActionKind,
+    Campaign,
+    Eligibility,
+    KeywordRule,
+    MatchKind,
+    Prize,
+    PrizeKind,
+)
 from handlers.interactions.keywords import router as keywords_router
 from handlers.interactions.lottery.batch import MAX_BATCH, LotteryBatcher, batcher_for
 from handlers.interactions.lottery.draw import draw

@@ -51,6 +51,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from handlers.sop.content import sop_of
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
@@ -87,9 +89,9 @@ PACKAGES = ("SQLAlchemy", "aiosqlite", "asyncpg")
 
 def services_for(settings: Any, clock: Any, engine: Any, **extra: Any) -> Any:
     """The app's services without the app: what handlers reach through ``ctx.services``."""
-    from bot.content_runtime import load_runtime_content
     from bot.db.engine import sessionmaker
     from bot.services import Services
+    from handlers.content import load_runtime_content
 
     return Services(
         settings=settings, clock=clock, rng=random.Random(7), engine=engine, sessions=sessionmaker(engine),
@@ -163,7 +165,7 @@ async def enrol_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     clock = FrozenClock(T0)
     engine = make_engine(settings.database)
     services = services_for(settings, clock, engine)
-    drip = services.content.drip(DRIP)
+    drip = sop_of(services.content).drip(DRIP)
     assert drip is not None and len(drip.steps) == 3, "the shipped mp_48h drip has 3 steps"
     n, per = args.enrol, min(args.per_txn, args.enrol)
     rows: list[EnrolRow] = []
@@ -267,13 +269,14 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     from sqlalchemy import func, select
 
     from bot.clock import FrozenClock
-    from bot.content.sop_model import Category, CronSchedule, Delivery, GroupPost, Targets
+    from bot.content.schedule import CronSchedule
     from bot.db.models import OutboxCall
     from bot.feature import routers_of
     from bot.rig import Rig
     from handlers import features
     from handlers.growth.tables import GroupChat
     from handlers.sop import group_sop as gsop
+    from handlers.sop.content.model import Category, Delivery, GroupPost, Targets
     from handlers.sop.tables import ContactLedger, GroupFire
 
     url = await prepare_db(backend, workdir, args.pg_url, "groups")

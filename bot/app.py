@@ -27,7 +27,7 @@ from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.gate import gate_of
 from bot.dispatcher import Dispatcher, Router
-from bot.feature import Feature, Source, Worker, routers_of, sources_of
+from bot.feature import Feature, Source, Worker, content_registry_of, routers_of, sources_of
 from bot.inbox import ReceiptWriter, Sweeper
 from bot.inbox_sql import open_sink
 from bot.instances import Instances
@@ -57,16 +57,17 @@ def build_app(
 ) -> web.Application:
     """The app of ``features``. ``routers`` (tests, benchmarks) replaces the features' handlers; such an
     app runs no periodic jobs, scheduler posts or feature workers, only what a callback needs."""
+    features = tuple(features)
+    registry = content_registry_of(features)
     services = Services(
         settings,
         clock or SystemClock(),
         rng or random.Random(secrets.randbits(64)),
-        load_runtime_content(settings.content_dir),
+        load_runtime_content(settings.content_dir, registry),
     )
-    features = tuple(features)
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[SERVICES] = services
-    services.reloader = ContentReloader(services)
+    services.reloader = ContentReloader(services, registry)
     full = routers is None
     chosen = routers_of(features) if routers is None else list(routers)
     app.cleanup_ctx.append(_database)
@@ -178,7 +179,7 @@ async def _outbox(app: web.Application, features: Sequence[Feature]) -> AsyncIte
 async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     """The APScheduler seam; features put their cron jobs on it from their workers."""
     s = app[SERVICES]
-    s.scheduler = Scheduler(s.settings.tz, s.clock, misfire_grace=s.content.budget.missed_after)
+    s.scheduler = Scheduler(s.settings.tz, s.clock)
     s.scheduler.start()
     yield
     await s.scheduler.stop(s.settings.server.shutdown_grace_seconds)

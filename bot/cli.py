@@ -110,8 +110,12 @@ def cmd_sim_advance(args: argparse.Namespace) -> int:
 
 def cmd_content_check(args: argparse.Namespace) -> int:
     from bot.content import check_command
+    from bot.feature import content_registry_of
 
-    return check_command(args.dir or content_dir_of(args), tz=tz_of(args))
+    features: list[Feature] = args.features
+    reports = [report for f in features for report in f.content_reports]
+    directory = args.dir or content_dir_of(args)
+    return check_command(directory, content_registry_of(features), reports=reports, tz=tz_of(args))
 
 
 def build_parser(features: Sequence[Feature]) -> argparse.ArgumentParser:

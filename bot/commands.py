@@ -16,6 +16,7 @@ import zoneinfo
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.content.registry import Registry
 
 SubParsers = argparse._SubParsersAction  # the type ``add_subparsers`` returns
 NOT_MIGRATED = "the database is not migrated: run siyu-bot migrate"
@@ -70,3 +71,10 @@ def migrated_settings_of(args: argparse.Namespace) -> Settings:
     settings = settings_of(args)
     ensure_migrated(settings)
     return settings
+
+
+def content_registry_from(args: argparse.Namespace) -> Registry:
+    """Every content kind of the features the command line was built with (``args.features``)."""
+    from bot.feature import content_registry_of
+
+    return content_registry_of(args.features)

@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable
 
 from bot.background import Background
-from bot.content import ContentError
+from bot.content import ContentError, Registry
 from bot.content_runtime import load_runtime_content
 from bot.context import Runtime
 
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class ContentReloader:
-    def __init__(self, services: Runtime) -> None:
+    def __init__(self, services: Runtime, registry: Registry) -> None:
         self._services = services
+        self._registry = registry
         self.hooks: list[Callable[[], object]] = []
         self._background = Background("content")
 
@@ -31,7 +32,7 @@ class ContentReloader:
         """Reload now; returns the problems (empty when the new content is in force)."""
         directory = self._services.settings.content_dir
         try:
-            content = await asyncio.to_thread(load_runtime_content, directory)
+            content = await asyncio.to_thread(load_runtime_content, directory, self._registry)
         except ContentError as exc:
             problems = [str(p) for p in exc.problems]
             log.error("content reload refused, the previous content stays in force:\n%s", "\n".join(problems))

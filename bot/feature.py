@@ -4,7 +4,7 @@ The kernel (transport, inbox, dispatcher, outbox, platform clients, scheduler, c
 database) knows no feature. The app is composed from a list of :class:`Feature` values
 (``handlers.FEATURES``); each names its routers (event and domain-event handlers, result handlers,
 reply planners), periodic jobs, background workers, HTTP routes, CLI commands, extra platform callers,
-outbox reconcilers and receipt sources. docs/architecture.md shows how to add one.
+outbox reconcilers, receipt sources and content file kinds. docs/architecture.md shows how to add one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot.content.check import ContentReport
+from bot.content.kinds import BASE_REGISTRY
+from bot.content.registry import Registry
 from bot.dispatcher import Router
 from bot.inbox import SourceParser
 from bot.periodic import Job
@@ -45,11 +48,23 @@ class Feature:
     clients: tuple[Clients, ...] = ()
     reconcilers: tuple[Reconcilers, ...] = ()
     sources: Mapping[str, Source] = field(default_factory=dict)
+    # Content file kinds and cross-checks (``content/drips.toml`` …), merged onto the kernel's
+    # channels, messages and tags; and the lines ``content check`` prints for them.
+    content: Registry = field(default_factory=Registry)
+    content_reports: tuple[ContentReport, ...] = ()
 
 
 def routers_of(features: tuple[Feature, ...] | list[Feature]) -> list[Router]:
     """Every router, in feature order: the order their handlers run for the same event."""
     return [r for f in features for r in f.routers]
+
+
+def content_registry_of(features: tuple[Feature, ...] | list[Feature]) -> Registry:
+    """The kernel's content kinds with every feature's: what ``content check`` and the server load."""
+    registry = BASE_REGISTRY
+    for f in features:
+        registry = registry.merged(f.content)
+    return registry
 
 
 def sources_of(features: tuple[Feature, ...] | list[Feature]) -> dict[str, Source]:

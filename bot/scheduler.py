@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -26,8 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.background import Background
 from bot.clock import Clock
-from bot.content.schedule import cron_trigger
-from bot.content.sop_model import CronSchedule, DatesSchedule, GroupPost
+from bot.content.schedule import CronSchedule, DatesSchedule, cron_trigger
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,21 @@ _ONE_SECOND = timedelta(seconds=1)
 _POST_JOB = "post:"
 
 
-def due_fires(posts: Iterable[GroupPost], since: datetime, until: datetime, tz: tzinfo) -> list[tuple[str, datetime]]:
+class Timed(Protocol):
+    """Something that fires on a calendar (a group post): a cron or a list of dates; other schedules
+    (relative to a group's creation) have no calendar and are skipped."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def schedule(self) -> object: ...
+
+
+def due_fires(posts: Iterable[Timed], since: datetime, until: datetime, tz: tzinfo) -> list[tuple[str, datetime]]:
     """Fires of enabled cron/calendar posts in ``(since, until]``, sorted by time then post id.
 
     Relative posts ("day 1 after the group was created") have no calendar of their own and are skipped.
@@ -61,8 +74,12 @@ class Scheduler:
         self._aps = AsyncIOScheduler(timezone=tz)
         self._background = Background("scheduler")
 
-    def schedule_posts(self, posts: Iterable[GroupPost], fire: FireFn) -> int:
-        """(Re)build one job per enabled cron/calendar post. Returns how many jobs were added."""
+    def schedule_posts(self, posts: Iterable[Timed], fire: FireFn, *, grace: timedelta | None = None) -> int:
+        """(Re)build one job per enabled cron/calendar post. Returns how many jobs were added.
+
+        ``grace``: how late a fire may still go out (the feature's setting; default the constructor's)."""
+        if grace is not None:
+            self._grace = grace
         for job in self._aps.get_jobs():
             if job.id.startswith(_POST_JOB):
                 job.remove()
@@ -110,7 +127,7 @@ class Scheduler:
             self._aps.shutdown(wait=False)
         await self._background.drain(timeout)
 
-    def _triggers(self, post: GroupPost) -> list[tuple[str, Any]]:
+    def _triggers(self, post: Timed) -> list[tuple[str, Any]]:
         if not post.enabled:
             return []
         if isinstance(post.schedule, CronSchedule):
@@ -125,7 +142,7 @@ class Scheduler:
             ]
         return []
 
-    async def _post_due(self, post: GroupPost, fire: FireFn) -> None:
+    async def _post_due(self, post: Timed, fire: FireFn) -> None:
         """A post's job ran: fire its latest fire time that is due by the injected clock."""
         now = self._clock.now()
         due = due_fires([post], now - self._grace, now, self.tz)

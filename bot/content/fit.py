@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from bot.content.model import FileAttachment, ImageAttachment, Message, Platform, VideoAttachment
 from bot.content.registry import Draft
-from bot.content.sop_model import Delivery
 from bot.content.tags import TAG_GROUPS
 
 ROBOT_TEXT_BYTES = 2048  # webhook robot msgtype text: content ≤ 2048 bytes (docs/platform.md#group-robots)
@@ -24,20 +23,13 @@ MP_CUSTOM_TYPES = frozenset({"image", "video", "link", "miniprogram"})
 ROBOT_TYPES = frozenset({"image", "link", "file"})  # robot msgtypes image / news / file (docs/platform.md#group-robots)
 KF_TYPES = frozenset({"image", "video", "file", "link", "miniprogram"})  # kf/send_msg types (docs/platform.md#wecom-kf)
 
-# Where the customer must be for a delivery to reach them.
-DELIVERY_PLATFORMS: dict[Delivery, frozenset[Platform]] = {
-    Delivery.MP_CUSTOM: frozenset({Platform.MP}),
-    Delivery.WECOM_TASK_SINGLE: frozenset({Platform.WECOM_FRIEND}),
-    Delivery.APP_TO_OWNER: frozenset({Platform.WECOM_FRIEND, Platform.WECOM_GROUP}),
-}
-
 
 def send_count(message: Message) -> int:
     """Messages one send costs where each text and attachment is its own message (OA, kf): the worst variant."""
     return max((1 if v.text else 0) + len(v.attachments) for v in message.variants)
 
 
-def _types_problem(message: Message, allowed: frozenset[str], where: str) -> str | None:
+def types_problem(message: Message, allowed: frozenset[str], where: str) -> str | None:
     for variant in message.variants:
         for attachment in variant.attachments:
             if attachment.msgtype not in allowed:
@@ -45,8 +37,8 @@ def _types_problem(message: Message, allowed: frozenset[str], where: str) -> str
     return None
 
 
-def _robot_problem(message: Message) -> str | None:
-    reason = _types_problem(message, ROBOT_TYPES, "by a group robot (text, image, news, file)")
+def robot_problem(message: Message) -> str | None:
+    reason = types_problem(message, ROBOT_TYPES, "by a group robot (text, image, news, file)")
     if reason is not None:
         return reason
     for variant in message.variants:
@@ -60,21 +52,6 @@ def _robot_problem(message: Message) -> str | None:
                 return f"variant {variant.id!r}: a group robot image is at most 2 MB ({path})"
             if isinstance(attachment, VideoAttachment):
                 return f"variant {variant.id!r}: a group robot cannot send video"
-    return None
-
-
-def delivery_problem(message: Message, delivery: Delivery, *, group: bool) -> str | None:
-    """Why ``message`` cannot go out through ``delivery`` (``group``: to groups, no customer), or None."""
-    if group and message.variables:
-        names = ", ".join("{" + n + "}" for n in sorted(message.variables))
-        return f"a group post has no single customer: {names} cannot be filled"
-    if delivery is Delivery.GROUP_ROBOT:
-        return _robot_problem(message)
-    if delivery is Delivery.MP_CUSTOM:
-        reason = _types_problem(message, MP_CUSTOM_TYPES, "as an Official Account customer-service message")
-        if reason is None and send_count(message) > MP_WINDOW_MESSAGES:
-            reason = f"{send_count(message)} messages (text + attachments); a 48 h window allows {MP_WINDOW_MESSAGES}"
-        return reason
     return None
 
 

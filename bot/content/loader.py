@@ -14,7 +14,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from bot.content.kinds import DEFAULT_REGISTRY
 from bot.content.node import Node
 from bot.content.problems import ContentError, Problem, Reporter
 from bot.content.registry import Draft, FileKind, Located, Registry, Section
@@ -117,7 +116,7 @@ def read_content(directory: str | os.PathLike[str], registry: Registry) -> tuple
     return Content(root, MappingProxyType(sections), tuple(str(p) for _, p in files)), report
 
 
-def load_content(directory: str | os.PathLike[str], registry: Registry = DEFAULT_REGISTRY) -> Content:
+def load_content(directory: str | os.PathLike[str], registry: Registry) -> Content:
     """Load the content directory or raise :class:`ContentError` with every problem found."""
     content, report = read_content(directory, registry)
     if content is None:
@@ -125,5 +124,5 @@ def load_content(directory: str | os.PathLike[str], registry: Registry = DEFAULT
     return content
 
 
-def content_problems(directory: str | os.PathLike[str], registry: Registry = DEFAULT_REGISTRY) -> tuple[Problem, ...]:
+def content_problems(directory: str | os.PathLike[str], registry: Registry) -> tuple[Problem, ...]:
     return tuple(read_content(directory, registry)[1].problems)

@@ -2,9 +2,9 @@
 
 The loader knows nothing about channels or messages. A feature adds its own files by declaring a
 :class:`FileKind` (``content/drips.toml`` and ``content/drips/*.toml``) with one or more sections
-(``[[drips]]``) and cross-checks, then extending the registry in ``kinds.py``
-(``.with_kind(DRIP_FILES)`` … ``.with_checks(*SOP_CHECKS)``). Parsed items come back typed through
-``content.get(DRIPS)``.
+(``[[drips]]``) and cross-checks, then declaring the registry it adds as its ``Feature.content``
+(``Registry().with_kind(DRIP_FILES)`` … ``.with_checks(*SOP_CHECKS)``); the app merges it onto the
+kernel's. Parsed items come back typed through ``content.get(DRIPS)``.
 """
 
 from __future__ import annotations
@@ -106,6 +106,13 @@ class Registry:
 
     def with_checks(self, *checks: Check) -> Registry:
         return Registry(self.kinds, (*self.checks, *checks))
+
+    def merged(self, other: Registry) -> Registry:
+        """This registry with ``other``'s kinds and checks added (a feature's, onto the kernel's)."""
+        merged = self
+        for kind in other.kinds:
+            merged = merged.with_kind(kind)
+        return merged.with_checks(*other.checks)
 
     def kind(self, stem: str) -> FileKind | None:
         return next((k for k in self.kinds if k.stem == stem), None)

@@ -198,3 +198,20 @@ def cron_fires(expr: str, tz: tzinfo, start: datetime, end: datetime, limit: int
 
 def local_midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class CronSchedule:
+    cron: str  # standard 5-field cron in the configured timezone
+
+    def fires(self, start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
+        return cron_fires(self.cron, tz, start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class DatesSchedule:
+    dates: tuple[datetime, ...]  # naive wall-clock times in the configured timezone
+
+    def fires(self, start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
+        aware = (d.replace(tzinfo=tz) for d in self.dates)
+        return sorted(d for d in aware if start <= d < end)

@@ -6,28 +6,17 @@ replaces a good set. Lookups are by the values callbacks carry (``State``, QR sc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
-from bot.content.budget import BUDGET, DEFAULT_BUDGET
 from bot.content.channels import CHANNELS
-from bot.content.checkin import CHECKIN
-from bot.content.coupons import COUPON_POOLS
-from bot.content.drips import DRIPS
-from bot.content.group_sop import GROUP_POSTS
-from bot.content.interactions_model import Campaign, Checkin, CouponPool, KeywordRule, Referral
-from bot.content.keywords import KEYWORDS
-from bot.content.lottery import CAMPAIGNS
 from bot.content.messages import FALLBACKS, MESSAGES
 from bot.content.model import Channel, Message, Platform, TagGroup, media_path
-from bot.content.referral import REFERRAL
 from bot.content.registry import Section
-from bot.content.sop_model import Budget, Drip, GroupPost, TriggerKind
 from bot.content.tags import TAG_GROUPS
 
 T = TypeVar("T")
@@ -35,14 +24,23 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Content:
-    """Everything under the content directory. ``get(SECTION)`` reaches any registered kind."""
+    """Everything under the content directory. ``get(SECTION)`` reaches any registered kind; the kernel's own
+    (channels, messages, tags) have accessors here, a feature's through its view (:meth:`memo`)."""
 
     root: Path
     sections: Mapping[str, tuple[Any, ...]]
     files: tuple[str, ...] = ()
+    _memo: dict[Callable[[Content], Any], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def get(self, section: Section[T]) -> tuple[T, ...]:
         return cast(tuple[T, ...], self.sections.get(section.key, ()))
+
+    def memo(self, view: Callable[[Content], T]) -> T:
+        """``view(self)``, computed once per loaded content: a feature's typed view of its own kinds
+        (``handlers/sop/content``'s ``sop_of(content).drips``) without the kernel knowing the feature."""
+        if view not in self._memo:
+            self._memo[view] = view(self)
+        return cast(T, self._memo[view])
 
     def one(self, section: Section[T]) -> T | None:
         """The value of a ``single`` section (a table defined in at most one file)."""
@@ -116,58 +114,3 @@ class Content:
             for a in v.attachments
             if (path := media_path(a)) is not None
         )
-
-    # SOP engine (issue 4) -------------------------------------------------------------------------------
-
-    @property
-    def drips(self) -> tuple[Drip, ...]:
-        return self.get(DRIPS)
-
-    def drip(self, drip_id: str) -> Drip | None:
-        return next((d for d in self.drips if d.id == drip_id), None)
-
-    def drips_for(self, kind: TriggerKind, channel: str | None = None, tag: str | None = None) -> tuple[Drip, ...]:
-        """Enabled drips an event starts (its kind, the customer's channel code, the tag just added)."""
-        return tuple(d for d in self.drips if d.enabled and d.trigger.matches(kind, channel, tag))
-
-    @property
-    def group_posts(self) -> tuple[GroupPost, ...]:
-        return self.get(GROUP_POSTS)
-
-    @property
-    def budget(self) -> Budget:
-        """``[budget]`` from budget.toml, or the defaults when there is none."""
-        return self.one(BUDGET) or DEFAULT_BUDGET
-
-    # Interactions (issue 5) -----------------------------------------------------------------------------
-
-    @property
-    def checkin(self) -> Checkin | None:
-        return self.one(CHECKIN)
-
-    @property
-    def campaigns(self) -> tuple[Campaign, ...]:
-        return self.get(CAMPAIGNS)
-
-    def campaign(self, campaign_id: str) -> Campaign | None:
-        return next((c for c in self.campaigns if c.id == campaign_id), None)
-
-    @property
-    def coupon_pools(self) -> tuple[CouponPool, ...]:
-        return self.get(COUPON_POOLS)
-
-    def coupon_pool(self, pool_id: str) -> CouponPool | None:
-        return next((p for p in self.coupon_pools if p.id == pool_id), None)
-
-    @cached_property
-    def keyword_rules(self) -> tuple[KeywordRule, ...]:
-        """By priority, highest first; equal priorities keep file order."""
-        return tuple(sorted(self.get(KEYWORDS), key=lambda r: -r.priority))
-
-    def keyword_rule_for(self, text: str, platform: str, at: time) -> KeywordRule | None:
-        """The rule answering ``text`` on ``platform`` ("mp" or "kf") at local time ``at``, if any."""
-        return next((r for r in self.keyword_rules if r.applies(text, platform, at)), None)
-
-    @property
-    def referral(self) -> Referral | None:
-        return self.one(REFERRAL)

@@ -36,6 +36,7 @@ from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, Loss, Touch, Welcome
 from handlers.interactions.tables import Checkin, Draw, PointsBalance
 from handlers.orders.tables import Order
+from handlers.sop.content import sop_of
 from handlers.sop.drip_enrol import active_staff, enrol, stop_enrolment, tag_added
 from handlers.sop.tables import DripEnrolment, DripStepRun
 
@@ -352,7 +353,7 @@ async def start_drip(call: Call) -> web.Response:
 
     async def run(ctx: Context) -> dict[str, Any]:
         customer = await _customer(ctx.session, cid)
-        drip = ctx.content.drip(drip_id)
+        drip = sop_of(ctx.content).drip(drip_id)
         if drip is None:
             raise not_found(f"drip {drip_id!r}")
         if not drip.enabled:

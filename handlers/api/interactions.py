@@ -11,7 +11,6 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.content.interactions_model import Campaign, PrizeKind
 from handlers.api.http import (
     Call,
     Problem,
@@ -26,6 +25,8 @@ from handlers.api.http import (
     query_int,
     resource_response,
 )
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import Campaign, PrizeKind
 from handlers.interactions.lottery.admin import campaign_report, verify_campaign
 from handlers.interactions.lottery.state import campaign_state, set_killed
 from handlers.interactions.tables import Checkin, Draw
@@ -74,7 +75,7 @@ async def checkin_stats(call: Call) -> web.Response:
 
 
 def _campaigns(call: Call) -> tuple[Campaign, ...]:
-    return tuple(call.services.content.campaigns)
+    return tuple(interactions_of(call.services.content).campaigns)
 
 
 def _campaign(call: Call) -> Campaign:

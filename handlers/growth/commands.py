@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, time
 
 from bot.commands import SubParsers, migrated_settings_of
 from bot.config import Settings, secret_values
-from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
 from bot.logs import configure_logging
+from handlers.content import load_runtime_content
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
 
 

@@ -414,9 +414,9 @@ async def import_command(settings: Settings, out: TextIO, *, clock: Clock | None
     import aiohttp
 
     from bot.clock import SystemClock
-    from bot.content_runtime import load_runtime_content
     from bot.db.engine import make_engine, sessionmaker
     from bot.platform import DbTokenStore
+    from handlers.content import load_runtime_content
 
     clock = clock or SystemClock()
     w, m = settings.wecom, settings.official_account

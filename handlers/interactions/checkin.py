@@ -26,12 +26,13 @@ from typing import Literal
 
 from sqlalchemy import exists, func, select
 
-from bot.content.interactions_model import CHECKIN_VARIABLES
-from bot.content.interactions_model import Checkin as CheckinContent
 from bot.content.templates import fill
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import CHECKIN_VARIABLES
+from handlers.interactions.content.model import Checkin as CheckinContent
 from handlers.interactions.events import CheckinCompleted
 from handlers.interactions.points import award, balance
 from handlers.interactions.rewards import Granted, grant_reward
@@ -77,7 +78,7 @@ def local_day(now: datetime, tz: tzinfo) -> date:
 
 async def check_in(ctx: Context, customer_id: int, source: str) -> CheckinResult:
     """Check ``customer_id`` in for today (``source``: mp | kf | h5)."""
-    cfg = ctx.content.checkin
+    cfg = interactions_of(ctx.content).checkin
     now = ctx.now()
     day = local_day(now, ctx.settings.tz)
     if cfg is None or not cfg.enabled:
@@ -144,7 +145,7 @@ async def _milestone(
 
 async def leaderboard(ctx: Context, period: Literal["day", "week"], n: int | None = None) -> list[LeaderEntry]:
     """Today's check-ins by streak (earliest first on ties), or this local week's (Monday on) by points."""
-    cfg = ctx.content.checkin
+    cfg = interactions_of(ctx.content).checkin
     limit = n if n is not None else (cfg.leaderboard_size if cfg is not None else 10)
     today = local_day(ctx.now(), ctx.settings.tz)
     first = today if period == "day" else today - timedelta(days=today.weekday())

@@ -9,6 +9,7 @@ from bot.periodic import Job
 from bot.services import Services
 from handlers.interactions import keywords, kf, referral
 from handlers.interactions.commands import add_commands
+from handlers.interactions.content import CONTENT, interactions_report
 from handlers.interactions.h5 import add_h5_routes
 
 
@@ -24,6 +25,8 @@ REFERRAL = Feature("referral", routers=(referral.router,), jobs=(Job("referral_r
 
 INTERACTIONS = Feature(
     "interactions",
+    content=CONTENT,
+    content_reports=(interactions_report,),
     routers=(keywords.router, kf.router),
     routes=(_h5_pages,),
     commands=(add_commands,),

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import time, timedelta, tzinfo
 
 from bot.content import Content, LinkAttachment, choose_variant, local_time_of, render
-from bot.content.interactions_model import ActionKind, KeywordRule, MatchKind
 from bot.content.templates import fill, variables_in
 from bot.context import PRIORITY_REPLY, Context
 from bot.db.models import Customer
@@ -31,6 +30,8 @@ from bot.replies import NewsReply, Reply, TextReply
 from bot.reply_plan import Planning, local_time_of_event, rng_for
 from handlers.customers.identity import ensure_customer
 from handlers.interactions.checkin import check_in
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import ActionKind, KeywordRule, MatchKind
 from handlers.interactions.lottery.draw import draw
 
 router = Router("keywords")
@@ -52,12 +53,12 @@ class Answer:
 
 def find_rule(ctx: Context, text: str, platform: str) -> KeywordRule | None:
     """The rule answering ``text`` on ``platform`` ("mp" or "kf") now, in the configured timezone."""
-    return ctx.content.keyword_rule_for(text, platform, local_time_of(ctx.now(), ctx.settings.tz))
+    return interactions_of(ctx.content).keyword_rule_for(text, platform, local_time_of(ctx.now(), ctx.settings.tz))
 
 
 def rule_for_menu_key(content: Content, key: str, at: time) -> KeywordRule | None:
     """A CLICK key: a rule id, an action written as in ``keywords.toml``, or a text to match."""
-    for rule in content.keyword_rules:
+    for rule in interactions_of(content).keyword_rules:
         if rule.id == key and "mp" in rule.platforms and (rule.window is None or rule.window.contains(at)):
             return rule
     name, _, campaign = key.partition(":")
@@ -66,7 +67,7 @@ def rule_for_menu_key(content: Content, key: str, at: time) -> KeywordRule | Non
         return KeywordRule(
             f"menu:{key}", MatchKind.EXACT, key, 0, frozenset({"mp"}), None, None, None, action, campaign or None
         )
-    return content.keyword_rule_for(key, "mp", at)
+    return interactions_of(content).keyword_rule_for(key, "mp", at)
 
 
 def mp_rule(event: TextReceived | MenuClicked, content: Content, tz: tzinfo) -> KeywordRule | None:
@@ -74,7 +75,7 @@ def mp_rule(event: TextReceived | MenuClicked, content: Content, tz: tzinfo) -> 
     planner and the handler see the same rule, whenever the handler runs)."""
     at = local_time_of_event(event, tz)
     if isinstance(event, TextReceived):
-        return content.keyword_rule_for(event.content, "mp", at)
+        return interactions_of(content).keyword_rule_for(event.content, "mp", at)
     return rule_for_menu_key(content, event.key, at)
 
 

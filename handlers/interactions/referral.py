@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from bot.content import Platform
-from bot.content.interactions_model import Referral as ReferralRules
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
@@ -35,6 +34,8 @@ from bot.dispatcher import PlatformResult, Router
 from bot.events import Followed, FriendAdded, FriendLost, Unfollowed
 from handlers.customers.identity import ensure_customer, find_customer
 from handlers.growth.tables import WeComRelation
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import Referral as ReferralRules
 from handlers.interactions.events import ReferralRewarded
 from handlers.interactions.rewards import grant_reward
 from handlers.interactions.tables import Referral, ReferralCode
@@ -58,7 +59,7 @@ class NoInviteCode(Exception):
 async def invite_code_for(ctx: Context, customer_id: int) -> ReferralCode:
     """The customer's invite code, created on first request (the platform code is made via the outbox;
     ``remote_id``/``qr_url`` are filled in when it answers)."""
-    rules = ctx.content.referral
+    rules = interactions_of(ctx.content).referral
     if rules is None or not rules.enabled:
         raise NoInviteCode("referral is not enabled")
     found = await ctx.session.get(ReferralCode, customer_id)
@@ -116,7 +117,7 @@ async def remember_platform_code(result: PlatformResult, ctx: Context) -> None:
 
 
 def _rules(ctx: Context) -> ReferralRules | None:
-    rules = ctx.content.referral
+    rules = interactions_of(ctx.content).referral
     return rules if rules is not None and rules.enabled else None
 
 

@@ -1,4 +1,4 @@
-"""Giving a :class:`~bot.content.interactions_model.Reward`: points, tags, a coupon code, a lottery ticket.
+"""Giving a :class:`~handlers.interactions.content.model.Reward`: points, tags, a coupon code, a lottery ticket.
 
 Used by check-in milestones and lottery prizes, and meant for the referral reward too. Every part is
 idempotent through ``ref`` (a points ledger ref, a coupon code's unique ``ref``, a ticket's unique ref),
@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from bot.content.interactions_model import Reward
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
 from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, WeComRelation
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import Reward
 from handlers.interactions.lottery.state import import_pool
 from handlers.interactions.points import award
 from handlers.interactions.tables import CouponCode, LotteryTicket
@@ -79,7 +80,7 @@ async def issue_coupon(ctx: Context, pool_id: str, customer_id: int, ref: str) -
         code = (await s.execute(take)).scalar_one_or_none()
         if code is not None:
             return str(code)
-        pool = ctx.content.coupon_pool(pool_id) if attempt == 0 else None
+        pool = interactions_of(ctx.content).coupon_pool(pool_id) if attempt == 0 else None
         if pool is None:
             break
         await import_pool(s, pool)  # first use (or another issuer imported it meanwhile): pick again

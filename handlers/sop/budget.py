@@ -35,9 +35,9 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.model import Window
-from bot.content.sop_model import Budget, Category, Delivery, QuotaPolicy
 from bot.db.models import Customer
 from handlers.growth.tables import GroupChat
+from handlers.sop.content.model import Budget, Category, Delivery, QuotaPolicy
 from handlers.sop.tables import ContactLedger
 
 Outcome = Literal["ok", "defer", "skip"]

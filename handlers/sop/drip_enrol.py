@@ -26,14 +26,14 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.content import Drip, StopKind, TriggerKind
-from bot.content.sop_model import StopCondition
 from bot.context import Context
 from bot.db.deferred import defer_insert
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
 from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, WeComRelation
+from handlers.sop.content import sop_of
+from handlers.sop.content.model import Drip, StopCondition, StopKind, TriggerKind
 from handlers.sop.drip_worker import wake_drips_after_commit
 from handlers.sop.events import DripStopped
 from handlers.sop.tables import DripEnrolment, DripStepRun
@@ -125,7 +125,7 @@ async def stop_drips(ctx: Context, customer_id: int, kind: StopKind, tag: str | 
     )
     stopped = []
     for enrolment in active.all():
-        drip = ctx.content.drip(enrolment.drip_id)
+        drip = sop_of(ctx.content).drip(enrolment.drip_id)
         if drip is None or not any(c.kind is kind and (tag is None or c.tag == tag) for c in drip.stop_when):
             continue
         await stop_enrolment(ctx, enrolment, str(StopCondition(kind, tag)))
@@ -149,7 +149,7 @@ async def stop_enrolment(ctx: Context, enrolment: DripEnrolment, reason: str) ->
 async def tag_added(ctx: Context, customer: Customer, tag: str, at: datetime) -> None:
     """A tag (``group/name``) was put on ``customer``: start tag-triggered drips, stop ``tag:`` drips."""
     await stop_drips(ctx, customer.id, StopKind.TAG, tag)
-    for drip in ctx.content.drips_for(TriggerKind.TAG_ADDED, tag=tag):
+    for drip in sop_of(ctx.content).drips_for(TriggerKind.TAG_ADDED, tag=tag):
         await enrol(ctx, customer, drip, at)
 
 
@@ -163,12 +163,12 @@ async def complete_if_done(ctx: Context, enrolment: DripEnrolment) -> bool:
     if pending or enrolment.state != "active":
         return False
     enrolment.state, enrolment.ended_at = "completed", ctx.now()
-    drip = ctx.content.drip(enrolment.drip_id)
+    drip = sop_of(ctx.content).drip(enrolment.drip_id)
     customer = await ctx.session.get(Customer, enrolment.customer_id)
     if drip is None or customer is None:
         return True
     await _then_tags(ctx, customer, drip, enrolment.id)
-    following = ctx.content.drip(drip.then_start) if drip.then_start else None
+    following = sop_of(ctx.content).drip(drip.then_start) if drip.then_start else None
     if following is not None and following.enabled:
         await enrol(ctx, customer, following, ctx.now())
     return True

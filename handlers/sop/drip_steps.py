@@ -26,13 +26,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bot.content import DripStep, choose_variant, local_time_of, render
+from bot.content import choose_variant, local_time_of, render
 from bot.content.render import Rendered
-from bot.content.sop_model import Delivery
 from bot.context import Context
 from bot.db.models import Customer, OutboxCall
 from handlers.growth.synced import MEDIA, all_remote_ids
 from handlers.sop.budget import decide, lock_subject, record
+from handlers.sop.content import sop_of
+from handlers.sop.content.model import Delivery, DripStep
 from handlers.sop.drip_enrol import active_staff, complete_if_done
 from handlers.sop.events import DripStepSent
 from handlers.sop.mp_windows import take_slot
@@ -49,7 +50,7 @@ async def run_step(step: DripStepRun, ctx: Context) -> None:
     if enrolment is None or enrolment.state != "active":
         await _settle(ctx, step, "cancelled", "enrolment no longer active")
         return
-    drip = ctx.content.drip(step.drip_id)
+    drip = sop_of(ctx.content).drip(step.drip_id)
     spec = next((s for s in drip.steps if s.id == step.step_id), None) if drip is not None else None
     customer = await ctx.session.get(Customer, step.customer_id)
     if spec is None or customer is None:
@@ -61,7 +62,7 @@ async def run_step(step: DripStepRun, ctx: Context) -> None:
 
 
 async def _run(ctx: Context, step: DripStepRun, spec: DripStep, customer: Customer) -> None:
-    budget, now = ctx.content.budget, ctx.now()
+    budget, now = sop_of(ctx.content).budget, ctx.now()
     late = now - step.due_at
     if late > budget.missed_after:
         await _settle(ctx, step, "missed", f"missed: due {late} ago, more than {budget.missed_after}", spec)
@@ -150,7 +151,7 @@ def _with_links(rendered: Rendered) -> str:
 async def _mp_custom(
     ctx: Context, step: DripStepRun, spec: DripStep, customer: Customer, rendered: Rendered
 ) -> OutboxCall | None:
-    now, budget = ctx.now(), ctx.content.budget
+    now, budget = ctx.now(), sop_of(ctx.content).budget
     if not customer.openid or not customer.mp_follower:
         await _settle(ctx, step, "skipped", "not following the Official Account", spec)
         return None

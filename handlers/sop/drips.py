@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.content import Platform, StopKind, TriggerKind
+from bot.content import Platform
 from bot.context import Context
 from bot.db.models import Customer
 from bot.dispatcher import PlatformResult, Router
@@ -42,6 +42,8 @@ from handlers.customers.identity import ensure_customer, find_customer
 from handlers.growth.attribution import Arrival, resolve_channel
 from handlers.growth.tables import Touch
 from handlers.orders.events import OrderRecorded
+from handlers.sop.content import sop_of
+from handlers.sop.content.model import StopKind, TriggerKind
 from handlers.sop.drip_enrol import enrol, stop_drips, tag_added
 from handlers.sop.mp_windows import window_opened, windows_closed
 
@@ -56,7 +58,7 @@ def _at(create_time: int) -> datetime:
 
 async def _arrived(ctx: Context, customer: Customer, kind: TriggerKind, arrival: Arrival, at: datetime) -> None:
     """Enrol in the drips this arrival starts, then run the channel's tags as ``tag_added`` triggers."""
-    for drip in ctx.content.drips_for(kind, arrival.code):
+    for drip in sop_of(ctx.content).drips_for(kind, arrival.code):
         await enrol(ctx, customer, drip, at)
     if arrival.channel is not None:
         for tag in arrival.channel.tags:
@@ -118,7 +120,7 @@ async def stop_on_purchase(event: OrderRecorded, ctx: Context) -> None:
     if customer is None:
         return
     await stop_drips(ctx, customer.id, StopKind.PURCHASED)
-    for drip in ctx.content.drips_for(TriggerKind.ORDER_PAID):
+    for drip in sop_of(ctx.content).drips_for(TriggerKind.ORDER_PAID):
         await enrol(ctx, customer, drip, event.paid_at)
 
 

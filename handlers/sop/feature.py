@@ -9,6 +9,7 @@ from bot.outbox import PlatformCaller, Reconciler
 from bot.services import Services
 from handlers.sop import drips, group_sop, group_sop_results
 from handlers.sop.commands import add_commands
+from handlers.sop.content import CONTENT, sop_report
 from handlers.sop.drip_steps import run_step
 from handlers.sop.drip_worker import DRIP_WORKER, DripWorker
 from handlers.sop.group_sop_results import reconcilers
@@ -47,6 +48,8 @@ def _reconcilers(services: Services) -> Mapping[str, Reconciler]:
 
 SOP = Feature(
     "sop",
+    content=CONTENT,
+    content_reports=(sop_report,),
     routers=(group_sop.router, group_sop_results.router, drips.router),
     workers=(_drip_worker, _group_posts),
     commands=(add_commands,),

@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.content.group_tags import GROUP_TAGS, GroupTags
-from bot.content.sop_model import Delivery, GroupPost
 from bot.context import PRIORITY_BULK, Context
 from bot.db.upsert import insert_ignore
 from bot.dispatcher import PlatformResult, Router
 from bot.scheduler import due_fires
 from bot.services import Services
+from handlers.sop.content import sop_of
+from handlers.sop.content.group_tags import GROUP_TAGS, GroupTags
+from handlers.sop.content.model import Delivery, GroupPost
 from handlers.sop.group_sop_delivery import (
     DELIVERED,
     MAX_CHAT_IDS,
@@ -80,7 +81,7 @@ class GroupSop:
         self._lock = asyncio.Lock()  # one fan-out at a time in this process (SQLite has one writer anyway)
 
     def _post(self, post_id: str) -> GroupPost | None:
-        return next((p for p in self.s.content.group_posts if p.id == post_id), None)
+        return next((p for p in sop_of(self.s.content).group_posts if p.id == post_id), None)
 
     async def fire(self, post_id: str, fire_at: datetime) -> str:
         """Run one fire: ``done`` | ``missed`` | ``already`` (finished before) | ``unknown`` post."""
@@ -90,7 +91,7 @@ class GroupSop:
             return "unknown"
         async with self._lock:
             late = self.s.clock.now() - fire_at
-            budget = self.s.content.budget
+            budget = sop_of(self.s.content).budget
             if late > budget.missed_after:
                 await self._close(post, fire_at, "missed", f"{late} late; missed_after is {budget.missed_after}")
                 return "missed"
@@ -105,7 +106,7 @@ class GroupSop:
     async def catch_up(self) -> list[tuple[str, datetime]]:
         """Fire (or record as missed) every fire due since each post's last recorded fire."""
         now = self.s.clock.now()
-        grace = self.s.content.budget.missed_after
+        grace = sop_of(self.s.content).budget.missed_after
         assert self.s.sessions is not None
         async with self.s.sessions() as session:
             last: dict[str, datetime] = dict(
@@ -119,7 +120,7 @@ class GroupSop:
                 .where(GroupFire.target == MARKER, GroupFire.state == "firing")
             )).all()  # fmt: skip
         due = {(post_id, at) for post_id, at in firing}
-        for post in self.s.content.group_posts:
+        for post in sop_of(self.s.content).group_posts:
             since = max(last.get(post.id) or now - grace, now - LOOKBACK)
             due.update(due_fires([post], since, now, self.s.settings.tz))
         ordered = sorted(due, key=lambda pair: (pair[1], pair[0]))
@@ -176,7 +177,7 @@ class GroupSop:
             assert fire is not None
             ctx = Context(session, s.settings, s.clock, s.rng, None, s)
             verdict = await group_budget(
-                session, batch.chat_ids, budget=s.content.budget, delivery=post.delivery,
+                session, batch.chat_ids, budget=sop_of(s.content).budget, delivery=post.delivery,
                 category=post.category, at=ctx.now(), tz=s.settings.tz,
             )  # fmt: skip
             skipped = dict(verdict.skipped)

@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.outbox import PlatformCaller
 from bot.scheduler import Scheduler
 from bot.services import Services
+from handlers.sop.content import sop_of
 from handlers.sop.group_sop import GroupSop
 from handlers.sop.group_sop_results import check_group_tasks
 from handlers.sop.group_sop_robots import RobotCaller, load_robot_keys
@@ -36,7 +37,8 @@ def robot_client(wecom: PlatformCaller, path: Path) -> RobotCaller:
 def install_group_sop(scheduler: Scheduler, services: Services) -> GroupSop:
     """(Re)build the group-post jobs from the content in force; call again after a content reload."""
     engine = GroupSop(services)
-    scheduler.schedule_posts(services.content.group_posts, engine.fire)
+    sop = sop_of(services.content)
+    scheduler.schedule_posts(sop.group_posts, engine.fire, grace=sop.budget.missed_after)
 
     async def check() -> int:
         return await check_group_tasks(services)

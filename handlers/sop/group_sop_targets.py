@@ -26,9 +26,9 @@ from fnmatch import fnmatchcase
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.content.group_tags import GroupTags
-from bot.content.sop_model import Budget, Category, Delivery, QuotaPolicy, Targets
 from handlers.growth.tables import GroupChat
+from handlers.sop.content.group_tags import GroupTags
+from handlers.sop.content.model import Budget, Category, Delivery, QuotaPolicy, Targets
 from handlers.sop.tables import ContactLedger
 
 

@@ -28,11 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.content import Content
-from bot.content.sop_model import Delivery, GroupPost
 from bot.db.engine import make_engine
 from bot.db.models import Customer
 from bot.scheduler import due_fires
 from handlers.sop.budget import decide
+from handlers.sop.content import sop_of
+from handlers.sop.content.model import Delivery, GroupPost
 from handlers.sop.mp_windows import EVENT_WINDOW, MESSAGE_WINDOW
 from handlers.sop.tables import DripEnrolment, DripStepRun, MpWindow
 
@@ -97,14 +98,14 @@ async def drip_plan(
 async def _step(
     session: AsyncSession, content: Content, step: DripStepRun, customer: Customer, now: datetime, tz: tzinfo
 ) -> Planned:
-    drip = content.drip(step.drip_id)
+    drip = sop_of(content).drip(step.drip_id)
     spec = next((s for s in drip.steps if s.id == step.step_id), None) if drip is not None else None
     who, source = customer_label(customer), f"{step.drip_id}/{step.step_id}"
     if spec is None:
         return Planned(step.due_at, "drip", who, source, "?", "?", "skip", "step no longer in the content",
                        stops=("step no longer in the content",))  # fmt: skip
     row = Planned(step.due_at, "drip", who, f"{source} {spec.message}", spec.delivery.value, spec.category.value, "")
-    budget = content.budget
+    budget = sop_of(content).budget
     if now - step.due_at > budget.missed_after:
         reason = f"already more than {budget.missed_after} late"
         return _with(row, "missed", reason, stops=(reason,))
@@ -143,12 +144,12 @@ async def post_plan(
     """Group-post fires in ``(now, until]``, per target, with the per-group budget at each fire time."""
     # The target rules live with the feature (handlers → bot); this report reads them, as bot/app.py
     # wires the group SOP, through a local import.
-    from bot.content.group_tags import GROUP_TAGS, GroupTags
+    from handlers.sop.content.group_tags import GROUP_TAGS, GroupTags
     from handlers.sop.group_sop import plan
     from handlers.sop.group_sop_targets import group_budget, known_groups, select_groups
 
     groups, tags = await known_groups(session), content.one(GROUP_TAGS) or GroupTags()
-    posts = {p.id: p for p in content.group_posts}
+    posts = {p.id: p for p in sop_of(content).group_posts}
     out: list[Planned] = []
     for post_id, fire_at in due_fires(posts.values(), now, until, tz):
         post = posts[post_id]
@@ -156,7 +157,7 @@ async def post_plan(
         if not batches:
             out.append(_post_row(post, fire_at, "-", 0, "no groups", "no known group matches the targets"))
         for batch in batches:
-            verdict = await group_budget(session, batch.chat_ids, budget=content.budget, delivery=post.delivery,
+            verdict = await group_budget(session, batch.chat_ids, budget=sop_of(content).budget, delivery=post.delivery,
                                          category=post.category, at=fire_at, tz=tz)  # fmt: skip
             out.append(_verdict_row(post, fire_at, batch.target, len(batch.chat_ids), verdict.allowed, verdict.skipped))
     return out
@@ -226,7 +227,7 @@ async def print_preview(
     settings: Settings, days: int, as_csv: bool, limit: int = 1000, now: datetime | None = None
 ) -> int:
     """``siyu-bot sop preview [--days N] [--csv]``; times are local in the configured timezone."""
-    from bot.content_runtime import load_runtime_content
+    from handlers.content import load_runtime_content
 
     content, tz = load_runtime_content(settings.content_dir), settings.tz
     now = now or datetime.now(UTC)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from bot.clock import FrozenClock
 from bot.db.models import Customer
 from handlers.api.tables import AuditEntry
+from handlers.interactions.content import interactions_of
 from handlers.interactions.lottery.state import ensure_campaign
 from handlers.interactions.tables import Checkin, Draw
 from tests.api.support import Api
@@ -44,7 +45,7 @@ async def test_checkin_stats_per_day_and_streaks(api: Api) -> None:
 
 async def _state(api: Api) -> None:
     services = api.bot.services
-    campaign = services.content.campaigns[0]
+    campaign = interactions_of(services.content).campaigns[0]
     async with services.sessions() as s, s.begin():
         await ensure_campaign(s, services.content, campaign, services.clock.now())
 
@@ -78,7 +79,7 @@ async def test_campaigns_status_and_kill_switch_audited(api: Api) -> None:
 async def test_winners_paginated_and_verify_after_the_end(api: Api, clock: FrozenClock) -> None:
     await _state(api)
     (customer,) = await _customers(api, 1)
-    campaign = api.bot.services.content.campaigns[0]
+    campaign = interactions_of(api.bot.services.content).campaigns[0]
     prize = next(p.id for p in campaign.prizes if p.kind.value != "none")
     now = clock.now()
     async with api.bot.services.sessions() as s, s.begin():

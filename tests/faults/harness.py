@@ -47,7 +47,6 @@ from typing import Self
 
 import aiohttp
 
-from bot.content import load_content
 from bot.rig import seed_corp
 from bot.simulator import (
     AddedFriend,
@@ -58,6 +57,7 @@ from bot.simulator import (
     start_simulator,
     wecom_target,
 )
+from handlers.content import load_content
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT = ROOT / "content"

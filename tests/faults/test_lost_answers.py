@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FrozenClock
-from bot.content.sop_model import Delivery, Targets
 from bot.db.models import OutboxCall
 from bot.rig import Rig
 from bot.simulator.faults import LostMode
 from handlers.growth.stats import welcome_outcome
 from handlers.growth.tables import Welcome
+from handlers.sop.content.model import Delivery, Targets
 from handlers.sop.drip_worker import DripWorker
 from handlers.sop.group_sop import GroupSop
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import ContactWay, Content, load_content
+from bot.content import ContactWay, Content
+from handlers.content import load_content
 from handlers.growth.sync import (
     CONTACT_WAY,
     CORP_TAG,

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content import load_content
 from bot.simulator import SimState
+from handlers.content import load_content
 from handlers.growth.sync import GROUP_WELCOME, Op, plan_sync, sync_command
 from handlers.growth.sync.group_welcome import template_text
 from tests.growth.helpers import CHANNELS, CHAT_IDS, STAFF, ServerFactory, seed, serve_sim, synced_rows, write_content

@@ -21,13 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.actions import run_action
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content import Content, load_content
-from bot.content.interactions_model import Campaign, Eligibility, Prize, PrizeKind
-from bot.content.lottery import CAMPAIGNS
+from bot.content import Content
 from bot.context import Context
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Customer
 from bot.services import Services
+from handlers.content import load_content
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.lottery import CAMPAIGNS
+from handlers.interactions.content.model import Campaign, Eligibility, Prize, PrizeKind
 from handlers.interactions.lottery.state import ensure_campaign
 from tests.support.settings import SHIPPED_CONTENT
 
@@ -79,7 +81,7 @@ class Env:
         self.services.content = self.content
 
     async def seed(self, campaign_id: str, seed: str = SEED) -> None:
-        campaign = self.content.campaign(campaign_id)
+        campaign = interactions_of(self.content).campaign(campaign_id)
         assert campaign is not None
         await self.run(lambda ctx: ensure_campaign(ctx.session, self.content, campaign, self.clock.now(), lambda: seed))
 

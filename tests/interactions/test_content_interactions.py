@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import load_content
-from bot.content.interactions_model import CHECKIN_VARIABLES, ActionKind, MatchKind, PrizeKind
 from bot.content.model import Platform
 from bot.content.templates import fill
+from handlers.content import load_content
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import CHECKIN_VARIABLES, ActionKind, MatchKind, PrizeKind
 from tests.support.settings import SHIPPED_CONTENT
 
 
 def test_shipped_checkin() -> None:
-    checkin = load_content(SHIPPED_CONTENT).checkin
+    checkin = interactions_of(load_content(SHIPPED_CONTENT)).checkin
     assert checkin is not None and checkin.enabled and checkin.leaderboard_size == 10
     assert [checkin.points_for(n) for n in (1, 2, 3, 6, 7, 30)] == [5, 5, 7, 7, 10, 10]
     seven = checkin.milestone_at(7)
@@ -30,7 +31,7 @@ def test_shipped_checkin() -> None:
 
 def test_shipped_lottery_has_ten_prizes_and_a_no_prize_entry() -> None:
     content = load_content(SHIPPED_CONTENT)
-    campaign = content.campaign("unbox")
+    campaign = interactions_of(content).campaign("unbox")
     assert campaign is not None and campaign.name == "开箱抽奖" and campaign.enabled
     assert campaign.total_stock == 10
     assert [p.kind for p in campaign.prizes].count(PrizeKind.NONE) == 1
@@ -47,15 +48,15 @@ def test_shipped_lottery_has_ten_prizes_and_a_no_prize_entry() -> None:
 
 def test_shipped_coupon_pools_hold_their_codes() -> None:
     content = load_content(SHIPPED_CONTENT)
-    pool = content.coupon_pool("unbox_49_20")
+    pool = interactions_of(content).coupon_pool("unbox_49_20")
     assert pool is not None and pool.size == 50 and len(set(pool.codes)) == 50
     assert all(code.startswith("SY4920-") for code in pool.codes)
     assert pool.path == "coupon_codes/unbox_49_20.csv"
-    assert [p.id for p in content.coupon_pools] == ["unbox_49_20", "checkin_30d"]
+    assert [p.id for p in interactions_of(content).coupon_pools] == ["unbox_49_20", "checkin_30d"]
 
 
 def test_shipped_referral() -> None:
-    referral = load_content(SHIPPED_CONTENT).referral
+    referral = interactions_of(load_content(SHIPPED_CONTENT)).referral
     assert referral is not None and referral.code_platform is Platform.WECOM_FRIEND
     assert (referral.hold_days, referral.require_first_order, referral.max_rewards_per_month) == (7, True, 10)
     assert referral.inviter_reward.points == 100 and referral.inviter_reward.tags == ("互动/老带新达人",)
@@ -63,7 +64,7 @@ def test_shipped_referral() -> None:
 
 
 def test_keyword_rules_are_ordered_by_priority() -> None:
-    rules = load_content(SHIPPED_CONTENT).keyword_rules
+    rules = interactions_of(load_content(SHIPPED_CONTENT)).keyword_rules
     assert [r.id for r in rules] == ["checkin", "lottery", "gift", "coupons", "human_on_duty", "human_off_duty"]
     assert rules[0].action is ActionKind.CHECKIN and rules[1].campaign == "unbox"
     assert rules[2].match is MatchKind.REGEX and rules[2].regex is not None
@@ -87,7 +88,7 @@ def test_keyword_rules_are_ordered_by_priority() -> None:
     ],
 )
 def test_keyword_rule_for(text: str, platform: str, at: time, rule: str | None) -> None:
-    found = load_content(SHIPPED_CONTENT).keyword_rule_for(text, platform, at)
+    found = interactions_of(load_content(SHIPPED_CONTENT)).keyword_rule_for(text, platform, at)
     assert (found.id if found is not None else None) == rule
 
 
@@ -96,4 +97,4 @@ def test_exact_and_contains_ignore_case(tmp_path: Path) -> None:
     shutil.copytree(SHIPPED_CONTENT, root)
     with (root / "keywords.toml").open("a", encoding="utf-8") as f:
         f.write('\n[[keywords]]\nid = "vip"\nmatch = "contains"\npattern = "VIP"\ntext = "会员权益见菜单"\n')
-    assert load_content(root).keyword_rule_for("我是vip吗", "mp", time(12)) is not None
+    assert interactions_of(load_content(root)).keyword_rule_for("我是vip吗", "mp", time(12)) is not None

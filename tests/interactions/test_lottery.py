@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content.interactions_model import Prize, PrizeKind
+from handlers.interactions.content.model import Prize, PrizeKind
 from handlers.interactions.lottery.draw import DrawOutcome, DrawResult, draw
 from handlers.interactions.rewards import issue_coupon
 from handlers.interactions.tables import CouponCode, Draw, PointsEntry, PrizeStock

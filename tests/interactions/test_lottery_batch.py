@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content.interactions_model import Eligibility, Prize, PrizeKind
 from bot.db.models import Customer
 from handlers.growth.tables import CustomerTag, Touch
+from handlers.interactions.content.model import Eligibility, Prize, PrizeKind
 from handlers.interactions.lottery.admin import verify_command
 from handlers.interactions.lottery.batch import batcher_for, draw_batched
 from handlers.interactions.lottery.draw import DrawOutcome, DrawRequest, DrawResult, draw, draw_many

@@ -13,9 +13,9 @@ from sqlalchemy import insert, select
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content.interactions_model import Eligibility
 from handlers.growth.tables import CustomerTag, Touch
 from handlers.interactions.checkin import check_in
+from handlers.interactions.content.model import Eligibility
 from handlers.interactions.lottery.admin import kill_command, status_command
 from handlers.interactions.lottery.draw import DrawOutcome, bonus_tickets, draw
 from handlers.interactions.rewards import grant_ticket

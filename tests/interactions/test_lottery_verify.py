@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content.interactions_model import Prize, PrizeKind
+from handlers.interactions.content.model import Prize, PrizeKind
 from handlers.interactions.lottery.admin import verify_command
 from handlers.interactions.lottery.draw import draw
 from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, choose, replay, roll_for, seed_hash

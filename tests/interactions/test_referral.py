@@ -14,11 +14,12 @@ from bot.actions import run_action
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.content import Platform
-from bot.content.referral import REFERRAL
 from bot.context import Context
 from bot.db.models import Customer
 from bot.rig import Rig
 from handlers.growth.tables import CustomerTag
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.referral import REFERRAL
 from handlers.interactions.referral import ReleaseSummary, invite_code_for, release_due
 from handlers.interactions.tables import PointsBalance, Referral, ReferralCode
 from tests.support.apps import start_rig
@@ -169,7 +170,7 @@ async def test_existing_customers_and_self_invites_are_not_credited(rig: Rig) ->
 async def test_official_account_codes_credit_a_new_follower(settings: Settings, clock: FrozenClock) -> None:
     rig = await start_rig(settings, clock, rng=2)
     try:
-        rules = rig.services.content.referral
+        rules = interactions_of(rig.services.content).referral
         assert rules is not None
         mp_rules = dataclasses.replace(rules, code_platform=Platform.MP)
         content = rig.services.content

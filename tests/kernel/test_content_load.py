@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import (
-    DEFAULT_REGISTRY,
-    Content,
-    ContentError,
-    FileKind,
-    Platform,
-    Section,
-    load_content,
-    read_content,
-)
+from bot.content import Content, ContentError, FileKind, Platform, Section, read_content
+from bot.content import load_content as load_with
 from bot.content.node import Node
+from handlers.content import content_registry, load_content
 from tests.support.settings import SHIPPED_CONTENT
 
 
@@ -75,14 +68,14 @@ def test_broken_file_raises_and_the_previous_content_stays(shipped_copy: Path) -
     else:
         pytest.fail("broken content loaded")
     assert current.channel("pkgcard") is not None
-    assert read_content(shipped_copy, DEFAULT_REGISTRY)[0] is None
+    assert read_content(shipped_copy, content_registry())[0] is None
 
 
 def test_one_broken_item_loads_nothing(shipped_copy: Path) -> None:
     messages = shipped_copy / "messages.toml"
     text = messages.read_text(encoding="utf-8").replace("weight = 50", "weight = -1", 1)
     messages.write_text(text, encoding="utf-8")
-    content, report = read_content(shipped_copy, DEFAULT_REGISTRY)
+    content, report = read_content(shipped_copy, content_registry())
     assert content is None
     assert [p.key for p in report.problems] == ["messages[0].variants[0].weight"]
 
@@ -120,8 +113,8 @@ def test_a_new_file_kind_plugs_in(shipped_copy: Path) -> None:
     (shipped_copy / "replies.toml").write_text('[[replies]]\nkeyword = "签到"\nreply = "已签到"\n', encoding="utf-8")
     with pytest.raises(ContentError, match="unknown content file"):
         load_content(shipped_copy)
-    registry = DEFAULT_REGISTRY.with_kind(FileKind("replies", (REPLIES,)))
-    content: Content = load_content(shipped_copy, registry)
+    registry = content_registry().with_kind(FileKind("replies", (REPLIES,)))
+    content: Content = load_with(shipped_copy, registry)
     assert content.get(REPLIES) == (("签到", "已签到"),)
     assert len(content.channels) == len(load_content(SHIPPED_CONTENT).channels)
     with pytest.raises(ValueError, match="already registered"):

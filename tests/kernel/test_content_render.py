@@ -19,11 +19,11 @@ from bot.content import (
     VideoAttachment,
     Window,
     choose_variant,
-    load_content,
     local_time_of,
     render,
 )
 from bot.content.templates import variables_in
+from handlers.content import load_content
 from tests.support.settings import SHIPPED_CONTENT
 
 FALLBACKS = {"nickname": "朋友", "staff_name": "小鹿", "channel_name": "山野小食"}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import ContentError, Problem, content_problems, load_content
+from bot.content import ContentError, Problem
+from handlers.content import content_problems, load_content
 from tests.support.settings import SHIPPED_CONTENT
 
 TAGS = """
@@ -319,8 +320,6 @@ def test_a_group_welcome_longer_than_a_template_allows_is_refused(tmp_path: Path
     (docs/platform.md#group-welcome-templates); 1001 CJK chars = 3003."""
     import re
     import shutil
-
-    from bot.content import content_problems
 
     root = tmp_path / "content"
     shutil.copytree(SHIPPED_CONTENT, root)

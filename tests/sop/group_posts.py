@@ -7,10 +7,11 @@ import dataclasses
 from datetime import UTC, datetime
 
 from bot.clock import FrozenClock
-from bot.content.sop_model import Budget, Category, CronSchedule, Delivery, GroupPost, Targets
+from bot.content.schedule import CronSchedule
 from bot.rig import Rig
 from bot.services import Services
 from handlers.growth.tables import GroupChat
+from handlers.sop.content.model import Budget, Category, Delivery, GroupPost, Targets
 
 OWNERS = ("lulu", "axin", "mumu", "dada", "xixi", "bobo")
 GROUPS_PER_OWNER = 50

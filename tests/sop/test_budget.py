@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.content.sop_model import QUIET_HOURS, Budget, Category, Delivery, QuotaPolicy
 from handlers.sop.budget import Decision, decide, quiet_until, record
+from handlers.sop.content.model import QUIET_HOURS, Budget, Category, Delivery, QuotaPolicy
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 NOON = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # 12:00 local

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.content import check_command, load_content
-from bot.content.mix import category_mix, mix_report
 from bot.content.schedule import Delay, ScheduleError, cron_fires, cron_trigger, parse_delay
-from bot.content.sop_model import (
+from handlers.content import check_content, load_content
+from handlers.sop.content import sop_of
+from handlers.sop.content.mix import category_mix, mix_report
+from handlers.sop.content.model import (
     Budget,
     Category,
     Delivery,
@@ -36,27 +37,27 @@ def at(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
 
 def test_shipped_drips_follow_the_48_hour_playbook() -> None:
     content = load_content(SHIPPED_CONTENT)
-    drip = content.drip("mp_48h")
+    drip = sop_of(content).drip("mp_48h")
     assert drip is not None and drip.trigger.kind is TriggerKind.FOLLOWED
     assert [s.delay.after for s in drip.steps] == [timedelta(0), timedelta(hours=3), timedelta(hours=6)]
     assert {s.delivery for s in drip.steps} == {Delivery.MP_CUSTOM}
     assert [s.id for s in drip.steps] == ["1", "2", "3"]
     assert {c.kind for c in drip.stop_when} >= {StopKind.PURCHASED, StopKind.ADDED_WECOM_FRIEND}
     assert drip.then_start == "mp_recall" and drip.then_tags == ("旅程/新粉48小时完成",)
-    assert content.drips_for(TriggerKind.FOLLOWED, "mp_poster_618") == (drip,)
-    assert [d.id for d in content.drips_for(TriggerKind.FRIEND_ADDED, "pkgcard")] == ["pkgcard_followup"]
-    assert content.drips_for(TriggerKind.FRIEND_ADDED, "live_0611") == ()
-    assert [d.id for d in content.drips_for(TriggerKind.TAG_ADDED, tag="旅程/待召回")] == ["mp_recall"]
+    assert sop_of(content).drips_for(TriggerKind.FOLLOWED, "mp_poster_618") == (drip,)
+    assert [d.id for d in sop_of(content).drips_for(TriggerKind.FRIEND_ADDED, "pkgcard")] == ["pkgcard_followup"]
+    assert sop_of(content).drips_for(TriggerKind.FRIEND_ADDED, "live_0611") == ()
+    assert [d.id for d in sop_of(content).drips_for(TriggerKind.TAG_ADDED, tag="旅程/待召回")] == ["mp_recall"]
 
 
 def test_shipped_group_posts_and_budget() -> None:
     content = load_content(SHIPPED_CONTENT)
-    assert len(content.group_posts) == 12
-    rules = next(p for p in content.group_posts if p.id == "new_group_rules")
+    assert len(sop_of(content).group_posts) == 12
+    rules = next(p for p in sop_of(content).group_posts if p.id == "new_group_rules")
     assert isinstance(rules.schedule, RelativeSchedule) and rules.schedule.delay.day_offset == 1
-    assert content.budget.max_marketing_per_day == 1
-    assert content.budget.group_send_quota is QuotaPolicy.DAYS_IN_MONTH
-    assert str(content.budget.quiet_hours) == "22:00-08:00"
+    assert sop_of(content).budget.max_marketing_per_day == 1
+    assert sop_of(content).budget.group_send_quota is QuotaPolicy.DAYS_IN_MONTH
+    assert str(sop_of(content).budget.quiet_hours) == "22:00-08:00"
 
 
 def test_shipped_mix_is_3_3_3_1_every_full_week() -> None:
@@ -69,7 +70,7 @@ def test_shipped_mix_is_3_3_3_1_every_full_week() -> None:
 
 def test_content_check_prints_the_mix_after_the_ok_line() -> None:
     out = io.StringIO()
-    assert check_command(str(SHIPPED_CONTENT), out, today=date(2026, 11, 23), tz=SH) == 0
+    assert check_content(str(SHIPPED_CONTENT), out, today=date(2026, 11, 23), tz=SH) == 0
     lines = out.getvalue().splitlines()
     assert lines[0] == "OK: 8 channels, 29 messages, 30 tags"
     assert lines[2] == "Group posts, 30 days from 2026-11-23 (Asia/Shanghai): marketing : interaction : care : daily"
@@ -82,14 +83,14 @@ def test_budget_defaults_without_a_file(tmp_path: Path) -> None:
     root = tmp_path / "content"
     shutil.copytree(SHIPPED_CONTENT, root)
     (root / "budget.toml").unlink()
-    assert load_content(root).budget == Budget()
+    assert sop_of(load_content(root)).budget == Budget()
 
 
 def test_quiet_hours_can_be_switched_off(tmp_path: Path) -> None:
     root = tmp_path / "content"
     shutil.copytree(SHIPPED_CONTENT, root)
     (root / "budget.toml").write_text("[budget]\nquiet_hours = false\nmissed_after = '2h'\n", encoding="utf-8")
-    budget = load_content(root).budget
+    budget = sop_of(load_content(root)).budget
     assert budget.quiet_hours is None and budget.missed_after == timedelta(hours=2)
 
 
@@ -329,7 +330,7 @@ def test_sunday_23_30_local_stays_in_its_week(calendar: Path) -> None:
 
 def test_mix_report_warns_about_mostly_marketing_weeks(calendar: Path) -> None:
     out = io.StringIO()
-    assert check_command(str(calendar), out, today=date(2026, 6, 1), tz=SH) == 0  # warnings don't fail
+    assert check_content(str(calendar), out, today=date(2026, 6, 1), tz=SH) == 0  # warnings don't fail
     lines = out.getvalue().splitlines()
     assert "  total 22 : 4 : 5 : 4 (guideline 3:3:3:1)" in lines
     assert "  2026-06-29 +2d: 2 : 0 : 0 : 0" in lines

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import Problem, content_problems
+from bot.content import Problem
+from handlers.content import content_problems
 from tests.support.settings import SHIPPED_CONTENT
 
 # Messages only the tests use: too many parts for the minute after a follow, a file, long robot text.

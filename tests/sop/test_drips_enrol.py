@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import FrozenClock
-from bot.content import StopKind
 from bot.context import Context
 from bot.db.models import Customer
 from bot.rig import Rig
+from handlers.sop.content import sop_of
+from handlers.sop.content.model import StopKind
 from handlers.sop.drip_enrol import enrol, stop_drips
 from handlers.sop.tables import DripEnrolment, DripStepRun
 from tests.sop.drips import MORNING, drip_rig, enrolments, hours, steps_of  # noqa: F401  ("rig")
@@ -25,7 +26,7 @@ async def enrol_once(rig: Rig, customer_id: int, drip_id: str, anchor: datetime)
     """One transaction, as a handler runs it: (enrolled, a step is due now)."""
     s = rig.services
     assert s.sessions is not None
-    drip = s.content.drip(drip_id)
+    drip = sop_of(s.content).drip(drip_id)
     assert drip is not None
     async with s.sessions() as session, session.begin():
         ctx = Context(session, s.settings, s.clock, s.rng, None, s)
@@ -65,7 +66,7 @@ async def test_a_second_trigger_in_the_same_transaction_does_not_enrol_again(rig
     cid = await new_customer(rig, "o-twice")
     s = rig.services
     assert s.sessions is not None
-    drip = s.content.drip("mp_48h")
+    drip = sop_of(s.content).drip("mp_48h")
     assert drip is not None
     async with s.sessions() as session, session.begin():
         ctx = Context(session, s.settings, s.clock, s.rng, None, s)
@@ -81,7 +82,7 @@ async def test_the_steps_held_for_the_commit_are_seen_by_the_rest_of_the_transac
     cid = await new_customer(rig, "o-stop")
     s = rig.services
     assert s.sessions is not None
-    drips = [s.content.drip("mp_48h"), s.content.drip("pkgcard_followup")]
+    drips = [sop_of(s.content).drip("mp_48h"), sop_of(s.content).drip("pkgcard_followup")]
     async with s.sessions() as session, session.begin():
         ctx = Context(session, s.settings, s.clock, s.rng, None, s)
         customer = await session.get(Customer, cid)
@@ -100,7 +101,7 @@ async def test_a_rolled_back_enrolment_leaves_nothing_behind(rig: Rig) -> None:
     cid = await new_customer(rig, "o-rollback")
     s = rig.services
     assert s.sessions is not None
-    drip = s.content.drip("mp_48h")
+    drip = sop_of(s.content).drip("mp_48h")
     assert drip is not None
     async with s.sessions() as session:
         with pytest.raises(RuntimeError):

@@ -14,10 +14,10 @@ from sqlalchemy import update
 from bot.app import SERVICES
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content.sop_model import Budget, QuotaPolicy
 from bot.db.models import OutboxCall
 from bot.outbox import OutboxWorker, split_payload
 from bot.rig import Rig
+from handlers.sop.content.model import Budget, QuotaPolicy
 from handlers.sop.group_sop import MARKER, GroupSop
 from handlers.sop.group_sop_results import reconcilers
 from handlers.sop.tables import ContactLedger, GroupFire

@@ -12,12 +12,13 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.config import Settings
-from bot.content import load_content
-from bot.content.group_tags import GROUP_TAGS
-from bot.content.sop_model import Delivery, Targets
 from bot.rig import Rig
 from bot.scheduler import Scheduler, due_fires
 from bot.simulator.wecom_messages import confirm_msg_template
+from handlers.content import load_content
+from handlers.sop.content import sop_of
+from handlers.sop.content.group_tags import GROUP_TAGS
+from handlers.sop.content.model import Delivery, Targets
 from handlers.sop.group_sop import MARKER, GroupSop
 from handlers.sop.group_sop_results import check_group_tasks
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys, load_robot_keys
@@ -116,8 +117,8 @@ async def test_scheduler_builds_one_job_per_post_and_stops_cleanly(clock: Frozen
     async def fire(post_id: str, at: datetime) -> None:
         fired.append((post_id, at))
 
-    added = scheduler.schedule_posts(content.group_posts, fire)
-    cron_posts = [p for p in content.group_posts if p.enabled and hasattr(p.schedule, "cron")]
+    added = scheduler.schedule_posts(sop_of(content).group_posts, fire)
+    cron_posts = [p for p in sop_of(content).group_posts if p.enabled and hasattr(p.schedule, "cron")]
     assert added >= len(cron_posts)
     assert f"post:{cron_posts[0].id}" in scheduler.job_ids
     ticks: list[int] = []

@@ -18,9 +18,10 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.content import Content, ContentError, load_content
+from bot.content import Content, ContentError
 from bot.db.engine import make_engine, sessionmaker
 from bot.platform import DbTokenStore, MpClient, PlatformError, WeComClient
+from handlers.content import load_content
 from handlers.growth.sync.apply import apply, read_platform_state
 from handlers.growth.sync.media import media_objects, plan_media
 from handlers.growth.sync.model import Action, Plan, PlatformState, Record

@@ -26,17 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.background import Background
 from bot.clock import Clock
 from bot.config import Settings
-from bot.content import (
-    Content,
-    FileAttachment,
-    ImageAttachment,
-    MiniprogramAttachment,
-    VideoAttachment,
-    load_content,
-)
+from bot.content import Content, FileAttachment, ImageAttachment, MiniprogramAttachment, VideoAttachment
 from bot.content.model import Attachment, media_path
 from bot.db.only_one import only_one
 from bot.platform import WeComClient
+from handlers.content import load_content
 from handlers.growth.sync.model import MEDIA, WRITE_OPS, Action, Desired, Op, Record
 from handlers.growth.sync.planner import changed_fields
 from handlers.growth.sync.records import RecordStore

@@ -24,7 +24,8 @@ import segno
 
 from bot.clock import SystemClock
 from bot.config import Settings
-from bot.content import ContentError, load_content
+from bot.content import ContentError
+from handlers.content import load_content
 from handlers.growth.sync.command import open_store
 from handlers.growth.sync.desired import channel_object
 from handlers.growth.sync.model import CHANNEL_KINDS, MP_QRCODE, Op, Record

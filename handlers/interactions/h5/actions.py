@@ -17,6 +17,7 @@ from bot.context import Context
 from handlers.customers.identity import ensure_customer
 from handlers.interactions.checkin import check_in as _check_in
 from handlers.interactions.checkin import local_day
+from handlers.interactions.content import interactions_of
 from handlers.interactions.lottery.batch import draw_batched
 from handlers.interactions.lottery.draw import draw as _draw
 from handlers.interactions.points import balance
@@ -80,5 +81,5 @@ async def invite(ctx: Context, customer_id: int) -> dict[str, Any]:
 
 
 def campaign_name(ctx: Context, campaign_id: str) -> str | None:
-    campaign = ctx.content.campaign(campaign_id)
+    campaign = interactions_of(ctx.content).campaign(campaign_id)
     return campaign.name if campaign is not None else None

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content
-from bot.content.interactions_model import Campaign, PrizeKind
 from bot.db.engine import make_engine, sessionmaker
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import Campaign, PrizeKind
 from handlers.interactions.lottery.state import campaign_state, ensure_campaign, set_killed
 from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, replay, seed_hash
 from handlers.interactions.tables import CouponCode, Draw, LotteryCampaignState, PrizeStock
@@ -45,7 +46,7 @@ async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 def _content(settings: Settings, content: Content | None) -> Content:
-    from bot.content_runtime import load_runtime_content
+    from handlers.content import load_runtime_content
 
     return content if content is not None else load_runtime_content(settings.content_dir)
 
@@ -55,12 +56,12 @@ async def status_command(
 ) -> int:
     content = _content(settings, content)
     now = (clock or SystemClock()).now()
-    if not content.campaigns:
+    if not interactions_of(content).campaigns:
         print("(no lottery campaigns in content)", file=out)
     async with _session(settings) as s:
-        for campaign in content.campaigns:
+        for campaign in interactions_of(content).campaigns:
             await _print_campaign(s, content, campaign, now, out)
-        for pool in content.coupon_pools:
+        for pool in interactions_of(content).coupon_pools:
             free_codes = select(func.count()).where(CouponCode.pool_id == pool.id, CouponCode.issued_at.is_(None))
             free = await s.scalar(free_codes)
             print(f"coupon pool {pool.id}: {free} unissued in the database, {pool.size} in the CSV", file=out)
@@ -143,7 +144,7 @@ async def verify_command(
     settings: Settings, campaign_id: str, out: TextIO, *, clock: Clock | None = None, content: Content | None = None
 ) -> int:
     content = _content(settings, content)
-    campaign = content.campaign(campaign_id)
+    campaign = interactions_of(content).campaign(campaign_id)
     now = (clock or SystemClock()).now()
     if campaign is None:
         print(f"error: no campaign {campaign_id!r} in content", file=out)

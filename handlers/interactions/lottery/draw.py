@@ -56,11 +56,19 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.content.interactions_model import LOTTERY_REPLIES, LOTTERY_VARIABLES, Campaign, Eligibility, Prize, PrizeKind
 from bot.content.templates import fill
 from bot.context import Context
 from bot.db.models import Customer
 from handlers.growth.tables import CustomerTag, Touch
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import (
+    LOTTERY_REPLIES,
+    LOTTERY_VARIABLES,
+    Campaign,
+    Eligibility,
+    Prize,
+    PrizeKind,
+)
 from handlers.interactions.events import LotteryDrawn
 from handlers.interactions.lottery.state import ensure_campaign, lock_campaign, set_killed
 from handlers.interactions.lottery.verifiable import choose, roll_for
@@ -129,7 +137,7 @@ async def draw(ctx: Context, customer_id: int, campaign_id: str, source: str) ->
 
 async def draw_many(ctx: Context, campaign_id: str, requests: Sequence[DrawRequest]) -> list[DrawResult]:
     """One result per request, in order; the draws take ``seq`` in request order."""
-    campaign = ctx.content.campaign(campaign_id)
+    campaign = interactions_of(ctx.content).campaign(campaign_id)
     now = ctx.now()
     if campaign is None or not campaign.is_open(now):
         return [_refusal(campaign, campaign_id, DrawOutcome.NOT_OPEN) for _ in requests]

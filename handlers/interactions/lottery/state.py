@@ -4,6 +4,7 @@ A campaign's state is created on first use (the first draw, or ``siyu-bot lotter
 run to publish ``seed_sha256`` before the campaign opens): a seed from
 :func:`handlers.interactions.lottery.verifiable.new_seed`
 (``secrets``; tests pass their own ``new_seed``), one ``prize_stock`` row per stocked prize with the stock
+from handlers.interactions.content import interactions_of
 from content, and the codes of every coupon pool its prizes use. Concurrent first uses are safe: every row
 is written with ``INSERT … ON CONFLICT DO NOTHING`` and read back, so all of them see the same seed.
 
@@ -23,8 +24,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import Content
-from bot.content.interactions_model import Campaign, CouponPool, PrizeKind
 from bot.db.upsert import insert_ignore
+from handlers.interactions.content import interactions_of
+from handlers.interactions.content.model import Campaign, CouponPool, PrizeKind
 from handlers.interactions.lottery.verifiable import new_seed as default_seed
 from handlers.interactions.lottery.verifiable import seed_hash
 from handlers.interactions.tables import CouponCode, LotteryCampaignState, PrizeStock
@@ -52,7 +54,7 @@ async def ensure_campaign(
     await insert_ignore(session, LotteryCampaignState, row, ["campaign_id"])
     await sync_stock(session, campaign)
     for pool_id in {p.pool for p in campaign.prizes if p.kind is PrizeKind.COUPON and p.pool}:
-        pool = content.coupon_pool(pool_id)
+        pool = interactions_of(content).coupon_pool(pool_id)
         if pool is not None:
             await import_pool(session, pool)
     state = await campaign_state(session, campaign.id)

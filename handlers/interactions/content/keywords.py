@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 
 from bot.content.fields import ID, ID_HINT, choice, template, window
-from bot.content.interactions_model import ActionKind, KeywordRule, MatchKind
 from bot.content.model import VARIABLES
 from bot.content.node import Node
 from bot.content.registry import Section
+from handlers.interactions.content.model import ActionKind, KeywordRule, MatchKind
 
 PLATFORMS = ("mp", "kf")
 MAX_PATTERN = 200

@@ -3,7 +3,7 @@
 Each step's delay counts from the trigger (``0m``, ``3h``, ``6h`` = now, +3 h, +6 h), so delays must
 not decrease. Steps stop for a customer when any stop condition becomes true; after the last step the
 customer gets ``then_tags`` and is enrolled in ``then_start``. References (messages, channels, tags,
-drips) and platform fit are checked in :mod:`bot.content.sop_checks`.
+drips) and platform fit are checked in :mod:`handlers.sop.content.checks`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from bot.content.fields import ID, ID_HINT, choice, delay, tag_refs
 from bot.content.node import Node
 from bot.content.registry import Section
-from bot.content.sop_model import (
+from handlers.sop.content.model import (
     DRIP_DELIVERIES,
     Category,
     Delivery,

@@ -8,10 +8,10 @@ streak reaches it.
 from __future__ import annotations
 
 from bot.content.fields import template
-from bot.content.interactions_model import CHECKIN_VARIABLES, Checkin, CheckinReplies, Milestone, StreakBonus
 from bot.content.node import Node
 from bot.content.registry import Section
-from bot.content.rewards import parse_reward
+from handlers.interactions.content.model import CHECKIN_VARIABLES, Checkin, CheckinReplies, Milestone, StreakBonus
+from handlers.interactions.content.rewards import parse_reward
 
 MAX_LEADERBOARD = 100
 MAX_STREAK = 3660

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from bot.content.channels import CHANNELS
-from bot.content.checkin import CHECKIN
-from bot.content.coupons import COUPON_POOLS
 from bot.content.fit import KF_TYPES, KF_WINDOW_MESSAGES, MP_CUSTOM_TYPES, MP_WINDOW_MESSAGES, tag_reason
-from bot.content.interactions_model import ActionKind, Campaign, KeywordRule, MatchKind, PrizeKind, Reward
-from bot.content.keywords import KEYWORDS
-from bot.content.lottery import CAMPAIGNS
 from bot.content.messages import FALLBACKS, MESSAGES
 from bot.content.model import VARIABLES, Message
 from bot.content.problems import Reporter
-from bot.content.referral import REFERRAL
 from bot.content.registry import Draft, Located
-from bot.content.rewards import reward_problems
 from bot.content.templates import variables_in
+from handlers.interactions.content.checkin import CHECKIN
+from handlers.interactions.content.coupons import COUPON_POOLS
+from handlers.interactions.content.keywords import KEYWORDS
+from handlers.interactions.content.lottery import CAMPAIGNS
+from handlers.interactions.content.model import ActionKind, Campaign, KeywordRule, MatchKind, PrizeKind, Reward
+from handlers.interactions.content.referral import REFERRAL
+from handlers.interactions.content.rewards import reward_problems
 
 
 def _rewards(draft: Draft, report: Reporter, file: str, key: str, reward: Reward) -> None:

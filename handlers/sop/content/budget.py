@@ -1,6 +1,6 @@
 """``[budget]`` in ``budget.toml``: the contact budget shared by every automated send.
 
-Every key is optional; a missing file means the defaults of :class:`~bot.content.sop_model.Budget`
+Every key is optional; a missing file means the defaults of :class:`~handlers.sop.content.model.Budget`
 (quiet hours 22:00-08:00, 1 marketing and 3 automated messages per customer per day, 10 per week,
 fires more than 30 minutes late are missed, group-send quota "days in the month").
 """
@@ -13,7 +13,7 @@ from bot.content.fields import choice, window
 from bot.content.node import Node
 from bot.content.registry import Section
 from bot.content.schedule import ScheduleError, parse_delay
-from bot.content.sop_model import Budget, QuotaPolicy
+from handlers.sop.content.model import Budget, QuotaPolicy
 
 DEFAULT_BUDGET = Budget()
 MAX_MISSED_AFTER = timedelta(days=1)

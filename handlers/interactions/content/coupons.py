@@ -11,10 +11,10 @@ import csv
 import io
 
 from bot.content.fields import ID, ID_HINT
-from bot.content.interactions_model import CouponPool
 from bot.content.node import Node
 from bot.content.problems import Reporter
 from bot.content.registry import Draft, Section
+from handlers.interactions.content.model import CouponPool
 
 MAX_CODE_CHARS = 128
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from bot.content.model import Platform, Window
-from bot.content.schedule import Delay, cron_fires
+from bot.content.schedule import CronSchedule, DatesSchedule, Delay
 
 
 class TriggerKind(StrEnum):
@@ -119,23 +119,6 @@ class Drip:
 class Anchor(StrEnum):
     GROUP_CREATED = "group_created"
     MEMBER_JOINED = "member_joined"
-
-
-@dataclass(frozen=True, slots=True)
-class CronSchedule:
-    cron: str  # standard 5-field cron in the configured timezone
-
-    def fires(self, start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
-        return cron_fires(self.cron, tz, start, end)
-
-
-@dataclass(frozen=True, slots=True)
-class DatesSchedule:
-    dates: tuple[datetime, ...]  # naive wall-clock times in the configured timezone
-
-    def fires(self, start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
-        aware = (d.replace(tzinfo=tz) for d in self.dates)
-        return sorted(d for d in aware if start <= d < end)
 
 
 @dataclass(frozen=True, slots=True)

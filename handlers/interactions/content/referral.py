@@ -15,12 +15,12 @@ import re
 
 from bot.content.channels import CHANNELS
 from bot.content.fields import choice
-from bot.content.interactions_model import Referral, Reward
 from bot.content.model import Platform
 from bot.content.node import Node
 from bot.content.problems import Reporter
 from bot.content.registry import Draft, Section
-from bot.content.rewards import parse_reward
+from handlers.interactions.content.model import Referral, Reward
+from handlers.interactions.content.rewards import parse_reward
 
 PREFIX = re.compile(r"[A-Za-z0-9_-]{1,10}")
 PREFIX_HINT = "use 1-10 letters, digits, '_' or '-' (the rest of the 30-character state is the customer's code)"

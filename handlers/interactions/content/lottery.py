@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from bot.content.fields import ID, ID_HINT, aware_datetime, choice, tag_refs, template
-from bot.content.interactions_model import (
+from bot.content.node import Node
+from bot.content.registry import Section
+from handlers.interactions.content.model import (
     LOTTERY_REPLIES,
     LOTTERY_VARIABLES,
     Campaign,
@@ -21,8 +23,6 @@ from bot.content.interactions_model import (
     Prize,
     PrizeKind,
 )
-from bot.content.node import Node
-from bot.content.registry import Section
 
 MAX_PRIZES = 50
 MAX_STOCK = 10_000_000

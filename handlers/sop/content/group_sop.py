@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 from bot.content.fields import ID, ID_HINT, choice, delay, tag_refs
 from bot.content.node import Node
 from bot.content.registry import Section
-from bot.content.schedule import ScheduleError, cron_trigger, parse_local_datetime
-from bot.content.sop_model import (
+from bot.content.schedule import CronSchedule, DatesSchedule, ScheduleError, cron_trigger, parse_local_datetime
+from handlers.sop.content.model import (
     GROUP_DELIVERIES,
     Anchor,
     Category,
-    CronSchedule,
-    DatesSchedule,
     Delivery,
     GroupPost,
     RelativeSchedule,

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from bot.content.channels import CHANNELS
-from bot.content.drips import DRIPS
-from bot.content.fit import (
-    DELIVERY_PLATFORMS,
-    MP_EVENT_MESSAGES,
-    delivery_problem,
-    send_count,
-    tag_platforms,
-    tag_reason,
-)
-from bot.content.group_sop import GROUP_POSTS
+from bot.content.fit import MP_EVENT_MESSAGES, send_count, tag_platforms, tag_reason
 from bot.content.messages import MESSAGES
 from bot.content.model import Message, Platform
 from bot.content.problems import Reporter
 from bot.content.registry import Draft, Located
-from bot.content.sop_model import Delivery, Drip, DripStep, StopKind, TriggerKind
+from handlers.sop.content.drips import DRIPS
+from handlers.sop.content.fit import DELIVERY_PLATFORMS, delivery_problem
+from handlers.sop.content.group_sop import GROUP_POSTS
+from handlers.sop.content.model import Delivery, Drip, DripStep, StopKind, TriggerKind
 
 _TRIGGER_CHANNEL: dict[TriggerKind, Platform] = {
     TriggerKind.FRIEND_ADDED: Platform.WECOM_FRIEND,

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 
 from bot.content.schedule import local_midnight
-from bot.content.sop_model import GUIDELINE, Category, Delivery, QuotaPolicy, RelativeSchedule
 from bot.content.store import Content
+from handlers.sop.content.model import GUIDELINE, Category, Delivery, QuotaPolicy, RelativeSchedule
+from handlers.sop.content.view import sop_of
 
 MARKETING_WARN_SHARE = 0.5
 _ORDER = tuple(GUIDELINE)
@@ -44,7 +45,7 @@ def category_mix(content: Content, start: date, days: int = 30, *, tz: tzinfo) -
     """Per-week post counts by category for ``days`` local days from ``start`` (enabled posts only)."""
     weeks = [WeekMix(start + timedelta(days=d), min(7, days - d), {c: 0 for c in _ORDER}) for d in range(0, days, 7)]
     begin, end = local_midnight(start, tz), local_midnight(start + timedelta(days=days), tz)
-    for post in content.group_posts:
+    for post in sop_of(content).group_posts:
         if not post.enabled:
             continue
         for fire in post.schedule.fires(begin, end, tz):
@@ -63,10 +64,10 @@ def _monthly_cap(policy: QuotaPolicy, days: int) -> int:
 
 def _quota_warnings(content: Content, start: date, days: int, tz: tzinfo) -> list[str]:
     begin, end = local_midnight(start, tz), local_midnight(start + timedelta(days=days), tz)
-    cap = _monthly_cap(content.budget.group_send_quota, days)
+    cap = _monthly_cap(sop_of(content).budget.group_send_quota, days)
     lines: list[str] = []
     total = 0
-    for post in content.group_posts:
+    for post in sop_of(content).group_posts:
         if post.enabled and post.delivery is Delivery.WECOM_TASK_GROUP:
             fires = len(post.schedule.fires(begin, end, tz))
             total += fires
@@ -75,14 +76,14 @@ def _quota_warnings(content: Content, start: date, days: int, tz: tzinfo) -> lis
     if total > cap:
         lines.append(
             f"warning: {total} wecom_task_group posts in {days} days; a group targeted by all of them would pass "
-            f"the group-send quota ({cap}, policy {content.budget.group_send_quota.value})"
+            f"the group-send quota ({cap}, policy {sop_of(content).budget.group_send_quota.value})"
         )
     return lines
 
 
 def mix_report(content: Content, start: date, tz: tzinfo, days: int = 30) -> list[str]:
     """The lines ``content check`` prints after the OK line. Warnings never fail the check."""
-    if not content.group_posts:
+    if not sop_of(content).group_posts:
         return []
     weeks = category_mix(content, start, days, tz=tz)
     totals = {c: sum(w.counts[c] for w in weeks) for c in _ORDER}
@@ -98,7 +99,7 @@ def mix_report(content: Content, start: date, tz: tzinfo, days: int = 30) -> lis
         if week.mostly_marketing:
             share = f"{week.counts[Category.MARKETING]} of {week.total}"
             lines.append(f"warning: week of {week.start.isoformat()}: {share} posts are marketing (more than half)")
-    relative = [p.id for p in content.group_posts if p.enabled and isinstance(p.schedule, RelativeSchedule)]
+    relative = [p.id for p in sop_of(content).group_posts if p.enabled and isinstance(p.schedule, RelativeSchedule)]
     if relative:
         lines.append(f"  not counted (relative to each group or member): {', '.join(relative)}")
     return lines + _quota_warnings(content, start, days, tz)

@@ -7,9 +7,9 @@ from typing import Any
 
 from bot.content.fields import ID, ID_HINT, tag_refs
 from bot.content.fit import tag_reason
-from bot.content.interactions_model import Reward
 from bot.content.node import Node
 from bot.content.registry import Draft, Section
+from handlers.interactions.content.model import Reward
 
 MAX_POINTS = 1_000_000
 
