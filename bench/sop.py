@@ -274,6 +274,7 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     from bot.feature import routers_of
     from bot.rig import Rig
     from handlers import features
+    from handlers.growth.simulated_corp import seed_corp
     from handlers.growth.tables import GroupChat
     from handlers.sop import group_sop as gsop
     from handlers.sop.content.model import Category, Delivery, GroupPost, Targets
@@ -283,7 +284,12 @@ async def group_case(backend: str, args: argparse.Namespace, workdir: Path) -> l
     settings = make_settings(workdir, url)
     clock = FrozenClock(T0)
     rig = await Rig.start(
-        settings, clock, features(), rng=random.Random(7), routers=[*routers_of(features()), gsop.router]
+        settings,
+        clock,
+        features(),
+        rng=random.Random(7),
+        routers=[*routers_of(features()), gsop.router],
+        prepare=seed_corp,
     )
     out: list[GroupRow] = []
     try:

@@ -83,6 +83,7 @@ async def run(args: argparse.Namespace, workdir: Path, port: int) -> list[str]:
     from bot.db.models import OutboxCall
     from bot.rig import Rig
     from handlers import features
+    from handlers.growth.simulated_corp import seed_corp
     from handlers.integrations.endpoints import add_endpoint
 
     lines: list[str] = []
@@ -91,7 +92,7 @@ async def run(args: argparse.Namespace, workdir: Path, port: int) -> list[str]:
         settings = make_settings(workdir, url)
         hooks = WebhooksConfig(allow_private_targets=True, delivery_concurrency=args.concurrency)
         settings = settings.model_copy(update={"webhooks": hooks})
-        rig = await Rig.start(settings, SystemClock(), features(), rng=random.Random(1))
+        rig = await Rig.start(settings, SystemClock(), features(), rng=random.Random(1), prepare=seed_corp)
         try:
             made = await run_action(
                 rig.services,

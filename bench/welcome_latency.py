@@ -148,13 +148,14 @@ async def run_case(backend: str, n: int, window: float, pg_url: str, timeout: fl
     from bot.rig import Rig
     from bot.simulator.models import WelcomeCode
     from handlers import features
+    from handlers.growth.simulated_corp import seed_corp
     from handlers.growth.sync import sync_command
 
     case = Case(backend, n, window)
     url = await prepare_db(backend, workdir, pg_url, f"welcome_{backend}_{n}")
     settings = make_settings(workdir, url)
     clock = SystemClock()
-    rig = await Rig.start(settings, clock, features(), rng=random.Random(20240611))
+    rig = await Rig.start(settings, clock, features(), rng=random.Random(20240611), prepare=seed_corp)
     try:
         out = io.StringIO()
         if await sync_command(rig.services.settings, False, out, clock=clock) != 0:

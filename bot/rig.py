@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -45,22 +45,6 @@ def point_at_simulator(settings: Settings, sim: RunningSimulator) -> Settings:
     return settings.model_copy(update={"wecom": wecom, "official_account": oa})
 
 
-def seed_corp(state: SimState, content: Content) -> None:
-    """Give the simulated corp the staff and customer groups the operator's content refers to,
-    as a real corp already has them before codes are created."""
-    for channel in content.channels:
-        way = channel.contact_way
-        if way is not None:
-            for userid in (*way.staff, *way.backup_staff, *(u for day in way.schedule or () for u in day)):
-                if userid not in state.staff:
-                    state.add_staff(userid)
-        if channel.join_way is not None:
-            for chat_id in channel.join_way.chat_ids:
-                if chat_id not in state.groups:
-                    owner = next(iter(state.staff), "groupowner")
-                    state.add_group(owner, name=f"{channel.name}", chat_id=chat_id)
-
-
 class Rig:
     """A running bot (real app, real database) plus the simulator and a scripted customer side."""
 
@@ -89,12 +73,16 @@ class Rig:
         routers: Iterable[Router] | None = None,
         seed: int = 20240601,
         port: int = 0,
+        prepare: Callable[[SimState, Content], None] | None = None,
     ) -> Rig:
+        """``prepare`` gives the simulated corp what the content refers to (growth's ``seed_corp``: the
+        staff and groups of the channel codes), as a real corp has them before codes are created."""
         state = SimState(clock=clock, seed=seed, accounts=SimAccounts.from_settings(settings))
         sim_server = await start_simulator(state, "127.0.0.1", 0)
         app = build_app(point_at_simulator(settings, sim_server), features, clock=clock, rng=rng, routers=routers)
         services = app[SERVICES]
-        seed_corp(state, services.content)
+        if prepare is not None:
+            prepare(state, services.content)
         if isinstance(clock, Advanceable):
             install_sim_routes(app, services.settings, clock, on_advance=services.wake)
         runner = web.AppRunner(app, access_log=None)

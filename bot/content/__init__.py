@@ -1,5 +1,6 @@
-"""Operator content machinery: channels, messages and tags from reviewed TOML files (see docs/content.md),
-and the registry through which features add their own kinds (drips, lottery, …: ``Feature.content``).
+"""Operator content machinery: messages and tags from reviewed TOML files (see docs/content.md),
+and the registry through which features add their own kinds (channels, drips, lottery, …:
+``Feature.content``).
 
 ``load_content(dir, registry)`` returns an immutable :class:`Content` or raises :class:`ContentError` with
 every problem as (file, key, reason); ``choose_variant`` and ``render`` turn a message into a send. A
@@ -7,16 +8,13 @@ feature reads its own kinds through its typed view (``handlers/sop/content``: ``
 """
 
 from bot.content.check import check_command
-from bot.content.kinds import BASE_REGISTRY, CHANNEL_FILES, MESSAGE_FILES, TAG_FILES
+from bot.content.kinds import BASE_REGISTRY, MESSAGE_FILES, TAG_FILES
 from bot.content.loader import content_problems, load_content, read_content
 from bot.content.model import (
     VARIABLES,
     Attachment,
-    Channel,
-    ContactWay,
     FileAttachment,
     ImageAttachment,
-    JoinWay,
     LinkAttachment,
     Message,
     MiniprogramAttachment,
@@ -35,14 +33,11 @@ from bot.content.store import Content
 
 __all__ = [
     "BASE_REGISTRY",
-    "CHANNEL_FILES",
     "MESSAGE_FILES",
     "TAG_FILES",
     "VARIABLES",
     "Attachment",
-    "Channel",
     "Check",
-    "ContactWay",
     "Content",
     "ContentError",
     "Delay",
@@ -50,7 +45,6 @@ __all__ = [
     "FileAttachment",
     "FileKind",
     "ImageAttachment",
-    "JoinWay",
     "LinkAttachment",
     "Located",
     "Message",

@@ -47,7 +47,7 @@ def check_command(
         for problem in report.problems:
             print(problem, file=stream)
         return 1
-    summary = f"OK: {len(content.channels)} channels, {len(content.messages)} messages, {content.tag_count} tags"
+    summary = f"OK: {len(content.messages)} messages, {content.tag_count} tags"
     print(summary, file=stream)
     start = today if today is not None else datetime.now(tz).date()
     for report_lines in reports:

@@ -13,9 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
-from bot.content.channels import CHANNELS
 from bot.content.messages import FALLBACKS, MESSAGES
-from bot.content.model import Channel, Message, Platform, TagGroup, media_path
+from bot.content.model import Message, TagGroup, media_path
 from bot.content.registry import Section
 from bot.content.tags import TAG_GROUPS
 
@@ -48,10 +47,6 @@ class Content:
         return found[0] if found else None
 
     @property
-    def channels(self) -> tuple[Channel, ...]:
-        return self.get(CHANNELS)
-
-    @property
     def messages(self) -> tuple[Message, ...]:
         return self.get(MESSAGES)
 
@@ -68,42 +63,11 @@ class Content:
         return sum(len(g.tags) for g in self.tag_groups)
 
     @cached_property
-    def _by_code(self) -> Mapping[str, Channel]:
-        return {c.code: c for c in self.channels}
-
-    @cached_property
-    def _by_state(self) -> Mapping[str, Channel]:
-        return {c.attribution_key: c for c in self.channels if c.platform.is_wecom}
-
-    @cached_property
-    def _by_scene(self) -> Mapping[str, Channel]:
-        return {c.attribution_key: c for c in self.channels if c.platform is Platform.MP}
-
-    @cached_property
     def _by_message_id(self) -> Mapping[str, Message]:
         return {m.id: m for m in self.messages}
 
-    def channel(self, code: str) -> Channel | None:
-        return self._by_code.get(code)
-
-    def channel_for_state(self, state: str) -> Channel | None:
-        """The WeCom channel (联系我 or 加入群聊) whose ``state`` came back in a callback."""
-        return self._by_state.get(state)
-
-    def channel_for_scene(self, scene_str: str) -> Channel | None:
-        """The Official Account channel of a QR scene (``qrscene_`` prefix already removed)."""
-        return self._by_scene.get(scene_str)
-
-    def default_channel(self, platform: Platform) -> Channel | None:
-        """The default channel of ``platform``, else any default channel (unattributed arrivals)."""
-        defaults = [c for c in self.channels if c.default]
-        return next((c for c in defaults if c.platform is platform), defaults[0] if defaults else None)
-
     def message(self, message_id: str) -> Message | None:
         return self._by_message_id.get(message_id)
-
-    def welcome_for(self, channel: Channel) -> Message | None:
-        return None if channel.welcome is None else self.message(channel.welcome)
 
     def media_paths(self) -> frozenset[str]:
         """Content-relative files that must be uploaded for their media_id (sync keeps them current)."""

@@ -26,6 +26,7 @@ from handlers.api.http import (
     resource_response,
 )
 from handlers.api.tables import AuditEntry
+from handlers.growth.content import channels_of
 from handlers.growth.stats import UNATTRIBUTED, ChannelStats, channel_stats
 from handlers.orders.payload import PayloadInvalid, order_event_from_payload
 
@@ -39,7 +40,7 @@ HEALTH_DB_TIMEOUT = 2.0
 async def channels(call: Call) -> web.Response:
     items = [
         {"code": c.code, "name": c.name, "platform": str(c.platform), "tags": list(c.tags)}
-        for c in call.services.content.channels
+        for c in channels_of(call.services.content).channels
     ]
     return json_response({"items": items, "next_cursor": None})
 
@@ -71,7 +72,7 @@ async def channel_figures(call: Call) -> web.Response:
     """The figures of ``siyu-bot stats channels`` for one code (``unattributed`` for arrivals without one)."""
     code = call.param("code")
     label = UNATTRIBUTED if code == "unattributed" else code
-    if label != UNATTRIBUTED and call.services.content.channel(code) is None:
+    if label != UNATTRIBUTED and channels_of(call.services.content).channel(code) is None:
         raise not_found(f"channel {code!r}")
     since, until = _day(call, "since"), _day(call, "until")
     async with call.services.sessions() as session:

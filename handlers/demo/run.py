@@ -31,6 +31,7 @@ from bot.sim_clock import SimClock
 from bot.simulator import SimAccounts
 from handlers.demo.story import run_drip_story, run_story
 from handlers.demo.webhooks import DemoReceiver, settle
+from handlers.growth.simulated_corp import seed_corp
 from handlers.integrations.delivery import WEBHOOK_WORKER
 
 
@@ -79,7 +80,7 @@ async def run_demo(
     settings = demo_settings(db_path, content_dir)
     await asyncio.to_thread(upgrade, settings.database.url.get())
     clock = SimClock(settings)  # 1× for the growth loop: a welcome_code lives 20 s
-    rig = await Rig.start(settings, clock, features, rng=random.Random(20240611))
+    rig = await Rig.start(settings, clock, features, rng=random.Random(20240611), prepare=seed_corp)
     receiver = DemoReceiver(out)
     try:
         await receiver.start()

@@ -23,6 +23,7 @@ from bot.sim_clock import SimClock
 from bot.simulator import RecordedCall
 from bot.wechat import parse_xml
 from handlers.demo.webhooks import settle
+from handlers.growth.content import channels_of
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_table
 from handlers.orders.webhook import sign
 from handlers.sop.drip_worker import DRIP_WORKER
@@ -136,7 +137,7 @@ async def _receipts(rig: Rig) -> int:
 
 
 async def print_stats(rig: Rig, out: Out) -> None:
-    names = {c.code: c.name for c in rig.services.content.channels}
+    names = {c.code: c.name for c in channels_of(rig.services.content).channels}
     names[UNATTRIBUTED] = "未归因"
     async with rig.services.sessions() as session:
         stats = await channel_stats(session, rig.state.clock.now())

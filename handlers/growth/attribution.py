@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.content import Channel, Content, Platform
+from bot.content import Content, Platform
 from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
+from handlers.growth.content import channels_of
+from handlers.growth.content.model import Channel
 from handlers.growth.events import CustomerTouched, TagsChanged
 from handlers.growth.synced import MP_TAG, WECOM_TAG, remote_ids
 from handlers.growth.tables import CustomerTag, Touch
@@ -35,10 +37,14 @@ def resolve_channel(ctx: Context, key: str | None, platform: Platform) -> Arriva
 def arrival_for(content: Content, key: str | None, platform: Platform) -> Arrival:
     """:func:`resolve_channel` from the content alone (reply planners have no Context)."""
     if key:
-        found = content.channel_for_scene(key) if platform is Platform.MP else content.channel_for_state(key)
+        found = (
+            channels_of(content).channel_for_scene(key)
+            if platform is Platform.MP
+            else channels_of(content).channel_for_state(key)
+        )
         if found is not None and found.platform is platform:
             return Arrival(found, True)
-    return Arrival(content.default_channel(platform), False)
+    return Arrival(channels_of(content).default_channel(platform), False)
 
 
 async def record_touch(

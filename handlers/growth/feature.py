@@ -9,6 +9,7 @@ from bot.feature import Feature
 from bot.services import Services
 from handlers.growth import follow, friends, groups
 from handlers.growth.commands import add_commands
+from handlers.growth.content import CONTENT, channels_report
 from handlers.growth.sync.media import MediaRefresher
 from handlers.growth.synced import MEDIA_IDS, RemoteIdSnapshot
 
@@ -39,6 +40,8 @@ def _media(services: Services) -> AsyncIterator[None]:
 
 GROWTH = Feature(
     "growth",
+    content=CONTENT,
+    content_reports=(channels_report,),
     routers=(friends.router, follow.router, groups.router),
     workers=(_media_ids, _media),
     commands=(add_commands,),

@@ -25,6 +25,7 @@ from bot.replies import NewsReply, Reply, TextReply
 from bot.reply_plan import Planning, local_time_of_event, rng_for
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import Arrival, arrival_for, mark_mp_tags, record_touch, tag_locally
+from handlers.growth.content import channels_of
 from handlers.growth.events import CustomerLost, CustomerWrote, MpFollowed, MpUnfollowed
 from handlers.growth.tables import Loss, Touch, Welcome
 
@@ -88,7 +89,7 @@ def _welcome_reply(
     """Text reply, or a one-article news reply when the variant leads with a link
     (docs/platform.md#passive-replies: 1 article)."""
     channel = arrival.channel
-    message = content.welcome_for(channel) if channel is not None else None
+    message = channels_of(content).welcome_for(channel) if channel is not None else None
     if channel is None or message is None:
         return None, None
     variant = choose_variant(message, rng, local_time)

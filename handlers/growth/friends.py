@@ -32,6 +32,7 @@ from handlers.growth.attribution import (
     resolve_channel,
     tag_locally,
 )
+from handlers.growth.content import channels_of
 from handlers.growth.events import CustomerLost
 from handlers.growth.synced import MEDIA, MEDIA_IDS, all_remote_ids
 from handlers.growth.tables import Loss, WeComRelation, Welcome
@@ -58,7 +59,7 @@ def welcome_at_the_door(event: FriendAdded, door: Door) -> list[DoorCall]:
     if door.now > deadline:
         return []
     arrival = arrival_for(door.content, event.state, Platform.WECOM_FRIEND)
-    message = door.content.welcome_for(arrival.channel) if arrival.channel is not None else None
+    message = channels_of(door.content).welcome_for(arrival.channel) if arrival.channel is not None else None
     if message is None:
         return []
     variant = choose_variant(message, door.rng(event), door.local_time(event))
@@ -99,7 +100,7 @@ async def welcome_new_friend(event: FriendAdded, ctx: Context) -> None:
 async def queue_welcome(ctx: Context, event: FriendAdded, customer: Customer, arrival: Arrival, at: datetime) -> None:
     """Decide the welcome (channel message, A/B variant) and queue it ahead of everything else."""
     channel = arrival.channel
-    message = ctx.content.welcome_for(channel) if channel is not None else None
+    message = channels_of(ctx.content).welcome_for(channel) if channel is not None else None
     row = Welcome(
         customer_id=customer.id, channel_code=arrival.code, via="send_welcome_msg",
         state="skipped", created_at=ctx.now(), receipt_id=ctx.receipt_id,

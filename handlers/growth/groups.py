@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.content import Channel, Platform
+from bot.content import Platform
 from bot.context import Context
 from bot.db.models import Customer, OutboxCall
 from bot.db.upsert import insert_ignore
@@ -30,6 +30,7 @@ from bot.dispatcher import PlatformResult, Router
 from bot.events import GroupChanged, GroupCreated, GroupDismissed, GroupMembersJoined, GroupMembersLeft
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import mark_wecom_tags, record_touch, resolve_channel, tag_locally
+from handlers.growth.content.model import Channel
 from handlers.growth.events import CustomerLost, GroupMemberJoined, GroupMemberLeft
 from handlers.growth.tables import GroupChat, GroupMember, Loss, WeComRelation
 

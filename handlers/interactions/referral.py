@@ -33,6 +33,7 @@ from bot.db.upsert import insert_ignore
 from bot.dispatcher import PlatformResult, Router
 from bot.events import Followed, FriendAdded, FriendLost, Unfollowed
 from handlers.customers.identity import ensure_customer, find_customer
+from handlers.growth.content import channels_of
 from handlers.growth.tables import WeComRelation
 from handlers.interactions.content import interactions_of
 from handlers.interactions.content.model import Referral as ReferralRules
@@ -93,7 +94,7 @@ async def _code_owner(ctx: Context, customer_id: int) -> str:
     )
     if staff:
         return str(staff)
-    default = ctx.content.default_channel(Platform.WECOM_FRIEND)
+    default = channels_of(ctx.content).default_channel(Platform.WECOM_FRIEND)
     if default is not None and default.contact_way is not None and default.contact_way.staff:
         return default.contact_way.staff[0]
     raise NoInviteCode("no staff member to own the invite code")

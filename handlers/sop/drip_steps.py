@@ -30,6 +30,7 @@ from bot.content import choose_variant, local_time_of, render
 from bot.content.render import Rendered
 from bot.context import Context
 from bot.db.models import Customer, OutboxCall
+from handlers.growth.content import channels_of
 from handlers.growth.synced import MEDIA, all_remote_ids
 from handlers.sop.budget import decide, lock_subject, record
 from handlers.sop.content import sop_of
@@ -125,7 +126,7 @@ async def _render(ctx: Context, spec: DripStep, customer: Customer) -> Rendered 
     if message is None:
         return None
     variant = choose_variant(message, ctx.rng, local_time_of(ctx.now(), ctx.settings.tz))
-    channel = ctx.content.channel(customer.first_channel) if customer.first_channel else None
+    channel = channels_of(ctx.content).channel(customer.first_channel) if customer.first_channel else None
     variables: dict[str, str | None] = {
         "nickname": customer.name, "staff_name": None,
         "channel": channel.code if channel else None, "channel_name": channel.name if channel else None,

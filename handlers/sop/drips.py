@@ -40,6 +40,7 @@ from bot.events import (
 )
 from handlers.customers.identity import ensure_customer, find_customer
 from handlers.growth.attribution import Arrival, resolve_channel
+from handlers.growth.content import channels_of
 from handlers.growth.tables import Touch
 from handlers.orders.events import OrderRecorded
 from handlers.sop.content import sop_of
@@ -159,6 +160,6 @@ async def start_join_drips(result: PlatformResult, ctx: Context) -> None:
         customer = await ctx.session.get(Customer, touch.customer_id)
         if customer is None:
             continue
-        channel = ctx.content.channel(touch.channel_code) if touch.channel_code else None
+        channel = channels_of(ctx.content).channel(touch.channel_code) if touch.channel_code else None
         arrival = Arrival(channel, channel is not None)
         await _arrived(ctx, customer, TriggerKind.JOINED_GROUP, arrival, touch.occurred_at)

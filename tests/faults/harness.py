@@ -47,7 +47,6 @@ from typing import Self
 
 import aiohttp
 
-from bot.rig import seed_corp
 from bot.simulator import (
     AddedFriend,
     CallbackPusher,
@@ -58,6 +57,7 @@ from bot.simulator import (
     wecom_target,
 )
 from handlers.content import load_content
+from handlers.growth.simulated_corp import seed_corp
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENT = ROOT / "content"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.content import ContactWay, Content
+from bot.content import Content
 from handlers.content import load_content
+from handlers.growth.content.model import ContactWay
 from handlers.growth.sync import (
     CONTACT_WAY,
     CORP_TAG,

@@ -15,8 +15,9 @@ from tests.support.settings import SHIPPED_CONTENT
 def test_shipped_content_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert check_content(str(SHIPPED_CONTENT)) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "OK: 8 channels, 29 messages, 30 tags"
-    assert lines[1] == "SOP: 4 drips; 12 group posts"  # each feature's lines (Feature.content_reports)
+    assert lines[0] == "OK: 29 messages, 30 tags"
+    assert lines[1] == "channels: 8 (mp 2, wecom_friend 5, wecom_group 1)"
+    assert lines[2] == "SOP: 4 drips; 12 group posts"  # each feature's lines (Feature.content_reports)
     assert "interactions: 1 lottery campaign; 2 coupon pools; 6 keyword rules; check-in on; referral on" in lines
     assert any("(guideline 3:3:3:1)" in line for line in lines)  # the group-post mix follows (test_content_sop)
 
@@ -29,7 +30,7 @@ def test_content_without_sop_or_interactions_prints_one_line(tmp_path: Path) -> 
     shutil.copytree(SHIPPED_CONTENT / "media", root / "media")
     out = io.StringIO()
     assert check_content(str(root), out) == 0
-    assert out.getvalue() == "OK: 8 channels, 8 messages, 30 tags\n"
+    assert out.getvalue() == "OK: 8 messages, 30 tags\nchannels: 8 (mp 2, wecom_friend 5, wecom_group 1)\n"
 
 
 def test_problems_are_printed_one_per_line(tmp_path: Path) -> None:

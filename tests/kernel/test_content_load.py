@@ -11,6 +11,7 @@ from bot.content import Content, ContentError, FileKind, Platform, Section, read
 from bot.content import load_content as load_with
 from bot.content.node import Node
 from handlers.content import content_registry, load_content
+from handlers.growth.content import channels_of
 from tests.support.settings import SHIPPED_CONTENT
 
 
@@ -23,10 +24,10 @@ def shipped_copy(tmp_path: Path) -> Path:
 
 def test_shipped_content_loads() -> None:
     content = load_content(SHIPPED_CONTENT)
-    codes = {c.code for c in content.channels}
+    codes = {c.code for c in channels_of(content).channels}
     assert {"pkgcard", "mp_menu", "live_0611", "store_sh01"} <= codes
-    assert {c.platform for c in content.channels} == set(Platform)
-    assert all(content.welcome_for(c) is not None for c in content.channels)
+    assert {c.platform for c in channels_of(content).channels} == set(Platform)
+    assert all(channels_of(content).welcome_for(c) is not None for c in channels_of(content).channels)
     assert {g.name for g in content.tag_groups} >= {"渠道", "兴趣"}
     assert any(len(m.variants) > 1 and m.variants[0].window is None for m in content.messages)
     assert any(v.window is not None for m in content.messages for v in m.variants)
@@ -37,18 +38,18 @@ def test_shipped_content_loads() -> None:
 
 def test_lookups_by_what_callbacks_carry() -> None:
     content = load_content(SHIPPED_CONTENT)
-    pkgcard = content.channel_for_state("pkgcard")
+    pkgcard = channels_of(content).channel_for_state("pkgcard")
     assert pkgcard is not None and pkgcard.name == "包裹卡"
     assert pkgcard.contact_way is not None and pkgcard.contact_way.staff_on(5) == ("weekend_duty",)
     assert pkgcard.contact_way.staff_on(0) == ("lulu", "axin")
-    poster = content.channel_for_scene("poster_618")
+    poster = channels_of(content).channel_for_scene("poster_618")
     assert poster is not None and poster.code == "mp_poster_618"
-    assert content.channel_for_state("poster_618") is None
-    friend_default = content.default_channel(Platform.WECOM_FRIEND)
-    mp_default = content.default_channel(Platform.MP)
+    assert channels_of(content).channel_for_state("poster_618") is None
+    friend_default = channels_of(content).default_channel(Platform.WECOM_FRIEND)
+    mp_default = channels_of(content).default_channel(Platform.MP)
     assert friend_default is not None and friend_default.code == "organic"
     assert mp_default is not None and mp_default.code == "mp_follow"
-    group_default = content.default_channel(Platform.WECOM_GROUP)
+    group_default = channels_of(content).default_channel(Platform.WECOM_GROUP)
     assert group_default is not None and group_default.default
     message = content.message("welcome_pkgcard")
     assert message is not None and [v.ref for v in message.variants] == ["welcome_pkgcard/a", "welcome_pkgcard/b"]
@@ -67,7 +68,7 @@ def test_broken_file_raises_and_the_previous_content_stays(shipped_copy: Path) -
         assert files == {"channels.toml", "tags.toml"}
     else:
         pytest.fail("broken content loaded")
-    assert current.channel("pkgcard") is not None
+    assert channels_of(current).channel("pkgcard") is not None
     assert read_content(shipped_copy, content_registry())[0] is None
 
 
@@ -83,7 +84,7 @@ def test_one_broken_item_loads_nothing(shipped_copy: Path) -> None:
 def test_content_is_immutable() -> None:
     content = load_content(SHIPPED_CONTENT)
     with pytest.raises(AttributeError):
-        content.channels[0].code = "x"  # type: ignore[misc]
+        channels_of(content).channels[0].code = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         content.sections["channels"] = ()  # type: ignore[index]
 
@@ -96,7 +97,7 @@ def test_kind_directory_merges_files(shipped_copy: Path) -> None:
         encoding="utf-8",
     )
     content = load_content(shipped_copy)
-    assert content.channel_for_state("store_sh02") is not None
+    assert channels_of(content).channel_for_state("store_sh02") is not None
     assert str(shipped_copy / "channels" / "store_sh02.toml") in content.files
 
 
@@ -116,6 +117,6 @@ def test_a_new_file_kind_plugs_in(shipped_copy: Path) -> None:
     registry = content_registry().with_kind(FileKind("replies", (REPLIES,)))
     content: Content = load_with(shipped_copy, registry)
     assert content.get(REPLIES) == (("签到", "已签到"),)
-    assert len(content.channels) == len(load_content(SHIPPED_CONTENT).channels)
+    assert len(channels_of(content).channels) == len(channels_of(load_content(SHIPPED_CONTENT)).channels)
     with pytest.raises(ValueError, match="already registered"):
         registry.with_kind(FileKind("replies", ()))

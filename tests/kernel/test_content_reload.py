@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.clock import FrozenClock
 from bot.config import Settings
+from handlers.growth.content import channels_of
 from tests.support.apps import start_rig
 from tests.support.settings import SHIPPED_CONTENT, make_settings
 
@@ -30,8 +31,8 @@ async def test_reload_swaps_valid_content_and_keeps_the_old_on_a_broken_file(
         channels.write_text(channels.read_text(encoding="utf-8").replace('name = "包裹卡"', 'name = "包裹卡2"'))
         assert await services.reloader.reload() == []
         assert services.content is not before
-        assert services.content.channel("pkgcard") is not None
-        assert services.content.channel("pkgcard").name == "包裹卡2"  # type: ignore[union-attr]
+        assert channels_of(services.content).channel("pkgcard") is not None
+        assert channels_of(services.content).channel("pkgcard").name == "包裹卡2"  # type: ignore[union-attr]
 
         group_sop = content_dir / "group_sop.toml"
         group_sop.write_text(group_sop.read_text(encoding="utf-8").replace('cron = "0 10 * * 1"', 'cron = "0 10 * *"'))

@@ -72,8 +72,8 @@ def test_content_check_prints_the_mix_after_the_ok_line() -> None:
     out = io.StringIO()
     assert check_content(str(SHIPPED_CONTENT), out, today=date(2026, 11, 23), tz=SH) == 0
     lines = out.getvalue().splitlines()
-    assert lines[0] == "OK: 8 channels, 29 messages, 30 tags"
-    assert lines[2] == "Group posts, 30 days from 2026-11-23 (Asia/Shanghai): marketing : interaction : care : daily"
+    assert lines[0] == "OK: 29 messages, 30 tags"
+    assert lines[3] == "Group posts, 30 days from 2026-11-23 (Asia/Shanghai): marketing : interaction : care : daily"
     assert "  2026-11-23 +7d: 3 : 3 : 3 : 1" in lines
     assert "  2026-12-07 +7d: 5 : 3 : 3 : 1" in lines  # Double 12 adds two marketing posts: 5 of 12
     assert not [line for line in lines if line.startswith("warning:")]

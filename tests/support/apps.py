@@ -34,6 +34,7 @@ from bot.feature import Feature, routers_of
 from bot.rig import Rig
 from bot.services import Services
 from handlers import features
+from handlers.growth.simulated_corp import seed_corp
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 T = TypeVar("T")
@@ -109,6 +110,7 @@ async def start_rig(
         rng=None if rng is None else random.Random(rng),
         routers=_routers(routers, workers),
         port=port,
+        prepare=seed_corp,
     )
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.content import Channel, ContactWay, Content, JoinWay, Platform
+from bot.content import Content, Platform
+from handlers.growth.content import channels_of
+from handlers.growth.content.model import Channel, ContactWay, JoinWay
 from handlers.growth.sync.group_welcome import template_objects
 from handlers.growth.sync.model import CONTACT_WAY, CORP_TAG, CORP_TAG_GROUP, JOIN_WAY, MP_QRCODE, MP_TAG, Desired
 
@@ -86,5 +88,5 @@ def tag_objects(content: Content) -> list[Desired]:
 def desired_objects(content: Content) -> list[Desired]:
     """Every object the content asks for: tags first (channels refer to them), then channel codes, then
     group welcome templates."""
-    channels = [obj for c in content.channels if (obj := channel_object(c)) is not None]
+    channels = [obj for c in channels_of(content).channels if (obj := channel_object(c)) is not None]
     return [*tag_objects(content), *channels, *template_objects(content)]

@@ -23,11 +23,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from bot.content import Channel, Content, Platform
+from bot.content import Content, Platform
 from bot.content.model import Attachment, MiniprogramAttachment, media_path
 from bot.content.render import attachment_json
 from bot.content.templates import fill
 from bot.platform.wecom_welcome import TemplateAttachment
+from handlers.growth.content import channels_of
+from handlers.growth.content.model import Channel
 from handlers.growth.sync.model import GROUP_WELCOME, MEDIA, Action, Desired
 from handlers.growth.sync.target import SyncTarget, record_of, wanted
 
@@ -64,7 +66,7 @@ def _attachment_fields(attachment: Attachment, root: Path) -> dict[str, Any]:
 def template_object(content: Content, channel: Channel) -> Desired | None:
     """The template a ``wecom_group`` channel's welcome asks for (``None``: not a group channel, or
     no welcome message)."""
-    message = content.welcome_for(channel) if channel.platform is Platform.WECOM_GROUP else None
+    message = channels_of(content).welcome_for(channel) if channel.platform is Platform.WECOM_GROUP else None
     if message is None or not message.variants:
         return None
     variant = message.variants[0]
@@ -78,7 +80,7 @@ def template_object(content: Content, channel: Channel) -> Desired | None:
 
 
 def template_objects(content: Content) -> list[Desired]:
-    return [obj for c in content.channels if (obj := template_object(content, c)) is not None]
+    return [obj for c in channels_of(content).channels if (obj := template_object(content, c)) is not None]
 
 
 async def _request(desired: Desired, target: SyncTarget) -> tuple[str | None, TemplateAttachment | None]:

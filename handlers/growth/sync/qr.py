@@ -26,6 +26,7 @@ from bot.clock import SystemClock
 from bot.config import Settings
 from bot.content import ContentError
 from handlers.content import load_content
+from handlers.growth.content import channels_of
 from handlers.growth.sync.command import open_store
 from handlers.growth.sync.desired import channel_object
 from handlers.growth.sync.model import CHANNEL_KINDS, MP_QRCODE, Op, Record
@@ -115,7 +116,7 @@ def outdated(settings: Settings, record: Record) -> str | None:
     An unreadable content directory is not a reason to refuse: the recorded code is still valid.
     """
     try:
-        channel = load_content(settings.content_dir).channel(record.key)
+        channel = channels_of(load_content(settings.content_dir)).channel(record.key)
     except ContentError:
         return None
     desired = None if channel is None else channel_object(channel)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bot.content.channels import CHANNELS
 from bot.content.fit import KF_TYPES, KF_WINDOW_MESSAGES, MP_CUSTOM_TYPES, MP_WINDOW_MESSAGES, tag_reason
 from bot.content.messages import FALLBACKS, MESSAGES
 from bot.content.model import VARIABLES, Message
 from bot.content.problems import Reporter
 from bot.content.registry import Draft, Located
 from bot.content.templates import variables_in
+from handlers.growth.content.channels import CHANNELS
 from handlers.interactions.content.checkin import CHECKIN
 from handlers.interactions.content.coupons import COUPON_POOLS
 from handlers.interactions.content.keywords import KEYWORDS

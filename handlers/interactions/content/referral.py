@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 
-from bot.content.channels import CHANNELS
 from bot.content.fields import choice
 from bot.content.model import Platform
 from bot.content.node import Node
 from bot.content.problems import Reporter
 from bot.content.registry import Draft, Section
+from handlers.growth.content.channels import CHANNELS
 from handlers.interactions.content.model import Referral, Reward
 from handlers.interactions.content.rewards import parse_reward
 

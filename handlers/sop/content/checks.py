@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.content.channels import CHANNELS
 from bot.content.fit import MP_EVENT_MESSAGES, send_count, tag_platforms, tag_reason
 from bot.content.messages import MESSAGES
 from bot.content.model import Message, Platform
 from bot.content.problems import Reporter
 from bot.content.registry import Draft, Located
+from handlers.growth.content.channels import CHANNELS
 from handlers.sop.content.drips import DRIPS
 from handlers.sop.content.fit import DELIVERY_PLATFORMS, delivery_problem
 from handlers.sop.content.group_sop import GROUP_POSTS

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-from bot.content.model import WEEKDAYS, Channel, ContactWay, JoinWay, Platform
+from bot.content.model import WEEKDAYS, Platform
 from bot.content.node import Node
 from bot.content.registry import Section
+from handlers.growth.content.model import Channel, ContactWay, JoinWay
 
 CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CODE_HINT = "use 1-64 letters, digits, '_' or '-'"
