@@ -22,6 +22,7 @@ from aiohttp import web
 from bot.alerts import FailureAlerts
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, secret_values
+from bot.content import ContentError, Problem
 from bot.content_reload import ContentReloader
 from bot.content_runtime import load_runtime_content
 from bot.db.engine import make_engine, sessionmaker
@@ -71,6 +72,7 @@ def build_app(
     full = routers is None
     chosen = routers_of(features) if routers is None else list(routers)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_content)
     app.cleanup_ctx.append(lambda a: _platform_clients(a, features))
     app.cleanup_ctx.append(_alerts)
     app.cleanup_ctx.append(lambda a: _outbox(a, features))
@@ -124,6 +126,18 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await s.engine.dispose()
     for name in ("instances", "sessions", "engine"):
         s.stopped(name)
+
+
+async def _content(app: web.Application) -> AsyncIterator[None]:
+    """The published content revision, if there is one, before intake opens; then follow it."""
+    s = app[SERVICES]
+    problems = await s.reloader.follow()
+    if problems:
+        where = f"content revision {await s.reloader.live()}"
+        raise ContentError(tuple(Problem(where, "", p) for p in problems))
+    s.reloader.start(s.settings.content_poll_seconds)
+    yield
+    await s.reloader.stop()
 
 
 async def _token_store(s: Services) -> tuple[TokenStore, Any]:

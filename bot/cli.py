@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.commands import NotMigrated, content_dir_of, ensure_migrated, migrated_settings_of, settings_of, tz_of
 from bot.config import ConfigError, Settings, redact_url, secret_values
+from bot.content_commands import add_revision_commands
 from bot.feature import Feature
 from bot.logs import configure_logging
 
@@ -139,6 +140,7 @@ def build_parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     chk = csub.add_parser("check", help="validate content files (file, key, reason)")
     chk.add_argument("dir", nargs="?")
     chk.set_defaults(func=cmd_content_check)
+    add_revision_commands(csub)
     sim = sub.add_parser("sim", help="simulation only: the clock of a demo server (loopback URLs only)")
     simsub = sim.add_subparsers(dest="sim_command", required=True)
     adv = simsub.add_parser("advance", help="move the simulated clock of a demo/rig server ahead")

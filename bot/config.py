@@ -371,6 +371,9 @@ class Settings(_Frozen, BaseSettings):
     logging: LoggingConfig = LoggingConfig()
     timezone: Annotated[str, _rule(_is_timezone, "unknown IANA timezone")] = "Asia/Shanghai"
     content_dir: str = "content"
+    # How often each replica looks for a newly published content revision (a publish is in force on every
+    # replica within this; the console promises 5 s).
+    content_poll_seconds: Float = Field(default=2.0, ge=0.1, le=5.0)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, MetaData, String, Text, false
+from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, MetaData, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.db.types import UTCDateTime
@@ -137,3 +137,45 @@ class Customer(Base):
     purchase_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_purchase_at: Mapped[datetime | None]
     total_spent_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # in fen
+
+
+class ContentRevision(Base):
+    """One version of the whole content directory: ``draft`` (being edited), ``published`` (was or is live).
+
+    ``digest`` is the SHA-256 over every file's path and bytes: pushing the same directory twice makes no
+    new revision. Which one is in force is :class:`ContentLive`, not a state here, so switching (publish,
+    roll back) is one UPDATE of one row.
+    """
+
+    __tablename__ = "content_revisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    parent_id: Mapped[int | None] = mapped_column(BigId)  # the revision a draft started from
+    state: Mapped[str] = mapped_column(String(16))  # draft | published | discarded
+    digest: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    published_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class ContentRevisionFile(Base):
+    """A file of a revision: a path relative to the content directory and its bytes (TOML, images)."""
+
+    __tablename__ = "content_revision_files"
+
+    revision_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    path: Mapped[str] = mapped_column(String(512), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ContentLive(Base):
+    """The one row naming the revision in force; every replica polls it and switches all at once."""
+
+    __tablename__ = "content_live"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    revision_id: Mapped[int] = mapped_column(BigId)
+    switched_at: Mapped[datetime]
+    switched_by: Mapped[str] = mapped_column(String(128))

@@ -11,7 +11,7 @@ from bot.commands import SubParsers, migrated_settings_of
 from bot.config import Settings, secret_values
 from bot.db.engine import make_engine, sessionmaker
 from bot.logs import configure_logging
-from handlers.content import load_runtime_content
+from handlers.content import live_content
 from handlers.growth.content import channels_of
 from handlers.growth.stats import UNATTRIBUTED, as_rows, channel_stats, render_csv, render_table
 
@@ -24,7 +24,7 @@ async def print_channel_stats(settings: Settings, since: str | None, until: str 
             return None
         return datetime.combine(date.fromisoformat(day), time(0), settings.tz)
 
-    content = load_runtime_content(settings.content_dir)
+    content = await live_content(settings)
     names = {c.code: c.name for c in channels_of(content).channels}
     names[UNATTRIBUTED] = "未归因"
     engine = make_engine(settings.database)

@@ -416,14 +416,14 @@ async def import_command(settings: Settings, out: TextIO, *, clock: Clock | None
     from bot.clock import SystemClock
     from bot.db.engine import make_engine, sessionmaker
     from bot.platform import DbTokenStore
-    from handlers.content import load_runtime_content
+    from handlers.content import live_content
 
     clock = clock or SystemClock()
     w, m = settings.wecom, settings.official_account
     if not (w.corp_id and w.secret) and not (m.app_id and m.app_secret):
         print("error: neither [wecom] corp_id/secret nor [official_account] app_id/app_secret is set", file=out)
         return 2
-    content = load_runtime_content(settings.content_dir)
+    content = await live_content(settings)
     engine = make_engine(settings.database)
     try:
         sessions = sessionmaker(engine)

@@ -227,9 +227,9 @@ async def print_preview(
     settings: Settings, days: int, as_csv: bool, limit: int = 1000, now: datetime | None = None
 ) -> int:
     """``siyu-bot sop preview [--days N] [--csv]``; times are local in the configured timezone."""
-    from handlers.content import load_runtime_content
+    from handlers.content import live_content
 
-    content, tz = load_runtime_content(settings.content_dir), settings.tz
+    content, tz = await live_content(settings), settings.tz
     now = now or datetime.now(UTC)
     until = now + timedelta(days=days)
     async with read_only_session(settings) as session:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from handlers import features, main
+from tests.support.settings import SHIPPED_CONTENT
 
 
 @pytest.fixture
@@ -73,3 +77,32 @@ def test_serve_workers_auto_is_one_per_core() -> None:
     parser = build_parser(features())
     assert parser.parse_args(["serve", "--workers", "auto"]).workers == (os.cpu_count() or 1)
     assert parser.parse_args(["serve"]).workers is None
+
+
+def test_content_push_revisions_diff_rollback_pull(
+    env_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(SHIPPED_CONTENT, content)
+    assert main(["content", "push", "--dir", str(content), "-m", "first"]) == 0
+    assert "published revision 1" in capsys.readouterr().out
+    assert main(["content", "push", "--dir", str(content)]) == 0
+    assert "unchanged" in capsys.readouterr().out
+    messages = content / "messages.toml"
+    messages.write_text(messages.read_text(encoding="utf-8").replace("小鹿", "小鹿2", 1), encoding="utf-8")
+    assert main(["content", "diff", "--dir", str(content)]) == 0
+    assert "+" in capsys.readouterr().out
+    (content / "broken.toml").write_text("x = 1\n", encoding="utf-8")
+    assert main(["content", "push", "--dir", str(content)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.toml" in err and "nothing published" in err
+    (content / "broken.toml").unlink()
+    assert main(["content", "push", "--dir", str(content), "-m", "second"]) == 0
+    assert main(["content", "revisions"]) == 0
+    out = capsys.readouterr().out
+    assert "live" in out and "second" in out and "first" in out
+    assert main(["content", "rollback"]) == 0
+    assert "revision 1 is live again" in capsys.readouterr().out
+    assert main(["content", "pull", "--dir", str(content)]) == 0
+    assert "小鹿2" not in messages.read_text(encoding="utf-8")
+    assert main(["content", "rollback", "--revision", "99"]) == 1

@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.content import Content, ContentError
 from bot.db.engine import make_engine, sessionmaker
 from bot.platform import DbTokenStore, MpClient, PlatformError, WeComClient
-from handlers.content import load_content
+from handlers.content import live_content
 from handlers.growth.sync.apply import apply, read_platform_state
 from handlers.growth.sync.media import media_objects, plan_media
 from handlers.growth.sync.model import Action, Plan, PlatformState, Record
@@ -30,9 +30,10 @@ from handlers.growth.sync.records import RecordStore
 from handlers.growth.sync.target import SyncResult, SyncTarget
 
 
-def load_or_report(settings: Settings, out: TextIO) -> Content | None:
+async def load_or_report(settings: Settings, out: TextIO) -> Content | None:
+    """The content in force (the live revision, else the directory), or ``None`` with its problems."""
     try:
-        return load_content(settings.content_dir)
+        return await live_content(settings, strict=True)
     except ContentError as exc:
         print(f"content has {len(exc.problems)} problem(s); nothing was synced:", file=out)
         for problem in exc.problems:
@@ -99,7 +100,7 @@ async def sync_command(settings: Settings, dry_run: bool, out: TextIO, *, clock:
 
     ``clock`` (default: the system clock) decides which uploaded media are about to expire.
     """
-    content = load_or_report(settings, out)
+    content = await load_or_report(settings, out)
     if content is None:
         return 1
     clock = clock or SystemClock()

@@ -25,7 +25,7 @@ import segno
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.content import ContentError
-from handlers.content import load_content
+from handlers.content import live_content
 from handlers.growth.content import channels_of
 from handlers.growth.sync.command import open_store
 from handlers.growth.sync.desired import channel_object
@@ -110,13 +110,13 @@ async def find_record(store: RecordStore, code: str) -> Record | None:
     return None
 
 
-def outdated(settings: Settings, record: Record) -> str | None:
+async def outdated(settings: Settings, record: Record) -> str | None:
     """Why the recorded code no longer fits the content (a new code is due), or ``None``.
 
     An unreadable content directory is not a reason to refuse: the recorded code is still valid.
     """
     try:
-        channel = channels_of(load_content(settings.content_dir)).channel(record.key)
+        channel = channels_of(await live_content(settings, strict=True)).channel(record.key)
     except ContentError:
         return None
     desired = None if channel is None else channel_object(channel)
@@ -140,7 +140,7 @@ async def qr_command(settings: Settings, code: str, out_path: str, out: TextIO |
     if payload is None:
         print(f"error: channel {code!r} has no QR code recorded yet; {SYNC_FIRST}", file=stream)
         return 1
-    reason = outdated(settings, record)
+    reason = await outdated(settings, record)
     if reason is not None:
         print(f"error: {reason}", file=stream)
         return 1

@@ -45,16 +45,16 @@ async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-def _content(settings: Settings, content: Content | None) -> Content:
-    from handlers.content import load_runtime_content
+async def _content(settings: Settings, content: Content | None) -> Content:
+    from handlers.content import live_content
 
-    return content if content is not None else load_runtime_content(settings.content_dir)
+    return content if content is not None else await live_content(settings)
 
 
 async def status_command(
     settings: Settings, out: TextIO, *, clock: Clock | None = None, content: Content | None = None
 ) -> int:
-    content = _content(settings, content)
+    content = await _content(settings, content)
     now = (clock or SystemClock()).now()
     if not interactions_of(content).campaigns:
         print("(no lottery campaigns in content)", file=out)
@@ -143,7 +143,7 @@ async def kill_command(settings: Settings, campaign_id: str, reason: str, out: T
 async def verify_command(
     settings: Settings, campaign_id: str, out: TextIO, *, clock: Clock | None = None, content: Content | None = None
 ) -> int:
-    content = _content(settings, content)
+    content = await _content(settings, content)
     campaign = interactions_of(content).campaign(campaign_id)
     now = (clock or SystemClock()).now()
     if campaign is None:
