@@ -8,8 +8,10 @@ Each package holds one feature: its handlers, tables, reports, commands, pages a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bot.feature import Feature
+if TYPE_CHECKING:  # not at import time: bot.content's registry imports handlers.staff.content
+    from bot.feature import Feature
 
 
 def features() -> list[Feature]:
@@ -20,8 +22,9 @@ def features() -> list[Feature]:
     from handlers.interactions.feature import INTERACTIONS, REFERRAL
     from handlers.orders.feature import ORDERS
     from handlers.sop.feature import SOP
+    from handlers.staff.feature import STAFF
 
-    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO, WEBHOOKS, API]
+    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, STAFF, DEMO, WEBHOOKS, API]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,4 +51,5 @@ DEFAULT_REGISTRY = (
     .with_kind(KEYWORD_FILES)
     .with_kind(REFERRAL_FILES, check_referral_prefix)
     .with_checks(*INTERACTION_CHECKS)
+    .with_kind(__import__("handlers.staff.content", fromlist=["STAFF_FILES"]).STAFF_FILES)  # lead: rewire
 )
