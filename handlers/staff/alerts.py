@@ -108,4 +108,4 @@ async def send_digests(ctx: Context) -> int:
     return len(by_staff)
 
 
-DIGEST = Job("staff-loss-digest", DIGEST_SECONDS, send_digests)
+DIGEST = Job("staff_loss_digest", DIGEST_SECONDS, send_digests)

@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -94,9 +94,14 @@ async def departed(t: Tools) -> int:
     t.say(f"{'member':<24} {'left':<20} {'customers':>9} {'groups':>6}")
     for userid, n in sorted(per.items()):
         groups = len(await reads.groups_of(t.wecom, userid))
-        when = left[userid].strftime("%Y-%m-%d %H:%M") if left[userid] else "?"
+        at = left[userid]
+        when = at.astimezone(t.settings.tz).strftime("%Y-%m-%d %H:%M") if at is not None else "?"
         t.say(f"{userid:<24} {when:<20} {n:>9} {groups:>6}")
     return 0
+
+
+def remembering(user: dict[str, Any]) -> Callable[[Context], Awaitable[None]]:
+    return lambda ctx: remember(ctx, user)
 
 
 # --- transfer (离职继承) ----------------------------------------------------------------------------
@@ -108,7 +113,7 @@ async def successors(t: Tools, rule: Rule, old: str, active: list[str]) -> tuple
         for userid in active:
             user = await reads.member(t.wecom, userid)
             known[userid] = [d for d in user.get("department") or [] if isinstance(d, int)]
-            await t.tx(lambda ctx, u=user: remember(ctx, u))  # type: ignore[misc]
+            await t.tx(remembering(user))
     return candidates(rule, old, active, known)
 
 
@@ -189,7 +194,7 @@ async def handover(
 
 
 async def show_transfers(t: Tools, pending: bool) -> int:
-    async def read(ctx: Context) -> tuple[list[tuple[str, str, str, str, str, int]], list[StaffTransfer]]:
+    async def read(ctx: Context) -> tuple[list[tuple[Any, ...]], list[StaffTransfer]]:
         q = select(StaffTransfer.batch, StaffTransfer.kind, StaffTransfer.from_userid, StaffTransfer.to_userid,
                    StaffTransfer.state, func.count()).group_by(StaffTransfer.batch, StaffTransfer.kind,
                    StaffTransfer.from_userid, StaffTransfer.to_userid, StaffTransfer.state)  # fmt: skip
@@ -197,7 +202,7 @@ async def show_transfers(t: Tools, pending: bool) -> int:
         rows = await ctx.session.scalars(
             select(StaffTransfer).where(StaffTransfer.state.in_(("requested", "waiting"))).order_by(StaffTransfer.id)
         )
-        return counts, list(rows.all()) if pending else []  # type: ignore[return-value]
+        return counts, (list(rows.all()) if pending else [])
 
     counts, rows = await t.tx(read)
     if not counts:
@@ -239,7 +244,7 @@ async def directory(t: Tools) -> int:
     active = await reads.active_members(t.wecom)
     for userid in active:
         user = await reads.member(t.wecom, userid)
-        await t.tx(lambda ctx, u=user: remember(ctx, u))  # type: ignore[misc]
+        await t.tx(remembering(user))
     t.say(f"{len(active)} members' departments stored")
     return 0
 

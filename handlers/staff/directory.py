@@ -39,7 +39,8 @@ async def remember(ctx: Context, user: dict[str, object]) -> None:
     userid = user.get("userid")
     if not isinstance(userid, str) or not userid:
         return
-    ids = [d for d in user.get("department") or [] if isinstance(d, int)]  # type: ignore[attr-defined]
+    raw = user.get("department")
+    ids = [d for d in raw if isinstance(d, int)] if isinstance(raw, list) else []
     values = {"userid": userid, "name": str(user.get("name") or "")[:128], "departments": {"ids": ids},
               "updated_at": ctx.now()}  # fmt: skip
     if not await insert_ignore(ctx.session, StaffMember, values, ["userid"]):
@@ -53,4 +54,4 @@ async def departments(ctx: Context) -> dict[str, list[int]]:
     return {r.userid: [int(d) for d in r.departments.get("ids", [])] for r in rows.all()}
 
 
-DIRECTORY = Job("staff-directory", DAILY, refresh)
+DIRECTORY = Job("staff_directory", DAILY, refresh)

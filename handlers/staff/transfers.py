@@ -289,4 +289,4 @@ def _dicts(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-POLL = Job("staff-transfer-results", POLL_SECONDS, poll_results)
+POLL = Job("staff_transfer_results", POLL_SECONDS, poll_results)

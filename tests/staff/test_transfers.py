@@ -24,7 +24,7 @@ from handlers.integrations.endpoints import add_endpoint
 from handlers.interactions.tables import ReferralCode
 from handlers.sop.drip_enrol import active_staff
 from handlers.staff import directory
-from handlers.staff.commands import handover, show_audit, show_transfers, transfer
+from handlers.staff.commands import departed, handover, show_audit, show_transfers, transfer
 from handlers.staff.successors import Rule, TransferInputError, parse_rule
 from handlers.staff.tables import StaffAudit, StaffGroupTransfer, StaffMember, StaffTransfer
 from handlers.staff.transfers import transfer_body
@@ -177,6 +177,8 @@ async def test_handover_of_an_employed_member_carries_the_message(rig: Rig, cloc
 
 async def test_dry_run_changes_nothing(rig: Rig, clock: FrozenClock) -> None:
     await depart(rig, "leaver")
+    code, out = await staff_command(rig, clock, departed)
+    assert code == 0 and out.splitlines()[1].split()[0] == "leaver" and out.split()[-2:] == ["300", "4"], out
     before = await count(rig, OutboxCall)
     code, out = await staff_command(
         rig, clock, lambda t: transfer(t, "leaver", parse_rule(None, "round-robin:heir,other"), True, True)
