@@ -12,6 +12,7 @@ import pytest
 from bot.actions import run_action
 from bot.clock import FrozenClock
 from bot.rig import Rig
+from handlers.sop.group_sop_robots import RobotCaller, RobotKeys
 from handlers.staff import alerts
 from handlers.staff.tables import LossAlert
 from tests.staff.helpers import MORNING, content_with_alerts
@@ -101,5 +102,22 @@ async def test_switched_off_nobody_is_told(db_url: str, clock: FrozenClock) -> N
         await lose(rig, clock, "amy", "小李")
         assert alerts_to(rig, "amy") == []
         assert await rows(rig, LossAlert) == []
+    finally:
+        await rig.close()
+
+
+async def test_the_brands_group_robot_hears_it_too(db_url: str, clock: FrozenClock, tmp_path: Path) -> None:
+    clock.set(MORNING)
+    rule = RULE.format(digest="false").replace('via = ["app"]', 'via = ["app", "robot"]\nrobot_chat_id = "wrBrand"')
+    content = content_with_alerts(tmp_path, rule)
+    rig = await start_rig(make_settings(db_url, content_dir=str(content)), clock, rng=7)
+    try:
+        rig.state.add_group("boss", chat_id="wrBrand")
+        key = rig.state.add_robot("wrBrand")
+        rig.services.clients["robot"] = RobotCaller(rig.services.clients["wecom"], RobotKeys({"wrBrand": key}))
+        await lose(rig, clock, "amy", "小张")
+        [robot] = rig.state.calls_to("webhook/send")
+        assert robot.body == {"msgtype": "text", "text": {"content": "客户「小张」删除了你（渠道：pkgcard）"}}
+        assert alerts_to(rig, "amy") == ["客户「小张」删除了你（渠道：pkgcard）"]
     finally:
         await rig.close()
