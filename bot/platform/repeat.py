@@ -35,6 +35,8 @@ REPEATABLE: dict[str, str] = {
     ),
     "externalcontact/update_contact_way": "sets a 联系我 code's fields: the same result after a repeat",
     "externalcontact/get_follow_user_list": "read only",
+    "externalcontact/get_unassigned_list": "read only",
+    "externalcontact/groupchat/list": "read only",
     "user/get": "read only",
     "externalcontact/resigned/transfer_result": "read only",
     "externalcontact/transfer_result": "read only",
