@@ -11,6 +11,7 @@ import pytest
 
 from bot.actions import run_action
 from bot.clock import FrozenClock
+from bot.content import ContentError, load_content
 from bot.rig import Rig
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys
 from handlers.staff import alerts
@@ -121,3 +122,13 @@ async def test_the_brands_group_robot_hears_it_too(db_url: str, clock: FrozenClo
         assert alerts_to(rig, "amy") == ["客户「小张」删除了你（渠道：pkgcard）"]
     finally:
         await rig.close()
+
+
+def test_a_wrong_rule_is_reported_by_file_and_key(tmp_path: Path) -> None:
+    bad = '[loss_alerts]\nvia = ["fax", "robot"]\nquiet_hours = "25:00-08:00"\ntext = "客户 {nickname}"\n'
+    content = content_with_alerts(tmp_path, bad)
+    with pytest.raises(ContentError) as raised:
+        load_content(content)
+    problems = {(Path(p.file).name, p.key) for p in raised.value.problems}
+    assert {("staff.toml", "loss_alerts.via"), ("staff.toml", "loss_alerts.robot_chat_id"),
+            ("staff.toml", "loss_alerts.quiet_hours"), ("staff.toml", "loss_alerts.text")} <= problems  # fmt: skip
