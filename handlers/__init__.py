@@ -20,8 +20,9 @@ def features() -> list[Feature]:
     from handlers.interactions.feature import INTERACTIONS, REFERRAL
     from handlers.orders.feature import ORDERS
     from handlers.sop.feature import SOP
+    from handlers.staff.feature import STAFF
 
-    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, DEMO, WEBHOOKS, API]
+    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, STAFF, DEMO, WEBHOOKS, API]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,3 +9,4 @@ import handlers.interactions.h5.tables
 import handlers.interactions.tables
 import handlers.orders.tables
 import handlers.sop.tables
+import handlers.staff.tables

@@ -33,6 +33,13 @@ REPEATABLE: dict[str, str] = {
         "a 联系我 code for a state: a repeat makes at most a second code with the same state, which "
         "attributes the same and reaches no customer (it counts against the corp's contact-way limit)"
     ),
+    "externalcontact/update_contact_way": "sets a 联系我 code's fields: the same result after a repeat",
+    "externalcontact/get_follow_user_list": "read only",
+    "externalcontact/get_unassigned_list": "read only",
+    "externalcontact/groupchat/list": "read only",
+    "user/get": "read only",
+    "externalcontact/resigned/transfer_result": "read only",
+    "externalcontact/transfer_result": "read only",
 }
 
 # Not safe to repeat, and how a doubtful outcome is resolved.
@@ -51,6 +58,18 @@ NOT_REPEATABLE: dict[str, str] = {
     ),
     "externalcontact/remind_groupmsg_send": (
         "each call notifies the staff member again (at most 3 reminders a day): uncertain, not re-sent"
+    ),
+    "externalcontact/resigned/transfer_customer": (
+        "starts a handover; a repeat answers 40100 (already being handed over) for a customer the lost call "
+        "started: uncertain, not re-sent — the transfer_result poll finds out (handlers/staff/transfers.py)"
+    ),
+    "externalcontact/transfer_customer": (
+        "starts an 在职 handover (at most 2 per customer in 90 days): uncertain, not re-sent — the "
+        "transfer_result poll finds out"
+    ),
+    "externalcontact/groupchat/transfer": "changes a group's owner: uncertain, not re-sent (the group list shows it)",
+    "externalcontact/groupchat/onjob_transfer": (
+        "changes a group's owner (at most 2 per group in 90 days): uncertain, not re-sent"
     ),
     "webhook/send": "a group robot posts every time it is called, with no way to look it up: uncertain, not re-sent",
 }

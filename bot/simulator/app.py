@@ -38,6 +38,7 @@ from bot.simulator import (
     wecom_messages,
     wecom_robots,
     wecom_tags,
+    wecom_transfers,
     wecom_welcome,
 )
 from bot.simulator.api import ApiError, ApiRequest, Platform, Route, UploadedFile
@@ -58,6 +59,7 @@ ROUTES: dict[Platform, dict[str, Route]] = {
         **wecom_media.ROUTES,
         **wecom_robots.ROUTES,
         **wecom_welcome.ROUTES,
+        **wecom_transfers.ROUTES,
     },
     "mp": {**tokens.MP_ROUTES, **mp_api.ROUTES},
 }
@@ -70,7 +72,19 @@ def make_sim_app(state: SimState) -> web.Application:
     app.router.add_route("*", "/{platform:wecom|mp}/cgi-bin/{api:.+}", _dispatch)
     app.router.add_get("/wwpic/{name}", _qr_image)
     add_oauth_routes(app, SIM_STATE)
+    app.router.add_post("/_sim/staff/{userid}/depart", _depart)
     return app
+
+
+async def _depart(request: web.Request) -> web.Response:
+    """Test/operator control (simulator only): member ``userid`` leaves the corp (离职)."""
+    state = request.app[SIM_STATE]
+    try:
+        wecom_transfers.depart(state, request.match_info["userid"])
+    except KeyError:
+        return web.json_response({"error": "unknown member"}, status=404)
+    member = state.staff[request.match_info["userid"]]
+    return web.json_response({"userid": member.userid, "dimission_time": member.dimission_time})
 
 
 MAX_REQUEST_BYTES = 32 << 20  # above every upload limit, so oversized files get the platform's errcode
@@ -131,6 +145,7 @@ def _serve(state: SimState, route: Route, req: ApiRequest, token: str | None) ->
         raise ApiError(43002, "require POST method" if "POST" in route.methods else "require GET method")
     if route.auth:
         state.tokens.check(req.platform, token)
+    wecom_transfers.settle(state)  # handovers whose 24 h have passed are decided before anything is read
     injected = state.take_injected(req.api)
     if injected is not None:
         raise injected

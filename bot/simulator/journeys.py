@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.simulator import xml_events
+from bot.simulator import wecom_transfers, xml_events
 from bot.simulator.models import GroupMember, KfMessage, MsgTemplate, OaFollower, ServiceWindow, WelcomeCode
 from bot.simulator.pusher import CallbackPusher, Delivery
 from bot.simulator.state import SimState
@@ -141,6 +141,17 @@ class Simulator:
     async def delete_customer_by_staff(self, userid: str, external_userid: str, source: str | None = None) -> Delivery:
         """The member deletes the customer → ``del_external_contact`` (``Source`` e.g. DELETE_BY_TRANSFER)."""
         return await self._end_relation(userid, external_userid, "del_external_contact", source)
+
+    async def refuse_transfer(self, external_userid: str) -> Delivery:
+        """The customer refuses a waiting handover (客户拒绝) → ``transfer_fail`` / ``customer_refused``
+        (docs/platform.md#staff-transfers)."""
+        handover = wecom_transfers.refuse(self.state, external_userid)
+        return await self._push_wecom(wecom_transfers.fail_event(self.state, handover, "customer_refused"), 0)
+
+    async def push_outgoing(self) -> list[Delivery]:
+        """Deliver the callbacks the platform produced on its own (a handover failing at its takeover time)."""
+        pending, self.state.outgoing = self.state.outgoing, []
+        return [await self._push_wecom(xml, 0) for xml in pending]
 
     def confirm_group_msg(self, msgid: str, userid: str | None = None) -> MsgTemplate:
         """The member confirms a group-send task in the client (docs/platform.md#group-send-tasks); no callback."""

@@ -15,6 +15,9 @@ from typing import Any
 class StaffUser:
     userid: str
     name: str
+    department: list[int] = field(default_factory=lambda: [1])  # ``user/get`` → ``department``
+    dimission_time: int | None = None  # set when the member left (离职): docs/platform.md#staff-transfers
+    customer_limit: int | None = None  # the member's customer cap (None: not reached in the simulator)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from bot.simulator.token_store import TokenStore
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.simulator.models import Delivered
+    from bot.simulator.wecom_transfers import Handover
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -149,6 +150,8 @@ class SimState:
         self.robot_sends: dict[str, list[datetime]] = {}  # key → recent send times (20/min limit)
         # cursor → (api, the traversal's snapshot, position) for the list APIs (bot.simulator.wecom_lists)
         self.list_cursors: dict[str, tuple[str, list[Any], int]] = {}
+        self.handovers: list[Handover] = []  # customer handovers (bot.simulator.wecom_transfers)
+        self.outgoing: list[str] = []  # WeCom callbacks the platform produced on its own, until pushed
         self._seq = 0
 
     # --- time and ids ------------------------------------------------------------------------

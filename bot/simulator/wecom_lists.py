@@ -45,8 +45,8 @@ def page(
 
 def get_follow_user_list(state: SimState, req: ApiRequest) -> dict[str, Any]:
     """``GET externalcontact/get_follow_user_list`` ([W:92571]): the members with the customer-contact
-    feature (in the simulator: every member)."""
-    return {"follow_user": list(state.staff)}
+    feature (in the simulator: every member still employed; a departed member is no longer listed)."""
+    return {"follow_user": [u for u, s in state.staff.items() if s.dimission_time is None]}
 
 
 def _follow_info(state: SimState, ext: str, userid: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ EVENT_MODULES = (
     "handlers.interactions.events",
     "handlers.orders.events",
     "handlers.sop.events",
+    "handlers.staff.events",
 )
 ALL = "*"
 

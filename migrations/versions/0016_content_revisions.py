@@ -1,7 +1,7 @@
 """content revisions: every published version of the content directory, drafts, and the live pointer
 
 Revision ID: 0016_content_revisions
-Revises: 0011_admin_api
+Revises: 0012_staff
 Create Date: 2026-12-06 18:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision = '0016_content_revisions'
-down_revision = '0011_admin_api'
+down_revision = '0012_staff'
 branch_labels = None
 depends_on = None
 

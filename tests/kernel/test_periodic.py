@@ -31,4 +31,9 @@ async def test_a_job_commits_its_calls_under_its_own_scope(
 
 
 def test_the_application_declares_its_jobs() -> None:
-    assert [j.name for f in features() for j in f.jobs] == ["referral_release"]
+    assert [j.name for f in features() for j in f.jobs] == [
+        "referral_release",
+        "staff_transfer_results",
+        "staff_loss_digest",
+        "staff_directory",
+    ]
