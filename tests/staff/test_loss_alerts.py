@@ -11,8 +11,9 @@ import pytest
 
 from bot.actions import run_action
 from bot.clock import FrozenClock
-from bot.content import ContentError, load_content
+from bot.content import ContentError
 from bot.rig import Rig
+from handlers.content import load_content
 from handlers.sop.group_sop_robots import RobotCaller, RobotKeys
 from handlers.staff import alerts
 from handlers.staff.tables import LossAlert
