@@ -344,18 +344,24 @@ async def revisions(
         .order_by(ContentRevision.id.desc())
         .limit(limit)
     )
-    return [
-        RevisionInfo(
-            r.id,
-            r.parent_id,
-            r.state,
-            r.digest,
-            r.author,
-            r.message,
-            r.created_at,
-            r.published_at,
-            r.published_by,
-            r.id == live,
-        )
-        for r in rows
-    ]
+    return [_info(r, live) for r in rows]
+
+
+async def revision_info(session: AsyncSession, revision: int) -> RevisionInfo | None:
+    row = await session.get(ContentRevision, revision)
+    return None if row is None else _info(row, await live_revision(session))
+
+
+def _info(r: ContentRevision, live: int | None) -> RevisionInfo:
+    return RevisionInfo(
+        id=r.id,
+        parent_id=r.parent_id,
+        state=r.state,
+        digest=r.digest,
+        author=r.author,
+        message=r.message,
+        created_at=r.created_at,
+        published_at=r.published_at,
+        published_by=r.published_by,
+        live=r.id == live,
+    )

@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from handlers.api.content import SCHEMAS as CONTENT_SCHEMAS
 from handlers.api.http import PREFIX, Route
 from handlers.api.schemas import SCHEMAS
 
@@ -90,7 +91,7 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **CONTENT_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "an API key"}},
         },
     }

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.services import Services
-from handlers.api import customers, interactions, operations, sop
+from handlers.api import content, customers, interactions, operations, sop
 from handlers.api.http import PREFIX, Gate, Route, serve
 from handlers.api.openapi import build_document
 
@@ -247,6 +247,9 @@ ROUTES: tuple[Route, ...] = (
         paginated=True,
     ),
 )
+
+
+ROUTES = (*ROUTES, *content.ROUTES)
 
 
 @cache

@@ -357,3 +357,6 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "AuditPage": _page("AuditEntry"),
 }
+
+# Public names for the schema helpers, for route modules that declare their own components.
+nullable, obj, ref = _nullable, _object, _ref

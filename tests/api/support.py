@@ -24,7 +24,7 @@ class Answer:
 
 
 def _template(path: str) -> re.Pattern[str]:
-    pattern = re.sub(r"\\\{tag\\\}", "(.+)", re.escape(path))
+    pattern = re.sub(r"\\\{(tag|path)\\\}", "(.+)", re.escape(path))
     return re.compile("^" + re.sub(r"\\\{\w+\\\}", "([^/]+)", pattern) + "$")
 
 
