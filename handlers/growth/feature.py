@@ -9,6 +9,7 @@ from bot.feature import Feature
 from bot.services import Services
 from handlers.growth import follow, friends, groups
 from handlers.growth.commands import add_commands
+from handlers.growth.reconcile_runs import nightly
 from handlers.growth.sync.media import MediaRefresher
 from handlers.growth.synced import MEDIA_IDS, RemoteIdSnapshot
 
@@ -40,6 +41,6 @@ def _media(services: Services) -> AsyncIterator[None]:
 GROWTH = Feature(
     "growth",
     routers=(friends.router, follow.router, groups.router),
-    workers=(_media_ids, _media),
+    workers=(_media_ids, _media, nightly),
     commands=(add_commands,),
 )

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from bot.feature import Feature
 from bot.outbox import PlatformCaller, Reconciler
 from bot.services import Services
-from handlers.sop import drips, group_sop, group_sop_results
+from handlers.sop import drips, group_sop, group_sop_results, late_entry
 from handlers.sop.commands import add_commands
 from handlers.sop.drip_steps import run_step
 from handlers.sop.drip_worker import DRIP_WORKER, DripWorker
@@ -47,7 +47,7 @@ def _reconcilers(services: Services) -> Mapping[str, Reconciler]:
 
 SOP = Feature(
     "sop",
-    routers=(group_sop.router, group_sop_results.router, drips.router),
+    routers=(group_sop.router, group_sop_results.router, drips.router, late_entry.router),
     workers=(_drip_worker, _group_posts),
     commands=(add_commands,),
     clients=(_robots,),
