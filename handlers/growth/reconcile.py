@@ -43,6 +43,7 @@ from bot.platform import MpClient, WeComClient
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import arrival_for, mark_mp_tags, mark_wecom_tags, record_touch, tag_locally
 from handlers.growth.events import ArrivalDiscovered, CustomerLost, MpUnfollowed, TagsChanged
+from handlers.growth.friends import FRIEND_GONE
 from handlers.growth.groups import apply_snapshot
 from handlers.growth.lister import FOLLOWERS_PER_BATCH, Lister
 from handlers.growth.stats import IMPORTED, RECONCILED
@@ -50,7 +51,6 @@ from handlers.growth.tables import CustomerTag, Loss, Touch, WeComRelation
 
 GRACE = timedelta(minutes=5)  # younger facts are left to their callback (it may be on its way)
 LOST_BATCH = 500
-FRIEND_GONE = "friend_gone"
 LEARNT = (IMPORTED, RECONCILED)  # tag sources that mirror the platform (others are ours: channel, drip …)
 
 

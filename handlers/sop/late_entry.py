@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.db.models import Customer
 from bot.dispatcher import Router
 from handlers.growth.events import ArrivalDiscovered, CustomerLost
-from handlers.growth.reconcile import FRIEND_GONE
+from handlers.growth.friends import FRIEND_GONE
 from handlers.sop.drip_enrol import enrol, stop_drips
 
 router = Router("late_entry")

@@ -86,7 +86,11 @@ async def test_an_outage_is_reconciled_once_without_welcomes(rig: Rig, clock: Fr
     )  # fmt: skip
     new = await customer(rig, external_userid="wmNEW")
     [touch] = await rows(rig, Touch, Touch.customer_id == new.id, Touch.platform == "wecom_friend")
-    assert (touch.action, touch.channel_code, touch.occurred_at) == ("reconciled", "pkgcard", discovered_at - timedelta(hours=1))
+    assert (touch.action, touch.channel_code, touch.occurred_at) == (
+        "reconciled",
+        "pkgcard",
+        discovered_at - timedelta(hours=1),
+    )
     assert new.first_channel == "pkgcard" and new.wecom_friend
     # nobody welcomed: no welcome call, no welcome row for the late arrivals
     assert len(rig.state.calls_to("externalcontact/send_welcome_msg")) == welcomes_before
@@ -121,7 +125,9 @@ async def test_an_outage_is_reconciled_once_without_welcomes(rig: Rig, clock: Fr
     again = await reconcile_once(rig.services, "command")
     await drain(rig, clock)
     assert again == Found()
-    assert [await _count(rig, m) for m in (Touch, Loss, DripEnrolment, CustomerTag, GroupMember, WeComRelation)] == counts
+    assert [
+        await _count(rig, m) for m in (Touch, Loss, DripEnrolment, CustomerTag, GroupMember, WeComRelation)
+    ] == counts
 
 
 async def test_a_tag_removed_in_the_console_is_removed(rig: Rig, clock: FrozenClock) -> None:
@@ -150,6 +156,18 @@ async def test_a_callback_racing_the_run_is_counted_once(rig: Rig, clock: Frozen
     assert len(rig.state.calls_to("externalcontact/send_welcome_msg")) == 1
     clock.advance(timedelta(hours=1))
     assert await reconcile_once(rig.services, "command") == Found()
+
+
+async def test_a_late_loss_callback_after_the_run_is_not_a_second_loss(rig: Rig, clock: FrozenClock) -> None:
+    await rig.sim.add_friend("lulu", "wmGONE", state="pkgcard")
+    await drain(rig, clock)
+    rig.state.contacts["wmGONE"].follow["lulu"].active = False
+    clock.advance(timedelta(hours=1))
+    assert (await reconcile_once(rig.services, "command") or Found()).customers_lost == 1
+    await rig.sim.delete_friend_by_customer("lulu", "wmGONE")  # WeChat's retry, after we came back
+    await drain(rig, clock)
+    gone = await customer(rig, external_userid="wmGONE")
+    assert [x.kind for x in await rows(rig, Loss, Loss.customer_id == gone.id)] == ["friend_gone"]
 
 
 async def test_the_nightly_run_happens_when_the_local_hour_passes(db_url: str, clock: FrozenClock) -> None:
