@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.sim_clock import ScaledClock
 from bot.simulator.app import make_sim_app
 from bot.simulator.state import SimState
 
@@ -53,10 +54,13 @@ async def start_simulator(state: SimState, host: str = "127.0.0.1", port: int = 
     return RunningSimulator(state, runner, host, int(sockets[0][1]) if sockets else port)
 
 
-async def serve_forever(host: str, port: int, seed: int) -> None:
-    sim = await start_simulator(SimState(seed=seed), host, port)
+async def serve_forever(host: str, port: int, seed: int, speed: float = 1.0) -> None:
+    sim = await start_simulator(SimState(seed=seed, clock=ScaledClock(speed=speed)), host, port)
     print(f"siyu-bot simulator: wecom.api_base_url = {sim.wecom_api_base}", flush=True)
     print(f"siyu-bot simulator: official_account.api_base_url = {sim.mp_api_base}", flush=True)
+    print(f"siyu-bot simulator: official_account.oauth_base_url = {sim.oauth_base}", flush=True)
+    print(f"siyu-bot simulator: clock at {speed:g}× on {sim.base_url}/_sim/clock "
+          f"(siyu-bot sim advance --url {sim.base_url} --seconds N)", flush=True)  # fmt: skip
     try:
         await asyncio.Event().wait()
     finally:
@@ -64,11 +68,12 @@ async def serve_forever(host: str, port: int, seed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m bot.simulator [--host H] [--port P] [--seed N]``; stop with Ctrl-C."""
+    """``python -m bot.simulator [--host H] [--port P] [--seed N] [--speed X]``; stop with Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m bot.simulator", description="Local WeCom/OA API simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (rehearsals)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(args.host, args.port, args.seed))
+        asyncio.run(serve_forever(args.host, args.port, args.seed, args.speed))
