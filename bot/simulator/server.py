@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.sim_clock import ScaledClock
 from bot.simulator.app import make_sim_app
+from bot.simulator.seeds import seed_existing_account
 from bot.simulator.state import SimState
 
 
@@ -54,8 +55,13 @@ async def start_simulator(state: SimState, host: str = "127.0.0.1", port: int = 
     return RunningSimulator(state, runner, host, int(sockets[0][1]) if sockets else port)
 
 
-async def serve_forever(host: str, port: int, seed: int, speed: float = 1.0) -> None:
-    sim = await start_simulator(SimState(seed=seed, clock=ScaledClock(speed=speed)), host, port)
+async def serve_forever(host: str, port: int, seed: int, speed: float = 1.0, existing: bool = False) -> None:
+    state = SimState(seed=seed, clock=ScaledClock(speed=speed))
+    if existing:
+        account = seed_existing_account(state)
+        print(f"siyu-bot simulator: an existing account: {len(account.customers)} customers, "
+              f"{len(account.groups)} groups, {len(account.followers)} followers", flush=True)  # fmt: skip
+    sim = await start_simulator(state, host, port)
     print(f"siyu-bot simulator: wecom.api_base_url = {sim.wecom_api_base}", flush=True)
     print(f"siyu-bot simulator: official_account.api_base_url = {sim.mp_api_base}", flush=True)
     print(f"siyu-bot simulator: official_account.oauth_base_url = {sim.oauth_base}", flush=True)
@@ -74,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (rehearsals)")
+    parser.add_argument(
+        "--existing-account", action="store_true", help="start with customers, groups and followers to import"
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(args.host, args.port, args.seed, args.speed))
+        asyncio.run(serve_forever(args.host, args.port, args.seed, args.speed, args.existing_account))
