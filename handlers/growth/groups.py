@@ -82,19 +82,25 @@ async def queue_snapshot(ctx: Context, chat_id: str) -> None:
 @router.on(GroupDismissed)
 async def close_group(event: GroupDismissed, ctx: Context) -> None:
     """Everyone leaves a dismissed group. No re-read: ``groupchat/get`` answers 49008 for it."""
-    at = datetime.fromtimestamp(event.create_time, UTC)
-    group = await _lock_group(ctx, event.chat_id)
+    await dismiss_group(ctx, event.chat_id, datetime.fromtimestamp(event.create_time, UTC))
+
+
+async def dismiss_group(ctx: Context, chat_id: str, at: datetime) -> int:
+    """Close the group (once) and release its members; returns how many left."""
+    group = await _lock_group(ctx, chat_id)
     if group.dismissed_at is not None:
-        return
+        return 0
     group.dismissed_at, group.updated_at = at, ctx.now()
-    for member in await _active_members(ctx.session, event.chat_id):
-        await _release(ctx, member, at)
+    left = 0
+    for member in await _active_members(ctx.session, chat_id):
+        left += await _release(ctx, member, at)
     await ctx.session.execute(
         update(OutboxCall)
-        .where(*_pending_reread(event.chat_id))
+        .where(*_pending_reread(chat_id))
         .values(state="expired", finished_at=ctx.now(), last_error="group dismissed")
         .execution_options(synchronize_session=False)
     )
+    return left
 
 
 @router.on_result(SNAPSHOT)

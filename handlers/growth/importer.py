@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
 from sqlalchemy import delete, select
@@ -44,7 +44,7 @@ from bot.db.upsert import insert_ignore
 from bot.platform import MpClient, PlatformError, WeComClient
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
 from handlers.growth.attribution import Arrival, arrival_for
-from handlers.growth.lister import CUSTOMERS_PER_PAGE, FOLLOWERS_PER_BATCH, Lister
+from handlers.growth.lister import CUSTOMERS_PER_PAGE, FOLLOWERS_PER_BATCH, Lister, at_of, text_of
 from handlers.growth.stats import IMPORTED
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, ImportCheckpoint, Touch, WeComRelation
 
@@ -73,14 +73,6 @@ class Tally:
 
 async def _clear_checkpoints(ctx: Context) -> None:
     await ctx.session.execute(delete(ImportCheckpoint))
-
-
-def _at(ts: object) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) and ts > 0 else None
-
-
-def _text(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 class Importer:
@@ -170,9 +162,9 @@ class Importer:
                 continue
             customer = await self._customer(ctx, "external_userid", str(contact["external_userid"]), contact)
             customer.wecom_friend = True
-            staff, state = str(follow["userid"]), _text(follow.get("state"))
+            staff, state = str(follow["userid"]), text_of(follow.get("state"))
             arrival = arrival_for(self.content, state, Platform.WECOM_FRIEND)
-            at = _at(follow.get("createtime")) or ctx.now()
+            at = at_of(follow.get("createtime")) or ctx.now()
             relation = {
                 "customer_id": customer.id, "staff_userid": staff, "channel_code": arrival.code, "added_at": at,
                 "removed_at": None, "active": True,
@@ -196,9 +188,9 @@ class Importer:
         for chat in chats:
             chat_id = str(chat["chat_id"])
             group = {
-                "chat_id": chat_id, "name": str(chat.get("name") or "")[:128], "owner": _text(chat.get("owner")),
-                "notice": _text(chat.get("notice")), "member_version": _text(chat.get("member_version")),
-                "created_at": _at(chat.get("create_time")), "updated_at": ctx.now(),
+                "chat_id": chat_id, "name": str(chat.get("name") or "")[:128], "owner": text_of(chat.get("owner")),
+                "notice": text_of(chat.get("notice")), "member_version": text_of(chat.get("member_version")),
+                "created_at": at_of(chat.get("create_time")), "updated_at": ctx.now(),
             }  # fmt: skip
             if await insert_ignore(ctx.session, GroupChat, group, ["chat_id"]):
                 self.tally.groups_new += 1
@@ -209,21 +201,21 @@ class Importer:
         await self._save(ctx, "wecom_groups", cursor, done)
 
     async def _member(self, ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
-        member_id, state = str(member.get("userid") or ""), _text(member.get("state"))
+        member_id, state = str(member.get("userid") or ""), text_of(member.get("state"))
         if not member_id:
             return
         customer = None
         if member.get("type") == 2:
             customer = await self._customer(ctx, "external_userid", member_id, member)
         arrival = arrival_for(self.content, state, Platform.WECOM_GROUP)
-        at = _at(member.get("join_time")) or ctx.now()
+        at = at_of(member.get("join_time")) or ctx.now()
         invitor = member.get("invitor")
         values = {
             "chat_id": chat_id, "member_id": member_id, "member_type": int(member.get("type") or 0),
-            "customer_id": customer.id if customer else None, "unionid": _text(member.get("unionid")),
+            "customer_id": customer.id if customer else None, "unionid": text_of(member.get("unionid")),
             "state": state, "channel_code": arrival.code if customer else None,
             "join_scene": member.get("join_scene") if isinstance(member.get("join_scene"), int) else None,
-            "invitor": _text(invitor.get("userid")) if isinstance(invitor, dict) else None,
+            "invitor": text_of(invitor.get("userid")) if isinstance(invitor, dict) else None,
             "joined_at": at, "left_at": None, "active": True,
         }  # fmt: skip
         if await insert_ignore(ctx.session, GroupMember, values, ["chat_id", "member_id"]):
@@ -263,11 +255,11 @@ class Importer:
             customer = await self._customer(ctx, "openid", str(info["openid"]), info)
             new = not customer.mp_follower
             customer.mp_follower = True
-            key = _text(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
+            key = text_of(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
             arrival = arrival_for(self.content, key, Platform.MP)
             if new:
                 self.tally.followers_new += 1
-                self._touch(ctx, customer, arrival, key, Platform.MP, _at(info.get("subscribe_time")) or ctx.now())
+                self._touch(ctx, customer, arrival, key, Platform.MP, at_of(info.get("subscribe_time")) or ctx.now())
             else:
                 self.tally.followers_known += 1
             await self._tags(ctx, customer, [self.mp_tags.get(t, "") for t in info.get("tagid_list") or ()])
@@ -276,7 +268,7 @@ class Importer:
     # --- shared -----------------------------------------------------------------------------------
 
     async def _customer(self, ctx: Context, column: str, value: str, data: dict[str, Any]) -> Customer:
-        unionid = _text(data.get("unionid"))
+        unionid = text_of(data.get("unionid"))
         customer = await find_customer(ctx, column, value)
         if customer is None and unionid:  # known through another door: this one joins that customer
             customer = await find_customer(ctx, "unionid", unionid)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.platform import MpClient, PlatformError, WeComClient
@@ -28,6 +29,15 @@ USERS_PER_CALL, CUSTOMERS_PER_PAGE, GROUPS_PER_PAGE, FOLLOWERS_PER_BATCH = 100, 
 
 def dicts(value: object) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def at_of(ts: object) -> datetime | None:
+    """A platform timestamp (seconds) as a datetime; None when absent."""
+    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) and ts > 0 else None
+
+
+def text_of(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +123,22 @@ class Lister:
                 raise
             details: list[dict[str, Any]] = []
             for item in dicts(page.get("group_chat_list")):
-                try:
-                    details += dicts([(await wecom.groupchat_get(str(item["chat_id"])))["group_chat"]])
-                except PlatformError as exc:
-                    if exc.errcode != DISMISSED:
-                        raise
+                detail = await self.group_detail(str(item["chat_id"]))
+                details += [detail] if detail is not None else []
             cursor = str(page.get("next_cursor") or "")
             yield Page(details, cursor, 1.0 if not cursor else 0.0, not cursor)
             if not cursor:
                 return
+
+    async def group_detail(self, chat_id: str) -> dict[str, Any] | None:
+        """``groupchat/get`` of one group; None when it was dismissed (49008)."""
+        try:
+            found = dicts([(await self._wecom().groupchat_get(chat_id)).get("group_chat")])
+        except PlatformError as exc:
+            if exc.errcode != DISMISSED:
+                raise
+            return None
+        return found[0] if found else None
 
     async def follower_pages(self, start: str = "") -> AsyncIterator[FollowerPage]:
         mp = self._mp()

@@ -10,7 +10,8 @@ Reads the same lists as ``import`` (:mod:`handlers.growth.lister`) and compares 
 - an active relationship here that the platform no longer lists: a **loss** (kind ``friend_gone``: who
   deleted whom is not known), :class:`~handlers.growth.events.CustomerLost` as from the callback;
 - groups: each ``groupchat/get`` snapshot applied as the group callbacks do (joins with touch action
-  ``reconciled``, leaves as ``left_group`` losses);
+  ``reconciled``, leaves as ``left_group`` losses); a stored group the platform no longer lists was
+  dismissed: its members leave;
 - corp tags on the platform and not here are added; tags learnt from the platform (``imported``,
   ``reconciled``) that it no longer lists are removed (:class:`~handlers.growth.events.TagsChanged`);
 - Official Account followers not known as followers: **new followers** (as above, channel of the QR
@@ -29,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy import delete, select, update
@@ -44,10 +45,10 @@ from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import arrival_for, mark_mp_tags, mark_wecom_tags, record_touch, tag_locally
 from handlers.growth.events import ArrivalDiscovered, CustomerLost, MpUnfollowed, TagsChanged
 from handlers.growth.friends import FRIEND_GONE
-from handlers.growth.groups import apply_snapshot
-from handlers.growth.lister import FOLLOWERS_PER_BATCH, Lister
+from handlers.growth.groups import apply_snapshot, dismiss_group
+from handlers.growth.lister import FOLLOWERS_PER_BATCH, Lister, at_of, text_of
 from handlers.growth.stats import IMPORTED, RECONCILED
-from handlers.growth.tables import CustomerTag, Loss, Touch, WeComRelation
+from handlers.growth.tables import CustomerTag, GroupChat, Loss, Touch, WeComRelation
 
 GRACE = timedelta(minutes=5)  # younger facts are left to their callback (it may be on its way)
 LOST_BATCH = 500
@@ -84,14 +85,6 @@ def summary(found: Found) -> str:
         f"followers {f.followers_new} new, {f.followers_lost} unfollowed"
     )
     return line if f.changed else line + " (nothing changed)"
-
-
-def _at(ts: object) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) and ts > 0 else None
-
-
-def _text(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 class Reconciliation:
@@ -153,7 +146,7 @@ class Reconciliation:
     async def _relation(self, ctx: Context, found: Found, contact: dict[str, Any], follow: dict[str, Any]) -> None:
         ext, staff = str(contact["external_userid"]), str(follow["userid"])
         customer = await ensure_customer(ctx, "external_userid", ext)
-        if _text(contact.get("unionid")):
+        if text_of(contact.get("unionid")):
             customer = await link_unionid(ctx, customer, str(contact["unionid"]))
         if contact.get("name") and not customer.name:
             customer.name = str(contact["name"])[:128]
@@ -161,7 +154,7 @@ class Reconciliation:
         tags = [self.corp_tags[t] for t in map(str, follow.get("tag_id") or ()) if t in self.corp_tags]
         self.platform_tags[customer.id].update(tags)
         await self._add_tags(ctx, found, customer, tags)
-        at = _at(follow.get("createtime")) or ctx.now()
+        at = at_of(follow.get("createtime")) or ctx.now()
         if at < self.cutoff and await self._activate(ctx, customer, staff, follow, at):
             found.customers_new += 1
 
@@ -169,7 +162,7 @@ class Reconciliation:
         self, ctx: Context, customer: Customer, staff: str, follow: dict[str, Any], at: datetime
     ) -> bool:
         """The relationship, unless it is active already (then False: nothing happened)."""
-        state = _text(follow.get("state"))
+        state = text_of(follow.get("state"))
         arrival = arrival_for(ctx.content, state, Platform.WECOM_FRIEND)
         values = {"channel_code": arrival.code, "added_at": at, "removed_at": None, "active": True}
         if not await insert_ignore(
@@ -281,11 +274,27 @@ class Reconciliation:
     # --- groups ---------------------------------------------------------------------------------
 
     async def _groups(self) -> None:
-        read = 0
+        read, listed = 0, set()
         async for page in self.lister.group_pages():
             await self._tx(self._group_page, page.rows)
+            listed.update(str(chat["chat_id"]) for chat in page.rows)
             read += len(page.rows)
             self._progress("groups", read)
+        async with self.services.sessions() as session:
+            stored = await session.scalars(
+                select(GroupChat.chat_id).where(GroupChat.dismissed_at.is_(None), GroupChat.updated_at < self.cutoff)
+            )
+            gone = [c for c in stored.all() if c not in listed]
+        for chat_id in gone:  # not listed: dismissed (groupchat/get says 49008), or its owner is not visible
+            detail = await self.lister.group_detail(chat_id)
+            if detail is None:
+                await self._tx(self._dismissed, chat_id)
+            else:
+                await self._tx(self._group_page, [detail])
+
+    async def _dismissed(self, ctx: Context, found: Found, chat_id: str) -> None:
+        """A group dismissed while we were down: everyone left."""
+        found.members_left += await dismiss_group(ctx, chat_id, ctx.now())
 
     async def _group_page(self, ctx: Context, found: Found, chats: list[dict[str, Any]]) -> None:
         for chat in chats:
@@ -322,12 +331,12 @@ class Reconciliation:
 
     async def _follower_batch(self, ctx: Context, found: Found, infos: list[dict[str, Any]]) -> None:
         for info in infos:
-            at = _at(info.get("subscribe_time")) or ctx.now()
+            at = at_of(info.get("subscribe_time")) or ctx.now()
             if info.get("subscribe") != 1 or not info.get("openid") or at >= self.cutoff:
                 continue
             openid = str(info["openid"])
             customer = await ensure_customer(ctx, "openid", openid)
-            if _text(info.get("unionid")):
+            if text_of(info.get("unionid")):
                 customer = await link_unionid(ctx, customer, str(info["unionid"]))
             followed = await ctx.session.execute(
                 update(Customer)
@@ -338,7 +347,7 @@ class Reconciliation:
             if not followed.rowcount:  # type: ignore[attr-defined]
                 continue  # the follow callback got here first
             await ctx.session.refresh(customer)
-            key = _text(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
+            key = text_of(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
             arrival = arrival_for(ctx.content, key, Platform.MP)
             await record_touch(ctx, customer, arrival, raw_key=key, platform=Platform.MP, action=RECONCILED, at=at)
             await mark_mp_tags(ctx, openid, await tag_locally(ctx, customer, arrival.channel))

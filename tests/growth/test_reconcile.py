@@ -21,7 +21,8 @@ from handlers import features
 from handlers.growth.reconcile import Found
 from handlers.growth.reconcile_runs import history_command, reconcile_command, reconcile_once
 from handlers.growth.reconcile_tables import ReconcileRun
-from handlers.growth.tables import CustomerTag, GroupMember, Loss, Touch, WeComRelation, Welcome
+from handlers.growth.stats import channel_stats
+from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, Loss, Touch, WeComRelation, Welcome
 from handlers.sop.tables import DripEnrolment
 from tests.support.apps import drain, rows, start_rig
 from tests.support.settings import make_settings
@@ -92,6 +93,9 @@ async def test_an_outage_is_reconciled_once_without_welcomes(rig: Rig, clock: Fr
         discovered_at - timedelta(hours=1),
     )
     assert new.first_channel == "pkgcard" and new.wecom_friend
+    async with rig.services.sessions() as session:
+        stats = await channel_stats(session, clock.now())
+    assert stats["pkgcard"].reconciled == 1 and stats["pkgcard"].adds == 3  # wmA, wmB by callback; wmNEW late
     # nobody welcomed: no welcome call, no welcome row for the late arrivals
     assert len(rig.state.calls_to("externalcontact/send_welcome_msg")) == welcomes_before
     follower = await customer(rig, openid="oNEW")
@@ -140,6 +144,21 @@ async def test_a_tag_removed_in_the_console_is_removed(rig: Rig, clock: FrozenCl
     found = await reconcile_once(rig.services, "command")
     assert found is not None and found.tags_changed == 1
     assert await rows(rig, CustomerTag, CustomerTag.tag == "等级/VIP") == []
+
+
+async def test_a_group_dismissed_while_down_is_closed(rig: Rig, clock: FrozenClock) -> None:
+    await rig.sim.add_friend("lulu", "wmG", state="pkgcard")
+    await rig.sim.create_group("lulu", "老客群", members=["wmG"], chat_id=CHAT)
+    await drain(rig, clock)
+    await reconcile_once(rig.services, "command")
+    rig.state.groups[CHAT].dismissed = True
+    clock.advance(timedelta(hours=2))
+    found = await reconcile_once(rig.services, "command")
+    assert found is not None and found.members_left == 2  # the customer and the owner
+    [group] = await rows(rig, GroupChat, GroupChat.chat_id == CHAT)
+    assert group.dismissed_at == clock.now()
+    assert await rows(rig, GroupMember, GroupMember.chat_id == CHAT, GroupMember.active) == []
+    assert await reconcile_once(rig.services, "command") == Found()
 
 
 async def test_a_callback_racing_the_run_is_counted_once(rig: Rig, clock: FrozenClock) -> None:

@@ -28,8 +28,17 @@ from bot.simulator import CallbackPusher, SimAccounts, SimState, Simulator, mp_t
 from bot.simulator.server import RunningSimulator
 from handlers.growth.importer import import_command
 from tests.support.apps import free_port
-from tests.support.settings import MP_AES, MP_APPID, MP_TOKEN, REPO_ROOT, SHIPPED_CONTENT, WECOM_AES, WECOM_CORP
-from tests.support.settings import WECOM_TOKEN, make_settings
+from tests.support.settings import (
+    MP_AES,
+    MP_APPID,
+    MP_TOKEN,
+    REPO_ROOT,
+    SHIPPED_CONTENT,
+    WECOM_AES,
+    WECOM_CORP,
+    WECOM_TOKEN,
+    make_settings,
+)
 
 SPEED = 600.0  # ten simulated minutes a second
 MONDAY_0850 = datetime(2026, 11, 23, 0, 50, tzinfo=UTC)  # 08:50 in Asia/Shanghai
@@ -95,8 +104,7 @@ async def rehearsal(db_url: str, tmp_path: Path) -> AsyncIterator[Rehearsal]:
     )
     assert await import_command(settings, io.StringIO(), clock=state.clock) == 0
     log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(siyu_bot(config, "serve", "--rehearse"), env=environment(), stdout=log, stderr=log)
+    process = await asyncio.to_thread(start_serve, config, log_path)
     try:
         async with aiohttp.ClientSession() as http:
             await _healthy(http, f"http://127.0.0.1:{port}/healthz", process, log_path)
@@ -108,14 +116,19 @@ async def rehearsal(db_url: str, tmp_path: Path) -> AsyncIterator[Rehearsal]:
             yield Rehearsal(state, sim, Simulator(state, wecom=pushers[0], mp=pushers[1]), config, settings)
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        await asyncio.to_thread(process.wait, 20)
         await sim.close()
+
+
+def start_serve(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("w") as log:
+        return subprocess.Popen(siyu_bot(config, "serve", "--rehearse"), env=environment(), stdout=log, stderr=log)
 
 
 async def _healthy(http: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     for _ in range(200):
         if process.poll() is not None:
-            raise AssertionError("serve --rehearse exited: " + log.read_text())
+            raise AssertionError("serve --rehearse exited: " + await asyncio.to_thread(log.read_text))
         try:
             async with http.get(url) as response:
                 if response.status == 200:
@@ -123,7 +136,7 @@ async def _healthy(http: aiohttp.ClientSession, url: str, process: subprocess.Po
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(0.1)
-    raise AssertionError("serve --rehearse did not become healthy: " + log.read_text())
+    raise AssertionError("serve --rehearse did not become healthy: " + await asyncio.to_thread(log.read_text))
 
 
 async def advance_to(r: Rehearsal, before: datetime) -> None:
@@ -186,7 +199,7 @@ async def test_a_week_is_rehearsed_at_its_simulated_times(rehearsal: Rehearsal) 
     assert local(7, 10) <= again <= local(7, 10) + LATE
 
 
-async def test_a_non_loopback_platform_url_is_refused(tmp_path: Path, sqlite_url: str) -> None:
+def test_a_non_loopback_platform_url_is_refused(tmp_path: Path, sqlite_url: str) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
         config_text(sqlite_url, free_port(), "http://127.0.0.1:9", "https://open.weixin.qq.com"), encoding="utf-8"
