@@ -54,6 +54,7 @@ def demo_settings(db_path: Path, content_dir: str) -> Settings:
             # the demo's own webhook receiver listens on loopback (handlers/demo/webhooks.py)
             "webhooks": {"orders_secret": "whsec_" + base64.b64encode(os.urandom(32)).decode(),
                          "allow_private_targets": True},
+            "reconcile": {"nightly": False},  # the story's 48 hours cross 03:30: no unscripted run in it
             "inbox": {"sweep_interval_seconds": 1.0},
             "outbox": {"poll_interval_seconds": 0.2},
             "logging": {"level": "WARNING", "format": "text"},

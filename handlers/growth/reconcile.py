@@ -274,7 +274,7 @@ class Reconciliation:
     # --- groups ---------------------------------------------------------------------------------
 
     async def _groups(self) -> None:
-        read, listed = 0, set()
+        read, listed = 0, set[str]()
         async for page in self.lister.group_pages():
             await self._tx(self._group_page, page.rows)
             listed.update(str(chat["chat_id"]) for chat in page.rows)

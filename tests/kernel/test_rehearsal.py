@@ -1,10 +1,11 @@
 """``siyu-bot serve --rehearse``: a real serve process on the simulator's clock, on SQLite and PostgreSQL.
 
 The simulator runs at 600× (``python -m bot.simulator --speed 600`` in-process here, so the test can seed it
-and push callbacks); an existing group is imported; a follower arrives; then the simulated clock is moved
-through a week the way an operator would (``siyu-bot sim advance`` to a little before each moment). The
-drip's steps and the group posts are observed in the simulator's record at their simulated times. A
-non-loopback platform URL is refused in one line.
+and push callbacks); an existing group is imported; a customer adds staff through the package card (its
+drip: next day 10:00, day 3 20:00, group-send tasks); then the simulated clock is moved through a week
+the way an operator would (``siyu-bot sim advance`` to a little before each moment). The drip's steps and
+the group posts are observed in the simulator's record at their simulated times. A non-loopback platform
+URL is refused in one line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import aiohttp
 import pytest
 
 from bot.config import Settings
+from bot.content_runtime import load_runtime_content
 from bot.sim_clock import ScaledClock, advance_command
 from bot.simulator import CallbackPusher, SimAccounts, SimState, Simulator, mp_target, start_simulator, wecom_target
 from bot.simulator.server import RunningSimulator
@@ -161,42 +163,39 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, 23, hour, minute, tzinfo=UTC) + timedelta(days=day, hours=-8)
 
 
+def task_for(r: Rehearsal, chat_type: str, who: str, after: datetime) -> Callable[[], datetime | None]:
+    """When the simulator recorded a group-send task (``add_msg_template``) for ``who`` after ``after``."""
+
+    def found() -> datetime | None:
+        for call in r.state.calls_to("externalcontact/add_msg_template"):
+            body = call.body if isinstance(call.body, dict) else {}
+            listed = body.get("chat_id_list" if chat_type == "group" else "external_userid") or []
+            if call.at >= after and body.get("chat_type") == chat_type and who in listed:
+                return call.at
+        return None
+
+    return found
+
+
 async def test_a_week_is_rehearsed_at_its_simulated_times(rehearsal: Rehearsal) -> None:
     r = rehearsal
+    tz = r.settings.tz
     await advance_to(r, local(0, 9, 0))
-    follower = await r.customers.follow(scene="poster_618")
-    followed_at = r.state.now()
-    await r.customers.send_text(follower.openid, "在吗")  # opens the 48-hour customer-service window
-
-    def drip(n: int) -> Callable[[], datetime | None]:
-        def found() -> datetime | None:
-            mine = [d.at for d in r.state.delivered if d.to == follower.openid]
-            return mine[n] if len(mine) > n else None
-
-        return found
-
-    def group_post(after: datetime) -> Callable[[], datetime | None]:
-        def found() -> datetime | None:
-            calls = [c for c in r.state.calls_to("externalcontact/add_msg_template") if c.at >= after]
-            chats = [c for c in calls if "wrOLD1" in (c.body or {}).get("chat_id_list", [])]
-            return chats[0].at if chats else None
-
-        return found
-
-    first = await seen(drip(0), "the drip's first step")
-    assert followed_at <= first <= followed_at + LATE
-    await advance_to(r, local(0, 9, 55))
-    monday = await seen(group_post(local(0, 9, 55)), "Monday's group post")
-    assert local(0, 10) <= monday <= local(0, 10) + LATE
-    await advance_to(r, followed_at + timedelta(hours=3) - timedelta(minutes=5))
-    second = await seen(drip(1), "the drip's +3 h step")
-    assert followed_at + timedelta(hours=3) <= second <= followed_at + timedelta(hours=3) + LATE
-    await advance_to(r, local(4, 19, 55))  # Friday evening: 周五周末囤货 targets 山野小食福利群*
-    friday = await seen(group_post(local(4, 19, 55)), "Friday's group post")
-    assert local(4, 20) <= friday <= local(4, 20) + LATE
-    await advance_to(r, local(7, 9, 55))  # a week later: Monday's post again
-    again = await seen(group_post(local(7, 9, 55)), "next Monday's group post")
-    assert local(7, 10) <= again <= local(7, 10) + LATE
+    await r.customers.add_friend("lulu", "wmREH", state="pkgcard")  # starts pkgcard_followup (2 steps)
+    drip = load_runtime_content(r.settings.content_dir).drip("pkgcard_followup")
+    assert drip is not None
+    gift, hero = (step.delay.due_after(r.state.now(), tz) for step in drip.steps)
+    moments = sorted([
+        (local(0, 10), "group", "wrOLD1"),  # 周一上新 targets 群类型/福利群 = 山野小食福利群*
+        (gift, "single", "wmREH"),  # next_day 10:00
+        (hero, "single", "wmREH"),  # day 3 20:00
+        (local(4, 20), "group", "wrOLD1"),  # 周五周末囤货
+        (local(7, 10), "group", "wrOLD1"),  # a week later: Monday's post again
+    ])  # fmt: skip
+    for due, chat_type, who in moments:
+        await advance_to(r, due - timedelta(minutes=5))  # as an operator would: a little before
+        at = await seen(task_for(r, chat_type, who, due - timedelta(minutes=5)), f"the {chat_type} task due {due}")
+        assert due <= at <= due + LATE, (due, at)
 
 
 def test_a_non_loopback_platform_url_is_refused(tmp_path: Path, sqlite_url: str) -> None:
