@@ -41,7 +41,7 @@ from bot.context import Context, Runtime
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
 from bot.platform import MpClient, WeComClient
-from handlers.customers.identity import ensure_customer, link_unionid
+from handlers.customers.identity import ensure_customer, find_customer, link_unionid
 from handlers.growth.attribution import arrival_for, mark_mp_tags, mark_wecom_tags, record_touch, tag_locally
 from handlers.growth.events import ArrivalDiscovered, CustomerLost, MpUnfollowed, TagsChanged
 from handlers.growth.friends import FRIEND_GONE
@@ -145,6 +145,12 @@ class Reconciliation:
 
     async def _relation(self, ctx: Context, found: Found, contact: dict[str, Any], follow: dict[str, Any]) -> None:
         ext, staff = str(contact["external_userid"]), str(follow["userid"])
+        at = at_of(follow.get("createtime")) or ctx.now()
+        if at >= self.cutoff:  # so recent that its callback may be on its way: left to it (or the next run)
+            known = await find_customer(ctx, "external_userid", ext)
+            if known is not None:
+                self.seen[known.id].add(staff)
+            return
         customer = await ensure_customer(ctx, "external_userid", ext)
         if text_of(contact.get("unionid")):
             customer = await link_unionid(ctx, customer, str(contact["unionid"]))
@@ -154,8 +160,7 @@ class Reconciliation:
         tags = [self.corp_tags[t] for t in map(str, follow.get("tag_id") or ()) if t in self.corp_tags]
         self.platform_tags[customer.id].update(tags)
         await self._add_tags(ctx, found, customer, tags)
-        at = at_of(follow.get("createtime")) or ctx.now()
-        if at < self.cutoff and await self._activate(ctx, customer, staff, follow, at):
+        if await self._activate(ctx, customer, staff, follow, at):
             found.customers_new += 1
 
     async def _activate(

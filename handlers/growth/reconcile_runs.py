@@ -3,7 +3,9 @@ record of each run (``siyu-bot reconcile --history``).
 
 The nightly run is a worker of the growth feature: it looks at the injected clock every minute (of
 simulated time on a sped-up clock) and runs once when the local time passes ``nightly_at``. The run's
-row is claimed with a unique ``slot`` (``nightly:<local date>``), so with several replicas one runs it.
+row is claimed with a unique ``slot`` (``nightly:<local date>``), so with several replicas one runs it;
+a run that failed (a platform error) is recorded as failed and waits for the next night or a
+``siyu-bot reconcile``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.background import Background
 from bot.config import Settings
 from bot.db.upsert import insert_ignore
-from bot.feature import Feature
+from bot.feature import Feature, routers_of
 from bot.platform import MpClient, PlatformError, WeComClient
 from bot.services import Services
 from bot.sim_clock import real_seconds
@@ -147,7 +149,8 @@ def render_history(runs: list[ReconcileRun], tz: tzinfo) -> str:
 async def reconcile_command(settings: Settings, features: Sequence[Feature], out: TextIO) -> int:
     """``siyu-bot reconcile``: 0 when complete, 1 when a platform call failed (nothing after it was
     compared; run it again), 2 when neither WeCom nor the Official Account is configured. The app runs
-    while it works (domain events are heard, queued platform calls go out) and stops after."""
+    while it works (domain events are heard, queued platform calls go out) and stops after; a drip step
+    it made due is sent by the running server."""
     from aiohttp import web
 
     from bot.app import SERVICES, build_app
@@ -156,7 +159,9 @@ async def reconcile_command(settings: Settings, features: Sequence[Feature], out
     if not (w.corp_id and w.secret) and not (m.app_id and m.app_secret):
         print("error: neither [wecom] corp_id/secret nor [official_account] app_id/app_secret is set", file=out)
         return 2
-    app = build_app(settings, features)
+    # Every feature's handlers (domain events are heard) and the outbox, but no workers, jobs or scheduled
+    # posts: those are the running server's.
+    app = build_app(settings, features, routers=routers_of(features))
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
