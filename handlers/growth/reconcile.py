@@ -6,7 +6,9 @@ Reads the same lists as ``import`` (:mod:`handlers.growth.lister`) and compares 
 - a customer relationship (customer × follow user) on the platform but not active here: a **new
   customer**, attributed by its ``state`` exactly as the callback would (touch action ``reconciled`` at
   the platform's ``createtime``, the channel's tags), never welcomed (the welcome_code is gone);
-  :class:`~handlers.growth.events.ArrivalDiscovered` starts the drips with ``late_entry`` from now;
+  :class:`~handlers.growth.events.ArrivalDiscovered` starts the drips with ``late_entry`` from now. One
+  older than siyu-bot's first stored callback predates it: recorded as ``import`` would (touch action
+  ``imported``, no tags, no drip) and counted apart (``preexisting``) — that is ``import``'s job;
 - an active relationship here that the platform no longer lists: a **loss** (kind ``friend_gone``: who
   deleted whom is not known), :class:`~handlers.growth.events.CustomerLost` as from the callback;
 - groups: each ``groupchat/get`` snapshot applied as the group callbacks do (joins with touch action
@@ -33,12 +35,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from bot.actions import run_action
 from bot.content import Platform
 from bot.context import Context, Runtime
-from bot.db.models import Customer
+from bot.db.models import Customer, Receipt
 from bot.db.upsert import insert_ignore
 from bot.platform import MpClient, WeComClient
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
@@ -64,6 +66,7 @@ class Found:
     tags_changed: int = 0
     followers_new: int = 0
     followers_lost: int = 0
+    preexisting: int = 0  # relationships older than siyu-bot's first callback: imported, not arrivals
 
     @property
     def changed(self) -> int:
@@ -84,6 +87,11 @@ def summary(found: Found) -> str:
         f"{f.members_left} left, {f.tags_changed} tags changed; "
         f"followers {f.followers_new} new, {f.followers_lost} unfollowed"
     )
+    if f.preexisting:
+        line += (
+            f"; {f.preexisting} from before siyu-bot's first callback recorded as imported "
+            "(run `siyu-bot import` on day one)"
+        )
     return line if f.changed else line + " (nothing changed)"
 
 
@@ -93,12 +101,15 @@ class Reconciliation:
         self.lister = Lister(wecom, mp)
         self.found = Found()
         self.started = services.clock.now()
+        self.live_since: datetime | None = None  # the first stored callback: what is older predates siyu-bot
         self.corp_tags: dict[str, str] = {}
         self.seen: dict[int, set[str]] = defaultdict(set)  # customer id → staff userids listing them
         self.platform_tags: dict[int, set[str]] = defaultdict(set)  # customer id → corp tag refs
 
     async def run(self) -> Found:
         self.started = self.services.clock.now()
+        async with self.services.sessions() as session:
+            self.live_since = await session.scalar(select(func.min(Receipt.received_at)))
         if self.lister.wecom is not None:
             self.corp_tags = await self.lister.corp_tags()
             await self._customers()
@@ -160,13 +171,20 @@ class Reconciliation:
         tags = [self.corp_tags[t] for t in map(str, follow.get("tag_id") or ()) if t in self.corp_tags]
         self.platform_tags[customer.id].update(tags)
         await self._add_tags(ctx, found, customer, tags)
-        if await self._activate(ctx, customer, staff, follow, at):
-            found.customers_new += 1
+        late = self._late(at)
+        if await self._activate(ctx, customer, staff, follow, at, late):
+            found.customers_new += int(late)
+            found.preexisting += int(not late)
+
+    def _late(self, at: datetime) -> bool:
+        """An arrival while siyu-bot was already there (its callback was lost), not one from before it."""
+        return self.live_since is not None and at >= self.live_since
 
     async def _activate(
-        self, ctx: Context, customer: Customer, staff: str, follow: dict[str, Any], at: datetime
+        self, ctx: Context, customer: Customer, staff: str, follow: dict[str, Any], at: datetime, late: bool
     ) -> bool:
-        """The relationship, unless it is active already (then False: nothing happened)."""
+        """The relationship, unless it is active already (then False: nothing happened). Only a ``late``
+        arrival is tagged with its channel and announced (late-entry drips); an older one is imported."""
         state = text_of(follow.get("state"))
         arrival = arrival_for(ctx.content, state, Platform.WECOM_FRIEND)
         values = {"channel_code": arrival.code, "added_at": at, "removed_at": None, "active": True}
@@ -185,13 +203,13 @@ class Reconciliation:
                 return False
         customer.wecom_friend = True
         await record_touch(
-            ctx, customer, arrival, raw_key=state, platform=Platform.WECOM_FRIEND, action=RECONCILED, at=at,
-            staff_userid=staff,
+            ctx, customer, arrival, raw_key=state, platform=Platform.WECOM_FRIEND,
+            action=RECONCILED if late else IMPORTED, at=at, staff_userid=staff,
         )  # fmt: skip
-        await mark_wecom_tags(
-            ctx, staff, str(customer.external_userid), await tag_locally(ctx, customer, arrival.channel)
-        )
-        await ctx.emit(ArrivalDiscovered(customer.id, arrival.code, Platform.WECOM_FRIEND.value, ctx.now()))
+        if late:
+            tags = await tag_locally(ctx, customer, arrival.channel)
+            await mark_wecom_tags(ctx, staff, str(customer.external_userid), tags)
+            await ctx.emit(ArrivalDiscovered(customer.id, arrival.code, Platform.WECOM_FRIEND.value, ctx.now()))
         return True
 
     async def _add_tags(self, ctx: Context, found: Found, customer: Customer, refs: list[str]) -> None:
@@ -353,8 +371,12 @@ class Reconciliation:
                 continue  # the follow callback got here first
             await ctx.session.refresh(customer)
             key = text_of(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
-            arrival = arrival_for(ctx.content, key, Platform.MP)
-            await record_touch(ctx, customer, arrival, raw_key=key, platform=Platform.MP, action=RECONCILED, at=at)
+            arrival, late = arrival_for(ctx.content, key, Platform.MP), self._late(at)
+            action = RECONCILED if late else IMPORTED
+            await record_touch(ctx, customer, arrival, raw_key=key, platform=Platform.MP, action=action, at=at)
+            if not late:
+                found.preexisting += 1
+                continue
             await mark_mp_tags(ctx, openid, await tag_locally(ctx, customer, arrival.channel))
             await ctx.emit(ArrivalDiscovered(customer.id, arrival.code, Platform.MP.value, ctx.now()))
             found.followers_new += 1

@@ -38,7 +38,7 @@ async def _claim(services: Services, trigger: str, slot: str | None) -> int | No
     values = {
         "slot": slot, "trigger": trigger, "started_at": services.clock.now(), "state": "running",
         "customers_new": 0, "customers_lost": 0, "members_joined": 0, "members_left": 0, "tags_changed": 0,
-        "followers_new": 0, "followers_lost": 0,
+        "followers_new": 0, "followers_lost": 0, "preexisting": 0,
     }  # fmt: skip
     async with services.sessions() as session, session.begin():
         if slot is not None:
@@ -135,13 +135,13 @@ async def history(sessions: async_sessionmaker[AsyncSession], limit: int) -> lis
 def render_history(runs: list[ReconcileRun], tz: tzinfo) -> str:
     if not runs:
         return "(no reconciliation yet)"
-    lines = ["started              trigger  state    new  lost  joined  left  tags  followers+  followers-"]
+    lines = ["started              trigger  state    new  lost  joined  left  tags  followers+  followers-  before"]
     for r in runs:
         started = r.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
             f"{started}  {r.trigger:<7}  {r.state:<7}  {r.customers_new:>3}  {r.customers_lost:>4}  "
             f"{r.members_joined:>6}  {r.members_left:>4}  {r.tags_changed:>4}  {r.followers_new:>10}  "
-            f"{r.followers_lost:>10}" + (f"  {r.error}" if r.error else "")
+            f"{r.followers_lost:>10}  {r.preexisting:>6}" + (f"  {r.error}" if r.error else "")
         )
     return "\n".join(lines)
 
@@ -161,7 +161,7 @@ async def reconcile_command(settings: Settings, features: Sequence[Feature], out
         return 2
     # Every feature's handlers (domain events are heard) and the outbox, but no workers, jobs or scheduled
     # posts: those are the running server's.
-    app = build_app(settings, features, routers=routers_of(features))
+    app = build_app(settings, features, routers=routers_of(list(features)))
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:

@@ -29,6 +29,7 @@ class ReconcileRun(Base):
     tags_changed: Mapped[int] = mapped_column(Integer, default=0)
     followers_new: Mapped[int] = mapped_column(Integer, default=0)
     followers_lost: Mapped[int] = mapped_column(Integer, default=0)
+    preexisting: Mapped[int] = mapped_column(Integer, default=0)  # from before siyu-bot: recorded as imported
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_reconcile_runs_started", "started_at"),)

@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('tags_changed', sa.Integer(), nullable=False),
     sa.Column('followers_new', sa.Integer(), nullable=False),
     sa.Column('followers_lost', sa.Integer(), nullable=False),
+    sa.Column('preexisting', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reconcile_runs')),
     sa.UniqueConstraint('slot', name=op.f('uq_reconcile_runs_slot'))

@@ -134,11 +134,16 @@ async def test_an_outage_is_reconciled_once_without_welcomes(rig: Rig, clock: Fr
     ] == counts
 
 
-async def test_a_tag_removed_in_the_console_is_removed(rig: Rig, clock: FrozenClock) -> None:
+async def test_before_siyu_bot_is_imported_and_a_console_tag_removal_is_followed(rig: Rig, clock: FrozenClock) -> None:
+    """No callback stored yet: what the platform lists predates siyu-bot (recorded as imported, no drip)."""
     vip = rig.state.add_corp_tag("等级", "VIP").id
-    rig.state.add_contact("lulu", "wmOLD").follow["lulu"].tag_ids.append(vip)
+    rig.state.add_contact("lulu", "wmOLD", state="pkgcard").follow["lulu"].tag_ids.append(vip)
     clock.advance(timedelta(hours=1))
-    assert (await reconcile_once(rig.services, "command") or Found()).tags_changed == 1
+    first = await reconcile_once(rig.services, "command")
+    assert first is not None and (first.customers_new, first.preexisting, first.tags_changed) == (0, 1, 1)
+    old = await customer(rig, external_userid="wmOLD")
+    assert [t.action for t in await rows(rig, Touch, Touch.customer_id == old.id)] == ["imported"]
+    assert await rows(rig, DripEnrolment, DripEnrolment.customer_id == old.id) == []
     rig.state.contacts["wmOLD"].follow["lulu"].tag_ids.clear()
     clock.advance(timedelta(minutes=1))
     found = await reconcile_once(rig.services, "command")
@@ -194,6 +199,8 @@ async def test_the_nightly_run_happens_when_the_local_hour_passes(db_url: str, c
     clock.set(datetime(2026, 11, 23, 19, 0, tzinfo=UTC))  # 03:00 in Asia/Shanghai
     rig = await start_rig(settings, clock)
     try:
+        await rig.sim.follow("oFIRST")  # siyu-bot is live: its first callback
+        await drain(rig, clock)
         rig.state.add_contact("lulu", "wmNIGHT", state="pkgcard")
         clock.advance(timedelta(minutes=29))
         rig.services.wake()
@@ -217,6 +224,8 @@ async def test_the_nightly_run_happens_when_the_local_hour_passes(db_url: str, c
 
 
 async def test_the_command_and_its_history(rig: Rig, clock: FrozenClock) -> None:
+    await rig.sim.follow("oFIRST")
+    await drain(rig, clock)
     rig.state.add_contact("lulu", "wmCLI", state="pkgcard")
     clock.advance(timedelta(hours=1))
     settings = rig.services.settings  # pointed at the rig's simulator
