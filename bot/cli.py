@@ -20,6 +20,8 @@ from bot.logs import configure_logging
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bot.rehearsal import FollowedClock
+
 WORKERS_HELP = (
     "serving processes (PostgreSQL only; default 1; auto: one per core), run by gunicorn: "
     "pip install 'siyu-bot[workers]'; docs/operations.md"
@@ -47,6 +49,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers > 1 and importlib.util.find_spec("gunicorn") is None:
         print(GUNICORN_MISSING, file=sys.stderr)
         return 2
+    clock = None
+    if args.rehearse:
+        from bot.rehearsal import FollowedClock
+
+        if workers > 1:
+            print("error: `serve --rehearse` runs one process", file=sys.stderr)
+            return 2
+        clock = FollowedClock.connect(settings)  # refused (exit 2) unless every platform URL is loopback
+        print(f"rehearsal: following the simulator's clock at {clock.url} ({clock.speed:g}×)", file=sys.stderr)
     configure_logging(settings.logging.level, settings.logging.format, secret_values(settings))
     ensure_migrated(settings)  # the embedded SQLite default migrates itself; PostgreSQL is migrated explicitly
     host, port = args.host or settings.server.host, args.port or settings.server.port
@@ -58,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot import serving
     from bot.app import SERVICES
 
-    app = _serving_app(settings, args.features)
+    app = _serving_app(settings, args.features, clock)
     serving.run(  # web.run_app's life cycle, with header/body deadlines and a connection cap
         app,
         settings.server,
@@ -70,11 +81,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serving_app(settings: Settings, features: Sequence[Feature]) -> web.Application:
-    """The full app as ``serve`` runs it: SIGHUP reloads the content."""
+def _serving_app(
+    settings: Settings, features: Sequence[Feature], clock: FollowedClock | None = None
+) -> web.Application:
+    """The full app as ``serve`` runs it: SIGHUP reloads the content; when rehearsing, on the simulator's clock."""
     from bot.app import SERVICES, build_app
 
-    app = build_app(settings, features)
+    app = build_app(settings, features, clock=clock)
+    if clock is not None:
+        followed = clock
+        app.cleanup_ctx.append(lambda a: followed.follow(a[SERVICES].wake))
 
     async def reload_on_sighup(a: web.Application) -> None:
         a[SERVICES].reloader.install_signal()
@@ -128,6 +144,12 @@ def build_parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--workers", type=_workers, metavar="N", help=WORKERS_HELP)
+    s.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="run on the local simulator's clock (python -m bot.simulator --speed N; siyu-bot sim advance); "
+        "refused unless every platform URL is loopback",
+    )
     s.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="upgrade the database to the newest migration").set_defaults(func=cmd_migrate)
     e = sub.add_parser("events", help="recent callbacks with their status")
@@ -145,7 +167,10 @@ def build_parser(features: Sequence[Feature]) -> argparse.ArgumentParser:
     simsub = sim.add_subparsers(dest="sim_command", required=True)
     adv = simsub.add_parser("advance", help="move the simulated clock of a demo/rig server ahead")
     adv.add_argument("--seconds", type=float, required=True)
-    adv.add_argument("--url", default="http://127.0.0.1:8080", help="the demo server (printed by `siyu-bot demo`)")
+    adv.add_argument(
+        "--url", default="http://127.0.0.1:8080",
+        help="the demo server (printed by `siyu-bot demo`), or the simulator a `serve --rehearse` follows",
+    )  # fmt: skip
     adv.set_defaults(func=cmd_sim_advance)
     for feature in features:
         for add in feature.commands:

@@ -337,6 +337,17 @@ class AlertsConfig(_Section):
     timeout_seconds: Float = Field(default=3.0, ge=0.1, le=30)
 
 
+_HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+class ReconcileConfig(_Section):
+    """The nightly reconciliation (``siyu-bot reconcile``): compare the platform's lists with what is
+    stored, once a day at ``nightly_at`` local time (the configured timezone)."""
+
+    nightly: Bool = True
+    nightly_at: Annotated[str, _rule(_HH_MM.fullmatch, "must be HH:MM (24-hour, local time)")] = "03:30"
+
+
 class LoggingConfig(_Section):
     level: Annotated[str, _rule(lambda v: v.upper() in _LEVELS, "must be DEBUG, INFO, WARNING or ERROR")] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -368,6 +379,7 @@ class Settings(_Frozen, BaseSettings):
     webhooks: WebhooksConfig = WebhooksConfig()
     api: ApiConfig = ApiConfig()
     alerts: AlertsConfig = AlertsConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     logging: LoggingConfig = LoggingConfig()
     timezone: Annotated[str, _rule(_is_timezone, "unknown IANA timezone")] = "Asia/Shanghai"
     content_dir: str = "content"

@@ -27,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.background import Background
 from bot.clock import Clock
 from bot.content.schedule import CronSchedule, DatesSchedule, cron_trigger
+from bot.sim_clock import real_seconds
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ FireFn = Callable[[str, datetime], Awaitable[object]]
 TickFn = Callable[[], Awaitable[object]]
 _ONE_SECOND = timedelta(seconds=1)
 _POST_JOB = "post:"
+EVERY_FLOOR = 0.1  # a sped-up ``every`` job runs at most ten times a second (real time)
 
 
 class Timed(Protocol):
@@ -100,8 +102,9 @@ class Scheduler:
         return added
 
     def every(self, name: str, seconds: float, fn: TickFn) -> None:
-        """Run ``fn`` every ``seconds`` (wall clock), never two at once, first run right after start."""
-        trigger = IntervalTrigger(seconds=seconds, timezone=self.tz)
+        """Run ``fn`` every ``seconds`` of the clock (wall-clock seconds on a sped-up clock:
+        :func:`bot.sim_clock.real_seconds`), never two at once, first run right after start."""
+        trigger = IntervalTrigger(seconds=real_seconds(self._clock, seconds, EVERY_FLOOR), timezone=self.tz)
         self._aps.add_job(
             self._spawn,
             trigger,

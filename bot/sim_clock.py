@@ -100,14 +100,12 @@ def _checked_speed(speed: float) -> float:
     return speed
 
 
-class SimClock:
+class ScaledClock:
     """Simulated time: ``speed``× the wall clock from ``start``; ``advance`` jumps, ``set_speed`` changes pace.
 
-    Built only for settings whose platform is the local simulator (:func:`require_simulated_platform`).
-    """
+    The simulator's own clock (``python -m bot.simulator --speed N``); the bot's is :class:`SimClock`."""
 
-    def __init__(self, settings: Settings, *, speed: float = 1.0, start: datetime | None = None) -> None:
-        require_simulated_platform(settings)
+    def __init__(self, *, speed: float = 1.0, start: datetime | None = None) -> None:
         self._speed = _checked_speed(speed)
         self._base = (start or datetime.now(UTC)).astimezone(UTC)
         self._t0 = time.monotonic()
@@ -135,7 +133,18 @@ class SimClock:
         await asyncio.sleep(seconds / self._speed)
 
 
-def clock_view(clock: Clock, tz: tzinfo) -> dict[str, object]:
+class SimClock(ScaledClock):
+    """The bot's simulated time (demo, rig).
+
+    Built only for settings whose platform is the local simulator (:func:`require_simulated_platform`).
+    """
+
+    def __init__(self, settings: Settings, *, speed: float = 1.0, start: datetime | None = None) -> None:
+        require_simulated_platform(settings)
+        super().__init__(speed=speed, start=start)
+
+
+def clock_view(clock: Advanceable | Clock, tz: tzinfo) -> dict[str, object]:
     now = clock.now()
     speed = clock.speed if isinstance(clock, Scaled) else None
     return {"now": now.isoformat(), "local": now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), "speed": speed}
@@ -150,7 +159,14 @@ def install_sim_routes(
     require_simulated_platform(settings)
     if not isinstance(clock, Advanceable):
         raise SimulationRefused("clock", "the simulation endpoint needs a simulated clock")
-    controllable, tz = clock, settings.tz
+    add_clock_routes(app, clock, settings.tz, on_advance)
+
+
+def add_clock_routes(
+    app: web.Application, clock: Advanceable, tz: tzinfo, on_advance: Callable[[], None] = lambda: None
+) -> None:
+    """The clock endpoints themselves (the bot's in the demo and rig; the simulator's own)."""
+    controllable = clock
 
     async def show(_request: web.Request) -> web.Response:
         return web.json_response(clock_view(controllable, tz))

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.sim_clock import Advanceable, add_clock_routes
 from bot.simulator import (
     mp_api,
     tokens,
@@ -73,6 +74,8 @@ def make_sim_app(state: SimState) -> web.Application:
     app.router.add_get("/wwpic/{name}", _qr_image)
     add_oauth_routes(app, SIM_STATE)
     app.router.add_post("/_sim/staff/{userid}/depart", _depart)
+    if isinstance(state.clock, Advanceable):  # simulated time: /_sim/clock (a rehearsing serve follows it)
+        add_clock_routes(app, state.clock, state.tz)
     return app
 
 

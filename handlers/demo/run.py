@@ -1,9 +1,10 @@
 """``siyu-bot demo``: the real server and a simulated WeChat on a temporary SQLite database.
 
-A typical retail private-domain story: an operator syncs the channel codes, customers arrive through a package
-card, a live stream and a poster QR code, each is attributed, welcomed within 20 s and tagged; WeChat
-retries a callback; some customers leave; the channel report closes the loop. Then the Official
-Account's 48-hour drip runs on simulated time (``--speed``). Every step is printed as it happens, from
+A typical retail private-domain story: a brand imports the customers, groups and followers its account
+already has (the first group post reaches those groups), an operator syncs the channel codes, customers
+arrive through a package card, a live stream and a poster QR code, each is attributed, welcomed within
+20 s and tagged; WeChat retries a callback; some customers leave; the channel report closes the loop.
+Then the Official Account's 48-hour drip runs on simulated time (``--speed``). Every step is printed as it happens, from
 what the simulated platform actually received, and so is every outbound webhook the step caused, as the
 demo's own receiver (handlers/demo/webhooks.py) verified it.
 
@@ -29,6 +30,7 @@ from bot.feature import Feature
 from bot.rig import Rig
 from bot.sim_clock import SimClock
 from bot.simulator import SimAccounts
+from handlers.demo.import_chapter import run_import_story
 from handlers.demo.story import run_drip_story, run_story
 from handlers.demo.webhooks import DemoReceiver, settle
 from handlers.growth.simulated_corp import seed_corp
@@ -53,6 +55,7 @@ def demo_settings(db_path: Path, content_dir: str) -> Settings:
             # the demo's own webhook receiver listens on loopback (handlers/demo/webhooks.py)
             "webhooks": {"orders_secret": "whsec_" + base64.b64encode(os.urandom(32)).decode(),
                          "allow_private_targets": True},
+            "reconcile": {"nightly": False},  # the story's 48 hours cross 03:30: no unscripted run in it
             "inbox": {"sweep_interval_seconds": 1.0},
             "outbox": {"poll_interval_seconds": 0.2},
             "logging": {"level": "WARNING", "format": "text"},
@@ -91,6 +94,7 @@ async def run_demo(
             endpoint = await receiver.subscribe(rig)
             out(f"webhook endpoint {endpoint}: every event (*) to a receiver in this process, {receiver.url}; "
                 "signing secret created (not shown), each delivery verified with standardwebhooks")  # fmt: skip
+        await run_import_story(rig, out, clock)
         await run_story(rig, settings, out)
         await run_drip_story(rig, settings, out, clock, speed)
         if hooks:

@@ -35,7 +35,7 @@ Out = Callable[[str], Any]
 class Narrator:
     def __init__(self, rig: Rig, settings: Settings, out: Out) -> None:
         self.rig, self.settings, self.out = rig, settings, out
-        self._seen = 0
+        self._seen = len(rig.state.calls)  # an earlier chapter's calls are not this one's
 
     def step(self, title: str) -> None:
         local = self.rig.state.clock.now().astimezone(self.settings.tz).strftime("%m-%d %H:%M:%S")
@@ -113,7 +113,8 @@ async def run_story(rig: Rig, settings: Settings, out: Out) -> None:
     out("    unionid links the follower to 王小米's WeCom contact: one customer, two touches")
 
     n.step("Two live-stream customers delete the host; one follower unfollows")
-    for added in list(rig.state.contacts.values())[1:3]:
+    live = [c for c in rig.state.contacts.values() if "axin" in c.follow and c.follow["axin"].state == "live_0611"]
+    for added in live[:2]:
         await sim.delete_friend_by_customer("axin", added.external_userid)
     await sim.unfollow(follower.openid)
     await settle(rig)

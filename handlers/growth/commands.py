@@ -1,4 +1,5 @@
-"""The growth feature's commands: ``stats channels``, ``content sync``, ``channels qr``, ``import``."""
+"""The growth feature's commands: ``stats channels``, ``content sync``, ``channels qr``, ``import``,
+``reconcile``."""
 
 from __future__ import annotations
 
@@ -63,12 +64,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     return asyncio.run(import_command(settings, sys.stdout))
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from handlers.growth.reconcile_runs import history_command, reconcile_command
+
+    settings = migrated_settings_of(args)
+    if args.history:
+        return asyncio.run(history_command(settings, args.limit, sys.stdout))
+    configure_logging(settings.logging.level, "text", secret_values(settings))
+    return asyncio.run(reconcile_command(settings, args.features, sys.stdout))
+
+
 def add_commands(sub: SubParsers[argparse.ArgumentParser]) -> None:
     imp = sub.add_parser(
         "import",
         help="read an existing account's customers, groups, tags and followers (resumable; never welcomes)",
     )
     imp.set_defaults(func=cmd_import)
+    rec = sub.add_parser(
+        "reconcile",
+        help="record what the platform knows that no callback told us (new, lost, group members, tags, followers)",
+    )
+    rec.add_argument("--history", action="store_true", help="list the latest runs instead")
+    rec.add_argument("--limit", type=int, default=20, help="how many runs --history lists")
+    rec.set_defaults(func=cmd_reconcile)
     st = sub.choices.get("stats") or sub.add_parser("stats", help="reports")
     stsub = st.add_subparsers(dest="stats_command", required=True)
     stc = stsub.add_parser("channels", help="per channel: adds, unique, losses, net, welcomes, A/B, 7-day retention")

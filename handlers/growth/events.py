@@ -35,6 +35,18 @@ class CustomerLost(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ArrivalDiscovered(DomainEvent):
+    """An arrival that happened while no callback reached us, found by ``siyu-bot reconcile``: never
+    welcomed (the welcome_code is gone); drips with ``late_entry`` start from ``at`` (the discovery)."""
+
+    name: ClassVar[str] = "customer.arrival_discovered"
+    customer_id: int
+    channel: str | None
+    platform: str  # wecom_friend | wecom_group | mp
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TagsChanged(DomainEvent):
     """Tags added to the customer by siyu-bot (a channel's tags); ``added`` are ``group/name`` refs."""
 

@@ -10,6 +10,7 @@ from bot.services import Services
 from handlers.growth import follow, friends, groups
 from handlers.growth.commands import add_commands
 from handlers.growth.content import CONTENT, channels_report
+from handlers.growth.reconcile_runs import nightly
 from handlers.growth.sync.media import MediaRefresher
 from handlers.growth.synced import MEDIA_IDS, RemoteIdSnapshot
 
@@ -43,6 +44,6 @@ GROWTH = Feature(
     content=CONTENT,
     content_reports=(channels_report,),
     routers=(friends.router, follow.router, groups.router),
-    workers=(_media_ids, _media),
+    workers=(_media_ids, _media, nightly),
     commands=(add_commands,),
 )

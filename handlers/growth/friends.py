@@ -37,6 +37,8 @@ from handlers.growth.events import CustomerLost
 from handlers.growth.synced import MEDIA, MEDIA_IDS, all_remote_ids
 from handlers.growth.tables import Loss, WeComRelation, Welcome
 
+FRIEND_GONE = "friend_gone"  # a loss found by ``siyu-bot reconcile`` (handlers/growth/reconcile.py)
+
 router = Router("friends")
 
 # docs/platform.md#welcome-messages
@@ -168,11 +170,13 @@ async def record_friend_loss(event: FriendLost | FriendRemovedByStaff, ctx: Cont
     at = datetime.fromtimestamp(event.create_time, UTC)
     rel = await ctx.session.get(WeComRelation, (customer.id, event.user_id))
     code = rel.channel_code if rel is not None else customer.first_channel
+    # Ended already: ``siyu-bot reconcile`` found it gone before this (late) callback came; counted once.
+    ended = rel is not None and not rel.active and await _reconciled_loss(ctx, customer.id, event.user_id, rel.added_at)
     if rel is not None:
-        rel.active, rel.removed_at = False, at
+        rel.active, rel.removed_at = False, rel.removed_at if ended else at
     transfer = isinstance(event, FriendRemovedByStaff) and event.source == "DELETE_BY_TRANSFER"
     kind = "customer_deleted_staff" if isinstance(event, FriendLost) else "staff_deleted_customer"
-    if not transfer:  # a transfer (在职继承) moves the customer to another member: not a loss
+    if not transfer and not ended:  # a transfer (在职继承) moves the customer to another member: not a loss
         values = {
             "customer_id": customer.id, "channel_code": code, "kind": kind, "staff_userid": event.user_id,
             "occurred_at": at, "receipt_id": ctx.receipt_id,
@@ -184,6 +188,16 @@ async def record_friend_loss(event: FriendLost | FriendRemovedByStaff, ctx: Cont
     )
     customer.wecom_friend = remaining is not None
     customer.updated_at = ctx.now()
+
+
+async def _reconciled_loss(ctx: Context, customer_id: int, staff: str, since: datetime) -> bool:
+    found = await ctx.session.scalar(
+        select(Loss.id)
+        .where(Loss.customer_id == customer_id, Loss.staff_userid == staff, Loss.kind == FRIEND_GONE)
+        .where(Loss.occurred_at >= since)
+        .limit(1)
+    )
+    return found is not None
 
 
 @router.on_result("wecom_profile")

@@ -83,44 +83,57 @@ async def queue_snapshot(ctx: Context, chat_id: str) -> None:
 @router.on(GroupDismissed)
 async def close_group(event: GroupDismissed, ctx: Context) -> None:
     """Everyone leaves a dismissed group. No re-read: ``groupchat/get`` answers 49008 for it."""
-    at = datetime.fromtimestamp(event.create_time, UTC)
-    group = await _lock_group(ctx, event.chat_id)
+    await dismiss_group(ctx, event.chat_id, datetime.fromtimestamp(event.create_time, UTC))
+
+
+async def dismiss_group(ctx: Context, chat_id: str, at: datetime) -> int:
+    """Close the group (once) and release its members; returns how many left."""
+    group = await _lock_group(ctx, chat_id)
     if group.dismissed_at is not None:
-        return
+        return 0
     group.dismissed_at, group.updated_at = at, ctx.now()
-    for member in await _active_members(ctx.session, event.chat_id):
-        await _release(ctx, member, at)
+    left = 0
+    for member in await _active_members(ctx.session, chat_id):
+        left += await _release(ctx, member, at)
     await ctx.session.execute(
         update(OutboxCall)
-        .where(*_pending_reread(event.chat_id))
+        .where(*_pending_reread(chat_id))
         .values(state="expired", finished_at=ctx.now(), last_error="group dismissed")
         .execution_options(synchronize_session=False)
     )
+    return left
 
 
 @router.on_result(SNAPSHOT)
 async def reconcile_group(result: PlatformResult, ctx: Context) -> None:
     """Make the stored group and member list match the ``groupchat/get`` snapshot."""
     chat = result.response.get("group_chat")
-    if not isinstance(chat, dict) or not chat.get("chat_id"):
-        return
+    if isinstance(chat, dict) and chat.get("chat_id"):
+        await apply_snapshot(ctx, chat)
+
+
+async def apply_snapshot(ctx: Context, chat: dict[str, Any], action: str = "group_joined") -> tuple[int, int]:
+    """Store one ``groupchat/get`` snapshot: the group's details, members who joined (their touch has
+    ``action``) and members who left. Returns (joined, left); (0, 0) for a dismissed group."""
     chat_id = str(chat["chat_id"])
     group = await _lock_group(ctx, chat_id)
     if group.dismissed_at is not None:  # a read that raced the dismiss: never resurrect the group
-        return
+        return 0, 0
     _copy_details(group, chat, ctx.now())
     version = str(chat.get("member_version") or "") or None
     if version is not None and version == group.member_version:
-        return  # no member change since the last snapshot we applied
+        return 0, 0  # no member change since the last snapshot we applied
     listed = {str(m["userid"]): m for m in chat.get("member_list") or () if isinstance(m, dict) and m.get("userid")}
     active = {m.member_id: m for m in await _active_members(ctx.session, chat_id)}
+    joined = left = 0
     for member_id, member in listed.items():
         if member_id not in active:
-            await _admit(ctx, chat_id, member)
+            joined += await _admit(ctx, chat_id, member, action)
     for member_id, row in active.items():
         if member_id not in listed:
-            await _release(ctx, row, ctx.now())
+            left += await _release(ctx, row, ctx.now())
     group.member_version = version
+    return joined, left
 
 
 async def _lock_group(ctx: Context, chat_id: str) -> GroupChat:
@@ -150,8 +163,9 @@ async def _active_members(session: AsyncSession, chat_id: str) -> list[GroupMemb
     return list(rows.all())
 
 
-async def _admit(ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
-    """A member in the snapshot but not active here: store them; a customer is attributed and tagged."""
+async def _admit(ctx: Context, chat_id: str, member: dict[str, Any], action: str) -> bool:
+    """A member in the snapshot but not active here: store them; a customer is attributed and tagged.
+    False when another run admitted them first."""
     member_id, state = str(member["userid"]), str(member.get("state") or "") or None
     unionid = str(member.get("unionid") or "") or None
     joined = datetime.fromtimestamp(member["join_time"], UTC) if isinstance(member.get("join_time"), int) else None
@@ -164,15 +178,16 @@ async def _admit(ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
         "joined_at": joined or ctx.now(), "left_at": None, "active": True,
     }  # fmt: skip
     if not await _store_join(ctx.session, chat_id, member_id, values):
-        return
+        return False
     await ctx.emit(GroupMemberJoined(chat_id, member_id, customer.id if customer else None))
     if customer is None:
-        return
+        return True
     await record_touch(
-        ctx, customer, arrival, raw_key=state, platform=Platform.WECOM_GROUP, action="group_joined",
+        ctx, customer, arrival, raw_key=state, platform=Platform.WECOM_GROUP, action=action,
         at=joined or ctx.now(), chat_id=chat_id,
     )  # fmt: skip
     await _tag(ctx, customer, member_id, arrival.channel)
+    return True
 
 
 async def _customer_of(ctx: Context, member_id: str, member: dict[str, Any], unionid: str | None) -> Customer:
@@ -215,8 +230,9 @@ async def _tag(ctx: Context, customer: Customer, external_userid: str, channel: 
         await mark_wecom_tags(ctx, staff, external_userid, tags)
 
 
-async def _release(ctx: Context, member: GroupMember, at: datetime) -> None:
-    """Mark the member left (if still active) and record the loss against the channel they joined by."""
+async def _release(ctx: Context, member: GroupMember, at: datetime) -> bool:
+    """Mark the member left (if still active) and record the loss against the channel they joined by.
+    False when another run released them first."""
     left = await ctx.session.execute(
         update(GroupMember)
         .where(GroupMember.id == member.id, GroupMember.active.is_(True))
@@ -224,16 +240,17 @@ async def _release(ctx: Context, member: GroupMember, at: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     if not left.rowcount:  # type: ignore[attr-defined]
-        return
+        return False
     await ctx.emit(GroupMemberLeft(member.chat_id, member.member_id, member.customer_id))
     if member.customer_id is None:
-        return
+        return True
     values = {
         "customer_id": member.customer_id, "channel_code": member.channel_code, "kind": "left_group",
         "chat_id": member.chat_id, "occurred_at": at, "receipt_id": ctx.receipt_id,
     }  # fmt: skip
     if await insert_ignore(ctx.session, Loss, values, ["receipt_id", "customer_id"]):
         await ctx.emit(CustomerLost(member.customer_id, member.channel_code, "left_group", at))
+    return True
 
 
 def _pending_reread(chat_id: str) -> tuple[ColumnElement[bool], ...]:

@@ -29,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
 from sqlalchemy import delete, select
@@ -44,12 +44,11 @@ from bot.db.upsert import insert_ignore
 from bot.platform import MpClient, PlatformError, WeComClient
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
 from handlers.growth.attribution import Arrival, arrival_for
+from handlers.growth.lister import CUSTOMERS_PER_PAGE, FOLLOWERS_PER_BATCH, Lister, at_of, text_of
 from handlers.growth.stats import IMPORTED
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, ImportCheckpoint, Touch, WeComRelation
 
 T = TypeVar("T")
-BAD_CURSOR, BAD_OPENID, DISMISSED = 40058, 40003, 49008
-USERS_PER_CALL, CUSTOMERS_PER_PAGE, GROUPS_PER_PAGE, FOLLOWERS_PER_BATCH = 100, 100, 1000, 100
 
 
 @dataclass
@@ -72,20 +71,8 @@ class Tally:
         return sum(int(getattr(self, f.name)) for f in fields(self) if f.name.endswith("_new")) + self.linked
 
 
-def _dicts(value: object) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
 async def _clear_checkpoints(ctx: Context) -> None:
     await ctx.session.execute(delete(ImportCheckpoint))
-
-
-def _at(ts: object) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if isinstance(ts, int) and ts > 0 else None
-
-
-def _text(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None
 
 
 class Importer:
@@ -102,6 +89,7 @@ class Importer:
     ) -> None:
         self.settings, self.sessions, self.content, self.clock, self.out = settings, sessions, content, clock, out
         self.wecom, self.mp = wecom, mp
+        self.lister = Lister(wecom, mp, CUSTOMERS_PER_PAGE)
         self.tally = Tally()
         self.rng = random.Random()
         self.corp_tags: dict[str, str] = {}
@@ -154,38 +142,18 @@ class Importer:
     # --- WeCom --------------------------------------------------------------------------------
 
     async def _corp_tags(self) -> None:
-        assert self.wecom is not None
-        listing = await self.wecom.get_corp_tag_list()
-        for group in _dicts(listing.get("tag_group")):
-            for tag in _dicts(group.get("tag")):
-                self.corp_tags[str(tag["id"])] = f"{group.get('group_name', '')}/{tag.get('name', '')}"
+        self.corp_tags = await self.lister.corp_tags()
         self.tally.corp_tags = len(self.corp_tags)
 
     async def _customers(self) -> None:
-        assert self.wecom is not None
         position = await self._position("wecom_customers")
         if position is None:
             return
-        users = await self.wecom.get_follow_user_list()
-        chunks = [users[i : i + USERS_PER_CALL] for i in range(0, len(users), USERS_PER_CALL)]
-        index_text, _, cursor = position.partition(":")
-        index, read, started = int(index_text or 0), 0, time.monotonic()
-        while index < len(chunks):
-            try:
-                page = await self.wecom.batch_get_by_user(chunks[index], cursor, CUSTOMERS_PER_PAGE)
-            except PlatformError as exc:
-                if exc.errcode == BAD_CURSOR and cursor:
-                    cursor = ""  # the platform forgot the cursor: read this chunk again (idempotent)
-                    continue
-                raise
-            rows = _dicts(page.get("external_contact_list"))
-            cursor = str(page.get("next_cursor") or "")
-            if not cursor:
-                index += 1
-            done = index >= len(chunks)
-            await self._tx(self._store_customers, rows, f"{index}:{cursor}", done)
-            read += len(rows)
-            self._progress("customers", read, started, share=index / len(chunks) if chunks else 1)
+        read, started = 0, time.monotonic()
+        async for page in self.lister.customer_pages(position):
+            await self._tx(self._store_customers, page.rows, page.position, page.done)
+            read += len(page.rows)
+            self._progress("customers", read, started, share=page.share)
 
     async def _store_customers(self, ctx: Context, rows: list[dict[str, Any]], position: str, done: bool) -> None:
         for row in rows:
@@ -194,9 +162,9 @@ class Importer:
                 continue
             customer = await self._customer(ctx, "external_userid", str(contact["external_userid"]), contact)
             customer.wecom_friend = True
-            staff, state = str(follow["userid"]), _text(follow.get("state"))
+            staff, state = str(follow["userid"]), text_of(follow.get("state"))
             arrival = arrival_for(self.content, state, Platform.WECOM_FRIEND)
-            at = _at(follow.get("createtime")) or ctx.now()
+            at = at_of(follow.get("createtime")) or ctx.now()
             relation = {
                 "customer_id": customer.id, "staff_userid": staff, "channel_code": arrival.code, "added_at": at,
                 "removed_at": None, "active": True,
@@ -207,41 +175,22 @@ class Importer:
         await self._save(ctx, "wecom_customers", position, done)
 
     async def _groups(self) -> None:
-        assert self.wecom is not None
         cursor = await self._position("wecom_groups")
         if cursor is None:
             return
         read, started = 0, time.monotonic()
-        while True:
-            try:
-                page = await self.wecom.groupchat_list(cursor, GROUPS_PER_PAGE)
-            except PlatformError as exc:
-                if exc.errcode == BAD_CURSOR and cursor:
-                    cursor = ""
-                    continue
-                raise
-            details: list[dict[str, Any]] = []
-            for item in _dicts(page.get("group_chat_list")):
-                try:
-                    details += _dicts([(await self.wecom.groupchat_get(str(item["chat_id"])))["group_chat"]])
-                except PlatformError as exc:
-                    if exc.errcode != DISMISSED:
-                        raise
-            cursor = str(page.get("next_cursor") or "")
-            done = not cursor
-            await self._tx(self._store_groups, details, cursor, done)
-            read += len(details)
+        async for page in self.lister.group_pages(cursor):
+            await self._tx(self._store_groups, page.rows, page.position, page.done)
+            read += len(page.rows)
             self._progress("groups", read, started)
-            if done:
-                return
 
     async def _store_groups(self, ctx: Context, chats: list[dict[str, Any]], cursor: str, done: bool) -> None:
         for chat in chats:
             chat_id = str(chat["chat_id"])
             group = {
-                "chat_id": chat_id, "name": str(chat.get("name") or "")[:128], "owner": _text(chat.get("owner")),
-                "notice": _text(chat.get("notice")), "member_version": _text(chat.get("member_version")),
-                "created_at": _at(chat.get("create_time")), "updated_at": ctx.now(),
+                "chat_id": chat_id, "name": str(chat.get("name") or "")[:128], "owner": text_of(chat.get("owner")),
+                "notice": text_of(chat.get("notice")), "member_version": text_of(chat.get("member_version")),
+                "created_at": at_of(chat.get("create_time")), "updated_at": ctx.now(),
             }  # fmt: skip
             if await insert_ignore(ctx.session, GroupChat, group, ["chat_id"]):
                 self.tally.groups_new += 1
@@ -252,21 +201,21 @@ class Importer:
         await self._save(ctx, "wecom_groups", cursor, done)
 
     async def _member(self, ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
-        member_id, state = str(member.get("userid") or ""), _text(member.get("state"))
+        member_id, state = str(member.get("userid") or ""), text_of(member.get("state"))
         if not member_id:
             return
         customer = None
         if member.get("type") == 2:
             customer = await self._customer(ctx, "external_userid", member_id, member)
         arrival = arrival_for(self.content, state, Platform.WECOM_GROUP)
-        at = _at(member.get("join_time")) or ctx.now()
+        at = at_of(member.get("join_time")) or ctx.now()
         invitor = member.get("invitor")
         values = {
             "chat_id": chat_id, "member_id": member_id, "member_type": int(member.get("type") or 0),
-            "customer_id": customer.id if customer else None, "unionid": _text(member.get("unionid")),
+            "customer_id": customer.id if customer else None, "unionid": text_of(member.get("unionid")),
             "state": state, "channel_code": arrival.code if customer else None,
             "join_scene": member.get("join_scene") if isinstance(member.get("join_scene"), int) else None,
-            "invitor": _text(invitor.get("userid")) if isinstance(invitor, dict) else None,
+            "invitor": text_of(invitor.get("userid")) if isinstance(invitor, dict) else None,
             "joined_at": at, "left_at": None, "active": True,
         }  # fmt: skip
         if await insert_ignore(ctx.session, GroupMember, values, ["chat_id", "member_id"]):
@@ -277,41 +226,27 @@ class Importer:
     # --- Official Account -----------------------------------------------------------------------
 
     async def _followers(self) -> None:
-        assert self.mp is not None
         position = await self._position("mp_followers")
         if position is None:
             return
-        self.mp_tags = {int(t["id"]): str(t["name"]) for t in _dicts((await self.mp.get_tags()).get("tags"))}
+        self.mp_tags = await self.lister.mp_tags()
         start, _, offset_text = position.partition("|")
         offset, read, started = int(offset_text or 0), 0, time.monotonic()
-        while True:
-            try:
-                page = await self.mp.user_get(start)
-            except PlatformError as exc:
-                if exc.errcode == BAD_OPENID and start:
-                    start, offset = "", 0  # that follower left: read the list again (idempotent)
-                    continue
-                raise
-            data = page.get("data")
-            openids = [str(o) for o in (data.get("openid") or () if isinstance(data, dict) else ())]
-            total = page.get("total")
-            total = total if isinstance(total, int) else None
-            following = str(page.get("next_openid") or "")
-            while offset < len(openids):
-                batch = openids[offset : offset + FOLLOWERS_PER_BATCH]
-                infos = _dicts((await self.mp.user_info_batchget(batch)).get("user_info_list"))
+        async for page in self.lister.follower_pages(start):
+            if page.start != start:  # the list was read again from its start
+                start, offset = page.start, 0
+            if not page.openids:
+                await self._tx(self._save, "mp_followers", "", True)
+            while offset < len(page.openids):
+                batch = page.openids[offset : offset + FOLLOWERS_PER_BATCH]
+                infos = await self.lister.follower_infos(batch)
                 offset += len(batch)
-                last = offset >= len(openids)
-                position = f"{following}|0" if last else f"{start}|{offset}"
-                done = last and not following
-                await self._tx(self._store_followers, infos, position, done)
+                last = offset >= len(page.openids)
+                position = f"{page.following}|0" if last else f"{start}|{offset}"
+                await self._tx(self._store_followers, infos, position, last and not page.following)
                 read += len(batch)
-                self._progress("followers", read, started, total)
-            if not openids or not following:
-                if not openids:
-                    await self._tx(self._save, "mp_followers", "", True)
-                return
-            start, offset = following, 0
+                self._progress("followers", read, started, page.total)
+            start, offset = page.following, 0
 
     async def _store_followers(self, ctx: Context, infos: list[dict[str, Any]], position: str, done: bool) -> None:
         for info in infos:
@@ -320,11 +255,11 @@ class Importer:
             customer = await self._customer(ctx, "openid", str(info["openid"]), info)
             new = not customer.mp_follower
             customer.mp_follower = True
-            key = _text(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
+            key = text_of(info.get("qr_scene_str")) or (str(info["qr_scene"]) if info.get("qr_scene") else None)
             arrival = arrival_for(self.content, key, Platform.MP)
             if new:
                 self.tally.followers_new += 1
-                self._touch(ctx, customer, arrival, key, Platform.MP, _at(info.get("subscribe_time")) or ctx.now())
+                self._touch(ctx, customer, arrival, key, Platform.MP, at_of(info.get("subscribe_time")) or ctx.now())
             else:
                 self.tally.followers_known += 1
             await self._tags(ctx, customer, [self.mp_tags.get(t, "") for t in info.get("tagid_list") or ()])
@@ -333,7 +268,7 @@ class Importer:
     # --- shared -----------------------------------------------------------------------------------
 
     async def _customer(self, ctx: Context, column: str, value: str, data: dict[str, Any]) -> Customer:
-        unionid = _text(data.get("unionid"))
+        unionid = text_of(data.get("unionid"))
         customer = await find_customer(ctx, column, value)
         if customer is None and unionid:  # known through another door: this one joins that customer
             customer = await find_customer(ctx, "unionid", unionid)

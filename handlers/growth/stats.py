@@ -12,7 +12,9 @@ Definitions, per channel code (unattributed arrivals — unknown or missing code
 - retention_7d: of the adds at least 7 days old, the share with no loss on the same channel within
   7 days of the add (None when no add is old enough);
 - imported: relationships that existed before siyu-bot and were read by ``siyu-bot import`` (touches
-  with action ``imported``, at the platform's time): never counted as adds, nor welcomed.
+  with action ``imported``, at the platform's time): never counted as adds, nor welcomed;
+- reconciled: adds whose callback was lost and that ``siyu-bot reconcile`` found later (touches with
+  action ``reconciled``, at the platform's time): counted among the adds, never welcomed.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import OutboxCall
 from handlers.growth.tables import Loss, Touch, Welcome
 
-ADD_ACTIONS = ("friend_added", "followed", "group_joined")
 IMPORTED = "imported"  # handlers/growth/importer.py
+RECONCILED = "reconciled"  # handlers/growth/reconcile.py
+ADD_ACTIONS = ("friend_added", "followed", "group_joined", RECONCILED)
 UNATTRIBUTED = "(unattributed)"
 
 
@@ -46,6 +49,7 @@ class ChannelStats:
     eligible_7d: int = 0
     retained_7d: int = 0
     imported: int = 0
+    reconciled: int = 0
 
     @property
     def net(self) -> int:
@@ -82,6 +86,8 @@ async def channel_stats(
     await _welcomes(session, rows, since, until)
     for touch in await _adds(session, since, until, actions=(IMPORTED,)):
         rows[_label(touch.channel_code)].imported += 1
+    for touch in await _adds(session, since, until, actions=(RECONCILED,)):
+        rows[_label(touch.channel_code)].reconciled += 1
     for label, st in rows.items():
         st.code = label
     return dict(rows)
@@ -147,7 +153,7 @@ async def _welcomes(
 
 
 HEADER = ["channel", "name", "adds", "unique", "losses", "net", "welcome_delivered", "welcome_expired",
-          "welcome_failed", "welcome_unknown", "variants", "retention_7d", "imported"]  # fmt: skip
+          "welcome_failed", "welcome_unknown", "variants", "retention_7d", "imported", "reconciled"]  # fmt: skip
 
 
 def as_rows(stats: dict[str, ChannelStats], names: dict[str, str]) -> list[list[str]]:
@@ -159,7 +165,7 @@ def as_rows(stats: dict[str, ChannelStats], names: dict[str, str]) -> list[list[
         out.append([
             code, names.get(code, ""), str(st.adds), str(st.unique), str(st.losses), str(st.net),
             str(st.welcomes["delivered"]), str(st.welcomes["expired"]), str(st.welcomes["failed"]),
-            str(st.welcomes["unknown"]), variants, retention, str(st.imported),
+            str(st.welcomes["unknown"]), variants, retention, str(st.imported), str(st.reconciled),
         ])  # fmt: skip
     return out
 

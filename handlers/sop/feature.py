@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from bot.feature import Feature
 from bot.outbox import PlatformCaller, Reconciler
 from bot.services import Services
-from handlers.sop import drips, group_sop, group_sop_results
+from handlers.sop import drips, group_sop, group_sop_results, late_entry
 from handlers.sop.commands import add_commands
 from handlers.sop.content import CONTENT, sop_report
 from handlers.sop.drip_steps import run_step
@@ -50,7 +50,7 @@ SOP = Feature(
     "sop",
     content=CONTENT,
     content_reports=(sop_report,),
-    routers=(group_sop.router, group_sop_results.router, drips.router),
+    routers=(group_sop.router, group_sop_results.router, drips.router, late_entry.router),
     workers=(_drip_worker, _group_posts),
     commands=(add_commands,),
     clients=(_robots,),

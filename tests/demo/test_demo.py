@@ -20,8 +20,19 @@ async def test_demo_tells_the_story() -> None:
     assert "← passive reply (text)" in text
     assert "pkgcard" in text and "retention_7d" in text and "100%" in text
     assert "/_sim/clock" in text  # the simulation-only endpoint of the demo server
+    assert_import_chapter(lines)
     assert_drip_chapter(lines)
     assert_webhooks(lines)
+
+
+def assert_import_chapter(lines: list[str]) -> None:
+    """Before chapter 1: an existing account is imported and the first group post reaches its groups."""
+    chapter = "\n".join(lines[: next(i for i, line in enumerate(lines) if "content sync` makes" in line)])
+    assert "Chapter 0 — day one on an existing account: 12 customers, 3 groups" in chapter
+    assert "followers: 7 new, 0 already known" in chapter and "groups: 5 new" in chapter
+    assert "send_welcome_msg" not in chapter and "webhook  " not in chapter  # imported: nobody welcomed
+    # which post comes first depends on the weekday; each targets the 福利群 at least (content/group_sop.toml)
+    assert re.search(r"fire: done; reaches [23] pre-existing groups: .*山野小食福利群1, 山野小食福利群2", chapter)
 
 
 def assert_webhooks(lines: list[str]) -> None:
@@ -30,7 +41,7 @@ def assert_webhooks(lines: list[str]) -> None:
     hooks = [line.strip() for line in lines if line.startswith("    webhook  ")]
     created = [line for line in hooks if line.startswith("webhook  customer.created ")]
     assert len(created) == 24  # 1 package card + 20 live stream + 1 unattributed + 2 followers
-    assert re.match(r"webhook  customer\.created +customer 1 \(wm\w{6}…\)$", created[0])
+    assert re.match(r"webhook  customer\.created +customer \d+ \(wm\w{6}…\)$", created[0])
     first = next(i for i, line in enumerate(lines) if line.startswith("    webhook  "))
     assert "package card" in lines[first - 1], "the first delivery prints inside the step that caused it"
     order_at = next(i for i, line in enumerate(lines) if "signed POST /webhooks/orders" in line)

@@ -46,6 +46,8 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
             "api_base_url": "http://127.0.0.1:9/mp",
         },
         "logging": {"level": "WARNING", "format": "text"},
+        # The nightly reconciliation would run in any test whose clock passes 03:30 local: on when asked.
+        "reconcile": {"nightly": False},
         "content_dir": str(SHIPPED_CONTENT),
     }
     for section, values in overrides.items():

@@ -128,12 +128,13 @@ def parse_drip(node: Node) -> Drip | None:
     if then is not None:
         then.finish()
     enabled = node.flag("enabled", True)
+    late_entry = node.flag("late_entry", False)
     node.finish()
     if drip_id is None or name is None or trigger is None or steps is None or stop_when is None:
         return None
     if len(node.report.problems) > before:
         return None
-    return Drip(drip_id, name, trigger, steps, stop_when, then_tags, then_start, enabled)
+    return Drip(drip_id, name, trigger, steps, stop_when, then_tags, then_start, enabled, late_entry)
 
 
 DRIPS: Section[Drip] = Section("drips", parse_drip, ident=("id", lambda d: d.id))

@@ -114,6 +114,8 @@ class Drip:
     then_tags: tuple[str, ...]  # put on the customer after the last step
     then_start: str | None  # another drip id to enrol the customer in after the last step
     enabled: bool
+    # Also start for an arrival found late by ``siyu-bot reconcile`` (counted from its discovery).
+    late_entry: bool = False
 
 
 class Anchor(StrEnum):
