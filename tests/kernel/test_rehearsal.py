@@ -24,11 +24,12 @@ import aiohttp
 import pytest
 
 from bot.config import Settings
-from bot.content_runtime import load_runtime_content
 from bot.sim_clock import ScaledClock, advance_command
 from bot.simulator import CallbackPusher, SimAccounts, SimState, Simulator, mp_target, start_simulator, wecom_target
 from bot.simulator.server import RunningSimulator
+from handlers.content import load_runtime_content
 from handlers.growth.importer import import_command
+from handlers.sop.content import sop_of
 from tests.support.apps import free_port
 from tests.support.settings import (
     MP_AES,
@@ -182,7 +183,7 @@ async def test_a_week_is_rehearsed_at_its_simulated_times(rehearsal: Rehearsal) 
     tz = r.settings.tz
     await advance_to(r, local(0, 9, 0))
     await r.customers.add_friend("lulu", "wmREH", state="pkgcard")  # starts pkgcard_followup (2 steps)
-    drip = load_runtime_content(r.settings.content_dir).drip("pkgcard_followup")
+    drip = sop_of(load_runtime_content(r.settings.content_dir)).drip("pkgcard_followup")
     assert drip is not None
     gift, hero = (step.delay.due_after(r.state.now(), tz) for step in drip.steps)
     moments = sorted([
