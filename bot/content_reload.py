@@ -65,7 +65,7 @@ class ContentReloader:
         self._services.content, self.revision = content, revision
         for hook in self.hooks:
             hook()
-        log.warning("content now from %s", source)
+        log.warning("content reloaded from %s", source)
         return []
 
     async def _load(self, revision: int | None) -> Content:
