@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.db.engine import make_engine, sessionmaker
 from bot.db.models import Customer, OutboxCall
@@ -20,7 +22,9 @@ from handlers.growth import importer
 from handlers.growth.importer import import_command
 from handlers.growth.stats import channel_stats
 from handlers.growth.tables import CustomerTag, GroupMember, ImportCheckpoint, Touch, WeComRelation, Welcome
+from handlers.sop.group_sop import GroupSop
 from handlers.sop.group_sop_targets import known_groups
+from tests.support.apps import drain, start_rig
 from tests.support.settings import make_settings
 
 
@@ -201,3 +205,26 @@ async def test_a_crash_mid_import_resumes_after_the_last_stored_page(
     got = await facts(world)
     assert got["relations"] == 6 and len(got["customers"]) == 7
     assert sum(1 for t in got["touches"] if t[0] == "wecom_friend") == 6  # no page imported twice
+
+
+async def test_a_group_post_reaches_groups_that_existed_before_the_bot(settings: Settings, clock: FrozenClock) -> None:
+    """The day-one failure this import fixes: a weekly post found 0 targets among the account's groups."""
+    rig = await start_rig(settings, clock)
+    try:
+        owner = next(iter(rig.state.staff))
+        rig.state.add_group(owner, "山野小食福利群3群", chat_id="wrBefore")  # on the account before the bot
+        rig.state.add_contact(owner, "wmOld", state="pkgcard")
+        fire_at = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # Friday 20:00 in Shanghai: fri_weekend_stock
+        async with rig.services.sessions() as session:
+            assert "wrBefore" not in [g.chat_id for g in await known_groups(session)]
+        out = io.StringIO()
+        assert await import_command(rig.services.settings, out, clock=clock) == 0, out.getvalue()
+        clock.advance(fire_at - clock.now())
+        before = len(rig.state.calls_to("externalcontact/add_msg_template"))
+        await GroupSop(rig.services).fire("fri_weekend_stock", fire_at)
+        await drain(rig, clock)
+        tasks = rig.state.calls_to("externalcontact/add_msg_template")[before:]
+        assert any("wrBefore" in (call.body or {}).get("chat_id_list", []) for call in tasks)
+        assert not rig.state.calls_to("externalcontact/send_welcome_msg")  # imported: nobody welcomed
+    finally:
+        await rig.close()
