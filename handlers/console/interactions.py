@@ -58,7 +58,7 @@ async def winners_csv(request: web.Request, viewer: Viewer) -> web.StreamRespons
         body=out.getvalue().encode("utf-8-sig"),  # a BOM: Excel opens UTF-8 Chinese text correctly
         content_type="text/csv",
         charset="utf-8",
-        headers={"Content-Disposition": f"attachment; filename=\"{quote(name)}\""},
+        headers={"Content-Disposition": f'attachment; filename="{quote(name)}"'},
     )
 
 

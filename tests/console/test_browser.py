@@ -74,9 +74,7 @@ async def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) ->
     await page.get_by_role("button", name="登录").click()
 
 
-async def test_an_operator_finds_a_customer_and_tags_them_on_wecom(
-    browser: Any, rig: Rig, tmp_path: Path
-) -> None:
+async def test_an_operator_finds_a_customer_and_tags_them_on_wecom(browser: Any, rig: Rig, tmp_path: Path) -> None:
     arrived = await rig.sim.add_friend("lulu", state="pkgcard", name="陈小雨")
     await rig.sim.add_friend("axin", state="live_0611", name="王大山")
     await rig.drain()
