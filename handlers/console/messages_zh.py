@@ -132,7 +132,7 @@ MESSAGES: dict[str, str] = {
     "channels.period": "统计区间：近 30 天",
     "sop.title": "SOP",
     "sop.calendar": "未来 30 天日历",
-    "sop.calendar_note": "与 `siyu-bot sop preview --days 30` 相同的计算，含预算决定。共 {total} 个旅程步骤。",
+    "sop.calendar_note": "同 `sop preview --days 30`（含预算决定）。共 {total} 个旅程步骤，列出最早 {shown} 个。",
     "sop.decision": "决定",
     "sop.drips": "旅程状态",
     "sop.fires": "群发记录",

@@ -3,12 +3,12 @@ channel and the health of the platform connections — from ``stats channels`` a
 
 from __future__ import annotations
 
-from collections import Counter
+import itertools
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 
 from handlers.api import operations
 from handlers.console.apicall import api_json
@@ -30,14 +30,17 @@ def day_start(console: Console, days: int) -> datetime:
 
 
 async def daily_adds(console: Console) -> list[tuple[str, int]]:
-    """Adds per local day over the last :data:`TREND_DAYS` days (the ``stats channels`` meaning of an add)."""
-    since = day_start(console, TREND_DAYS)
-    query = select(Touch.occurred_at).where(Touch.action.in_(ADD_ACTIONS), Touch.occurred_at >= since)
+    """Adds per local day over the last :data:`TREND_DAYS` days (the ``stats channels`` meaning of an add),
+    counted by the database: one row of one sum per day between local midnights (DST-correct)."""
     tz = console.services.settings.tz
+    first = day_start(console, TREND_DAYS)
+    bounds = [datetime.combine(first.date() + timedelta(days=n), time(0), tz) for n in range(TREND_DAYS + 1)]
+    at = Touch.occurred_at
+    days = [func.sum(case((and_(at >= a, at < b), 1), else_=0)) for a, b in itertools.pairwise(bounds)]
+    query = select(*days).where(Touch.action.in_(ADD_ACTIONS), at >= bounds[0])
     async with console.services.sessions() as session:
-        days = Counter(at.astimezone(tz).date() for at in (await session.scalars(query)).all())
-    first = since.date()
-    return [((first + timedelta(days=n)).strftime("%m-%d"), days[first + timedelta(days=n)]) for n in range(TREND_DAYS)]
+        counts = (await session.execute(query)).one()
+    return [(a.strftime("%m-%d"), int(n or 0)) for a, n in zip(bounds, counts, strict=False)]
 
 
 def totals(stats: dict[str, ChannelStats]) -> dict[str, int]:

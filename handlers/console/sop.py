@@ -14,7 +14,7 @@ from handlers.console.auth import Viewer, page
 from handlers.console.core import CONSOLE
 
 CALENDAR_DAYS = "30"
-CALENDAR_ROWS = "1000"
+CALENDAR_ROWS = "200"  # the earliest drip steps with their decisions; the total is counted
 
 
 @page(scope_of(api.preview))

@@ -1,4 +1,4 @@
-"""console: the operators' console's users and sign-in sessions
+"""console: the operators' console's users and sign-in sessions; indexes for period figures
 
 Revision ID: 0014_console
 Revises: 0011_admin_api
@@ -17,6 +17,12 @@ revision = '0014_console'
 down_revision = '0011_admin_api'
 branch_labels = None
 depends_on = None
+
+_PERIOD_INDEXES = (
+    ('touches', 'ix_touches_time', 'occurred_at'),
+    ('welcomes', 'ix_welcomes_created', 'created_at'),
+    ('losses', 'ix_losses_time', 'occurred_at'),
+)
 
 
 def upgrade() -> None:
@@ -44,9 +50,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('console_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_console_sessions_user', ['user_id'], unique=False)
+    # The console's overview and channel figures read a period of adds, welcomes and losses.
+    for table, index, column in _PERIOD_INDEXES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.create_index(index, [column], unique=False)
 
 
 def downgrade() -> None:
+    for table, index, _ in _PERIOD_INDEXES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(index)
     with op.batch_alter_table('console_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_console_sessions_user')
 
