@@ -6,6 +6,7 @@ The role decides what the console shows and allows, through the admin API's scop
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -107,3 +108,13 @@ async def reset_password(session: AsyncSession, email: str, password: str) -> Co
 async def _end_sessions(session: AsyncSession, user_id: int) -> None:
     for row in await session.scalars(select(ConsoleSession).where(ConsoleSession.user_id == user_id)):
         await session.delete(row)
+
+
+DEMO_OWNER = "demo@siyu-bot.local"
+
+
+async def add_demo_owner(session: AsyncSession, now: datetime) -> tuple[str, str]:
+    """An owner for ``siyu-bot demo`` with a random password: (email, password), shown once by the demo."""
+    password = secrets.token_urlsafe(12)
+    await add_user(session, DEMO_OWNER, "owner", password, now)
+    return DEMO_OWNER, password
