@@ -24,6 +24,7 @@ from bot.rig import Rig
 from handlers.api.tables import AuditEntry
 from handlers.growth.synced import WECOM_TAG
 from handlers.growth.tables import CustomerTag, SyncedObject
+from handlers.integrations.endpoints import add_endpoint
 from tests.console.support import PASSWORD, make_user
 from tests.growth.helpers import sync_content
 from tests.support.apps import rows, start_rig
@@ -115,6 +116,9 @@ async def test_screenshots_of_every_page_at_laptop_and_phone_width(browser: Any,
     await rig.sim.follow(scene="poster_618")
     await rig.drain()
     await make_user(rig.services, "owner@example.com", "owner")
+    async with rig.services.sessions() as s, s.begin():
+        now = rig.services.clock.now()
+        await add_endpoint(s, "http://127.0.0.1:9/crm", "customer.*", ordered=True, allow_private=True, now=now)
     out = shots_dir(tmp_path)
     for size, (width, height) in SIZES.items():
         context = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
@@ -122,6 +126,11 @@ async def test_screenshots_of_every_page_at_laptop_and_phone_width(browser: Any,
         await page.goto(f"{rig.base_url}/console/login")
         await page.screenshot(path=str(out / f"login-{size}.png"))
         await sign_in(page, rig.base_url, "owner@example.com")
+        if size == "laptop":  # something in the audit log
+            await page.goto(f"{rig.base_url}/console/customers?channel=pkgcard")
+            await page.locator("tbody th a").first.click()
+            await page.get_by_label("新标签（分组/名称）").fill("兴趣/坚果")
+            await page.get_by_role("button", name="添加标签").click()
         for name in PAGES:
             answer = await page.goto(f"{rig.base_url}/console/{name}")
             assert answer is not None and answer.status == 200, name
