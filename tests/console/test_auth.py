@@ -33,7 +33,8 @@ async def test_pages_need_a_session_and_render_for_an_owner(bot: RunningBot) -> 
     cid = await _customer(bot)
     for path in ("/console/", "/console/?period=today", "/console/?period=30", "/console/customers",
                  f"/console/customers/{cid}", "/console/channels", "/console/sop", "/console/interactions",
-                 "/console/events", "/console/events?status=failed", "/console/audit"):  # fmt: skip
+                 "/console/events", "/console/events?status=failed", "/console/audit", "/console/content",
+                 "/console/content?file=messages/drips.toml"):  # fmt: skip
         answer = await client.get(path)
         html = await answer.text()
         assert answer.status == 200, (path, html[:500])
@@ -41,6 +42,10 @@ async def test_pages_need_a_session_and_render_for_an_owner(bot: RunningBot) -> 
         assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert (await client.get("/console/customers/99999")).status == 404
+    shown = await (await client.get("/console/content?file=channels.toml")).text()
+    assert "pkgcard" in shown and "coupon_codes" not in shown  # TOML only: never the coupon-code lists
+    traversal = await (await client.get("/console/content?file=../pyproject.toml")).text()
+    assert "siyu-bot" not in traversal.split("</h2>", 1)[1]  # a name not in the listing opens nothing
     css = await client.get("/console/static/console.css")
     assert css.status == 200 and "Content-Security-Policy" in css.headers
 

@@ -29,7 +29,7 @@ from tests.console.support import PASSWORD, make_user
 from tests.growth.helpers import sync_content
 from tests.support.apps import rows, start_rig
 
-PAGES = ("", "customers", "channels", "sop", "interactions", "events", "audit")
+PAGES = ("", "customers", "channels", "sop", "interactions", "events", "content", "audit")
 SIZES = {"laptop": (1280, 800), "phone": (390, 844)}
 
 
