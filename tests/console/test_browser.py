@@ -107,6 +107,11 @@ async def test_an_operator_finds_a_customer_and_tags_them_on_wecom(browser: Any,
     ]
     [entry] = [a for a in await rows(rig, AuditEntry) if a.key_name == "console:op@example.com"]
     assert "兴趣/坚果" in entry.after["tags"] and "兴趣/坚果" not in entry.before["tags"]  # type: ignore[index]
+    await page.get_by_role("button", name="移除 兴趣/坚果").click()  # the × has an accessible name
+    assert "兴趣/坚果" not in await page.inner_text("#tags")
+    await rig.drain()
+    removed = [c.body for c in rig.state.calls_to("externalcontact/mark_tag") if "remove_tag" in (c.body or {})]
+    assert removed == [{"userid": "lulu", "external_userid": arrived.external_userid, "remove_tag": [nuts.remote_id]}]
     await context.close()
 
 
