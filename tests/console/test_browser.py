@@ -165,6 +165,10 @@ async def test_a_viewer_is_refused_an_edit_and_a_post_without_csrf_is_refused(br
     token = await page.locator("input[name=csrf]").first.get_attribute("value")
     refused = await page.request.post(f"{base}{path}/tags", form={"tag": "兴趣/坚果", "csrf": token})
     assert refused.status == 403 and "只读" in await refused.text()
+    for code in ("pkgcard", "mp_poster_618"):  # WeCom's image fetched from WeCom; the OA code drawn here
+        qr = await page.request.get(f"{base}/console/channels/{code}/qr")
+        assert qr.status == 200 and (await qr.body()).startswith(b"\x89PNG\r\n\x1a\n"), code
+        assert qr.headers["content-disposition"] == f'attachment; filename="{code}.png"'
     await context.close()
 
     context = await browser.new_context(locale="zh-CN")
