@@ -14,6 +14,7 @@ from bot.feature import Feature
 
 def features() -> list[Feature]:
     from handlers.api.feature import API
+    from handlers.console.feature import CONSOLE_FEATURE
     from handlers.demo.feature import DEMO
     from handlers.growth.feature import GROWTH
     from handlers.integrations.feature import WEBHOOKS
@@ -22,7 +23,7 @@ def features() -> list[Feature]:
     from handlers.sop.feature import SOP
     from handlers.staff.feature import STAFF
 
-    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, STAFF, DEMO, WEBHOOKS, API]
+    return [REFERRAL, GROWTH, SOP, ORDERS, INTERACTIONS, STAFF, DEMO, WEBHOOKS, API, CONSOLE_FEATURE]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

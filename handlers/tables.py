@@ -3,6 +3,7 @@
 # ruff: noqa: F401
 import bot.db.models  # the kernel's own tables
 import handlers.api.tables
+import handlers.console.tables
 import handlers.growth.reconcile_tables
 import handlers.growth.tables
 import handlers.integrations.tables

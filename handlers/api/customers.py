@@ -291,6 +291,11 @@ def _tag_list(body: Any) -> list[str]:
 
 async def add_tags(call: Call) -> web.Response:
     cid, wanted = call.int_param("id"), _tag_list(await json_body(call.request))
+    return json_response(await tag_customer(call, cid, wanted))
+
+
+async def tag_customer(call: Call, cid: int, wanted: list[str]) -> dict[str, Any]:
+    """Add ``wanted`` tags here and on the platforms (through the outbox), audited as ``call``'s caller."""
 
     async def run(ctx: Context) -> dict[str, Any]:
         customer = await _customer(ctx.session, cid)
@@ -319,11 +324,20 @@ async def add_tags(call: Call) -> web.Response:
         audit_entry(ctx.session, call, f"customer:{cid}", {"tags": before}, {"tags": after})
         return {"customer_id": cid, "tags": after, "added": added, "removed": []}
 
-    return json_response(await _write(call, run))
+    return await _write(call, run)
+
+
+def tag_list(raw: list[str]) -> list[str]:
+    """Validated tag references (400 problem otherwise), as the POST body's ``tags``."""
+    return _tag_list({"tags": raw})
 
 
 async def remove_tag(call: Call) -> web.Response:
-    cid, tag = call.int_param("id"), call.param("tag")
+    return json_response(await untag_customer(call, call.int_param("id"), call.param("tag")))
+
+
+async def untag_customer(call: Call, cid: int, tag: str) -> dict[str, Any]:
+    """Take ``tag`` off here and on the platforms (through the outbox), audited as ``call``'s caller."""
 
     async def run(ctx: Context) -> dict[str, Any]:
         customer = await _customer(ctx.session, cid)
@@ -345,7 +359,7 @@ async def remove_tag(call: Call) -> web.Response:
         audit_entry(ctx.session, call, f"customer:{cid}", {"tags": before}, {"tags": after})
         return {"customer_id": cid, "tags": after, "added": [], "removed": [tag]}
 
-    return json_response(await _write(call, run))
+    return await _write(call, run)
 
 
 async def start_drip(call: Call) -> web.Response:

@@ -325,7 +325,7 @@ def audit_entry(
     """Record one write in the caller's transaction: who, what, when, before and after."""
     session.add(
         AuditEntry(
-            key_id=call.caller.id,
+            key_id=call.caller.id if call.caller.via_key else None,
             key_name=call.caller.name,
             method=call.request.method,
             path=call.request.path[:512],

@@ -117,23 +117,31 @@ async def campaign(call: Call) -> web.Response:
 
 
 async def _switch(call: Call, killed: bool) -> web.Response:
-    found = _campaign(call)
     reason = None
     if killed:
         body = await json_body(call.request)
         reason = body.get("reason") if isinstance(body, dict) else None
+    return json_response(await switch_campaign(call, killed, reason))
+
+
+async def switch_campaign(call: Call, killed: bool, reason: object) -> dict[str, Any]:
+    """Kill (``reason`` required) or resume the campaign named by the ``campaign_id`` path parameter, audited."""
+    found = _campaign(call)
+    why: str | None = None
+    if killed:
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
             raise invalid("reason", f"must be a non-empty string of at most {MAX_REASON} characters")
+        why = reason
     async with call.services.sessions() as session, session.begin():
         if await campaign_state(session, found.id) is None:
             raise Problem(409, "No state yet", f"campaign {found.id!r} has no state yet: run `siyu-bot lottery status`")
         before = await _report(session, call, found)
-        await set_killed(session, found.id, killed, reason)
+        await set_killed(session, found.id, killed, why)
         await session.flush()
         session.expire_all()
         after = await _report(session, call, found)
         audit_entry(session, call, f"campaign:{found.id}", before, after)
-    return json_response(after)
+    return after
 
 
 async def kill(call: Call) -> web.Response:

@@ -45,11 +45,13 @@ def key_hash(key: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the key's row id, name and scope (never the key)."""
+    """Who is calling: the key's row id, name and scope (never the key); ``via_key`` is False for a console
+    user acting through the same functions (``id`` is then the user's, not a key's)."""
 
     id: int
     name: str
     scope: str
+    via_key: bool = True
 
 
 async def authenticate(session: AsyncSession, presented: str) -> Caller | None:

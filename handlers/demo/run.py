@@ -71,6 +71,18 @@ def _find_content() -> str | None:
     return None
 
 
+async def console_login(rig: Rig) -> str:
+    """A one-time owner of the console for this demo's database, printed once."""
+    from handlers.console.users import add_demo_owner
+
+    async with rig.services.sessions() as session, session.begin():
+        email, password = await add_demo_owner(session, rig.services.clock.now())
+    return (
+        f"console: {rig.base_url}/console/ — sign in as {email}, password {password} (made for this demo's "
+        "database, shown once; with --keep, `siyu-bot serve` on that database keeps the console)"
+    )
+
+
 async def run_demo(
     features: Sequence[Feature], speed: float = 1.0, keep: bool = False, out: Callable[[str], Any] = print
 ) -> int:
@@ -95,6 +107,8 @@ async def run_demo(
             out(f"webhook endpoint {endpoint}: every event (*) to a receiver in this process, {receiver.url}; "
                 "signing secret created (not shown), each delivery verified with standardwebhooks")  # fmt: skip
         await run_import_story(rig, out, clock)
+        if any(f.name == "console" for f in features):
+            out(await console_login(rig))
         await run_story(rig, settings, out)
         await run_drip_story(rig, settings, out, clock, speed)
         if hooks:

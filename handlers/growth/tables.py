@@ -31,6 +31,7 @@ class Touch(Base):
     __table_args__ = (
         Index("ix_touches_channel_time", "channel_code", "occurred_at"),
         Index("ix_touches_customer", "customer_id"),
+        Index("ix_touches_time", "occurred_at"),  # stats over a period (the console's overview)
         # One touch per receipt and member: a re-run of a group join cannot double-count.
         UniqueConstraint("receipt_id", "customer_id", name="uq_touches_receipt_customer"),
     )
@@ -54,7 +55,10 @@ class Welcome(Base):
     created_at: Mapped[datetime]
     receipt_id: Mapped[int | None] = mapped_column(BigId, unique=True)
 
-    __table_args__ = (Index("ix_welcomes_channel", "channel_code", "created_at"),)
+    __table_args__ = (
+        Index("ix_welcomes_channel", "channel_code", "created_at"),
+        Index("ix_welcomes_created", "created_at"),  # stats over a period (the console's overview)
+    )
 
 
 class Loss(Base):
@@ -75,6 +79,7 @@ class Loss(Base):
     __table_args__ = (
         Index("ix_losses_channel_time", "channel_code", "occurred_at"),
         Index("ix_losses_customer", "customer_id"),
+        Index("ix_losses_time", "occurred_at"),
         UniqueConstraint("receipt_id", "customer_id", name="uq_losses_receipt_customer"),
     )
 

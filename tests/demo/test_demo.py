@@ -21,6 +21,8 @@ async def test_demo_tells_the_story() -> None:
     assert "pkgcard" in text and "retention_7d" in text and "100%" in text
     assert "/_sim/clock" in text  # the simulation-only endpoint of the demo server
     assert_import_chapter(lines)
+    console = r"console: http://127\.0\.0\.1:\d+/console/ — sign in as demo@siyu-bot\.local, password \S{16} "
+    assert re.search(console, text)  # a one-time owner of the console, printed once
     assert_drip_chapter(lines)
     assert_webhooks(lines)
 
