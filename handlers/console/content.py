@@ -1,32 +1,298 @@
-"""内容 (read-only): the TOML files of the content directory this process serves, as they are on disk.
+"""内容: the content revisions, and a draft edited field by field, checked, previewed, diffed and published.
 
-Editing stays in git (``content check`` / ``content sync``). Only ``*.toml`` files are listed (never the
-coupon-code lists or media), and a file is opened only by a name from that listing.
+The database holds what every replica runs (:mod:`bot.content_revisions`); ``content/`` in git stays the
+reviewed source (``content push`` / ``content pull``). An operator starts a draft from the live revision,
+edits any value of any file (a form per file, each field named by the key the checks use, so a problem is
+shown next to its field — :mod:`bot.content.edit`), sees the welcome and reply messages as WeChat shows
+them, the group posts of the next 14 days, and the diff against the live revision; an admin publishes it
+(all or nothing, on every replica within ``content_poll_seconds``) or rolls back. Every write is audited
+like the admin API's (``console:<email>``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
-from handlers.console.auth import Viewer, page
-from handlers.console.core import CONSOLE
+from bot.content import Content, Problem
+from bot.content.edit import EditError, Field, apply_edits, fields, problems_by_field
+from bot.content.render import render
+from bot.content_revisions import (
+    RevisionError,
+    check_files,
+    create_draft,
+    diff_files,
+    discard_draft,
+    live_revision,
+    publish_draft,
+    publish_files,
+    put_draft_file,
+    read_directory,
+    revision_files,
+    revision_info,
+    revisions,
+    rollback,
+)
+from bot.scheduler import due_fires
+from handlers.api.http import audit_entry
+from handlers.console.apicall import call_for
+from handlers.console.auth import Viewer, error_page, page, see_other
+from handlers.console.core import CONSOLE, PREFIX
+from handlers.console.i18n import t
+from handlers.content import content_registry
+from handlers.growth.content import channels_of
+from handlers.sop.content import sop_of
 
-MAX_BYTES = 100_000
+PREVIEW_DAYS = 14
+SAMPLE: dict[str, str | None] = {"nickname": None, "staff_name": None}  # right after an add: fallbacks
 
 
-def toml_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*.toml") if p.is_file() and not p.is_symlink())
+@dataclass(frozen=True)
+class Bubble:
+    """One message as the customer sees it: text, then each attachment as a card."""
+
+    ref: str
+    text: str
+    cards: tuple[dict[str, str], ...]
+
+
+def _back(path: str, done: str = "") -> web.Response:
+    return see_other(f"{PREFIX}{path}" + (f"?done={quote(done)}" if done else ""))
+
+
+def _toml_files(files: Mapping[str, bytes]) -> list[str]:
+    return sorted(p for p in files if p.endswith(".toml"))
+
+
+def _cards(attachments: tuple[dict[str, Any], ...]) -> tuple[dict[str, str], ...]:
+    out = []
+    for attachment in attachments:
+        kind = str(attachment.get("msgtype", ""))
+        body = attachment.get(kind, {}) if isinstance(attachment.get(kind), dict) else {}
+        out.append(
+            {
+                "kind": kind,
+                "title": str(body.get("title") or body.get("url") or kind),
+                "desc": str(body.get("desc") or ""),
+            }
+        )
+    return tuple(out)
+
+
+def bubbles(content: Content, message_id: str, channel: Mapping[str, str] | None = None) -> list[Bubble]:
+    """Every variant of a message as a new friend sees it (profile not known yet: the fallbacks)."""
+    message = content.message(message_id)
+    if message is None:
+        return []
+    media = {path: "media" for path in content.media_paths()}  # preview: an uploaded id stands for each file
+    variables = {**SAMPLE, **(channel or {})}
+    return [
+        Bubble(v.ref, (r := render(v, variables, content.fallbacks, media)).text, _cards(r.attachments))
+        for v in message.variants
+    ]
+
+
+def welcome_previews(content: Content) -> list[tuple[str, list[Bubble]]]:
+    """Each channel's welcome, as its new friend sees it."""
+    out = []
+    for channel in channels_of(content).channels:
+        if channel.welcome:
+            known = {"channel": channel.code, "channel_name": channel.name}
+            out.append((f"{channel.name}（{channel.code}）", bubbles(content, channel.welcome, known)))
+    return out
+
+
+def post_plan(content: Content, now: Any, tz: Any) -> list[tuple[str, str]]:
+    """(local time, post name) of the group posts' fires in the next ``PREVIEW_DAYS`` days."""
+    posts = {p.id: p for p in sop_of(content).group_posts}
+    fires = due_fires(posts.values(), now, now + timedelta(days=PREVIEW_DAYS), tz)
+    return [(at.astimezone(tz).strftime("%m-%d %a %H:%M"), posts[pid].name or pid) for pid, at in fires]
 
 
 @page("read")
 async def content(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    root = Path(console.services.settings.content_dir)
-    files = toml_files(root)
-    chosen = request.query.get("file") or (files[0] if files else "")
-    text = ""
-    if chosen in files:  # a name from the listing only: no path from the request reaches the disk
-        text = (root / chosen).read_bytes()[:MAX_BYTES].decode("utf-8", "replace")
-    return console.render("content.html", viewer=viewer, nav="content", files=files, chosen=chosen, text=text)
+    async with console.services.sessions() as session:
+        rows = await revisions(session, 50)
+        live = await live_revision(session)
+    return console.render(
+        "content.html",
+        viewer=viewer,
+        nav="content",
+        rows=rows,
+        live=live,
+        source=console.services.settings.content_dir,
+        done=request.query.get("done", ""),
+    )
+
+
+@page("admin")
+async def push_directory(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The first revision: the content directory the server runs, published as it is."""
+    console = request.app[CONSOLE]
+    call = call_for(request, viewer)
+    try:
+        files = read_directory(console.services.settings.content_dir)
+        async with console.services.sessions() as session, session.begin():
+            done = await publish_files(
+                session, files, content_registry(), author=call.caller.name, message="content/", now=console.now()
+            )
+            audit_entry(session, call, "content/live", None, {"revision": done.revision})
+    except (RevisionError, ValueError) as exc:
+        return error_page(request, 409, str(exc), viewer)
+    await console.services.reloader.follow()
+    return _back("/content", f"revision {done.revision}")
+
+
+@page("write")
+async def new_draft(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    console, call = request.app[CONSOLE], call_for(request, viewer)
+    form = await request.post()
+    message = str(form.get("message", ""))[:500]
+    try:
+        async with console.services.sessions() as session, session.begin():
+            draft = await create_draft(session, author=call.caller.name, message=message, now=console.now())
+            audit_entry(session, call, f"content/drafts/{draft}", None, {"draft": draft, "message": message})
+    except RevisionError as exc:
+        return error_page(request, 409, str(exc), viewer)
+    return _back(f"/content/drafts/{draft}")
+
+
+async def _draft_files(request: web.Request) -> tuple[int, dict[str, bytes]]:
+    draft = int(request.match_info["id"])
+    async with request.app[CONSOLE].services.sessions() as session:
+        info = await revision_info(session, draft)
+        files = await revision_files(session, draft) if info is not None and info.state == "draft" else {}
+    if not files:
+        raise web.HTTPNotFound()
+    return draft, files
+
+
+def _editor_context(
+    files: Mapping[str, bytes], chosen: str, problems: list[Problem], field_errors: Mapping[str, str]
+) -> dict[str, Any]:
+    text = files[chosen].decode("utf-8", "replace") if chosen in files else ""
+    try:
+        found: list[Field] = fields(text)
+        broken = ""
+    except EditError as exc:
+        found, broken = [], exc.reason
+    placed = problems_by_field(problems, chosen, [f.key for f in found])
+    for key, reason in field_errors.items():
+        placed.setdefault(key, []).insert(0, reason)
+    return {"fields": found, "placed": placed, "broken": broken, "text": text}
+
+
+async def _editor(
+    request: web.Request, viewer: Viewer, *, status: int = 200, field_errors: Mapping[str, str] | None = None
+) -> web.Response:
+    console = request.app[CONSOLE]
+    draft, files = await _draft_files(request)
+    toml = _toml_files(files)
+    chosen = request.query.get("file", "")
+    chosen = chosen if chosen in toml else (toml[0] if toml else "")
+    checked, problems = check_files(files, content_registry())
+    async with console.services.sessions() as session:
+        live = await live_revision(session)
+        old = await revision_files(session, live) if live is not None else {}
+        info = await revision_info(session, draft)
+    services = console.services
+    shown = checked or services.content
+    now, tz = console.now(), services.settings.tz
+    return console.render(
+        "content_draft.html",
+        http_status=status,
+        viewer=viewer,
+        nav="content",
+        draft=info,
+        files=toml,
+        counts={f: sum(p.file == f for p in problems) for f in toml},
+        chosen=chosen,
+        problems=problems,
+        diff="".join(diff_files(old, files, f"live-{live}", f"draft-{draft}")),
+        welcomes=welcome_previews(shown),
+        plan_new=post_plan(shown, now, tz),
+        plan_live=post_plan(services.content, now, tz),
+        valid=checked is not None,
+        done=t("content.saved") if request.query.get("done") == "saved" else "",
+        **_editor_context(files, chosen, problems, field_errors or {}),
+    )
+
+
+@page("read")
+async def draft_page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    return await _editor(request, viewer)
+
+
+@page("write")
+async def save_fields(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    console, call = request.app[CONSOLE], call_for(request, viewer)
+    draft, files = await _draft_files(request)
+    chosen = request.query.get("file", "")
+    if chosen not in _toml_files(files):
+        raise web.HTTPNotFound()
+    form = await request.post()
+    edits = {str(k)[2:]: str(v) for k, v in form.items() if str(k).startswith("f:")}
+    try:
+        text = apply_edits(files[chosen].decode("utf-8"), edits, chosen)
+    except EditError as exc:
+        return await _editor(request, viewer, status=422, field_errors={exc.key: exc.reason})
+    if text.encode() != files[chosen]:
+        async with console.services.sessions() as session, session.begin():
+            await put_draft_file(session, draft, chosen, text.encode())
+            audit_entry(
+                session,
+                call,
+                f"content/drafts/{draft}/{chosen}"[:128],
+                {"bytes": len(files[chosen])},
+                {"bytes": len(text.encode())},
+            )
+    return _back(f"/content/drafts/{draft}?file={quote(chosen)}&done=saved")
+
+
+@page("admin")
+async def publish(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    console, call = request.app[CONSOLE], call_for(request, viewer)
+    draft, _ = await _draft_files(request)
+    async with console.services.sessions() as session, session.begin():
+        before = await live_revision(session)
+        problems = await publish_draft(session, draft, content_registry(), who=call.caller.name, now=console.now())
+        if not problems:
+            audit_entry(session, call, "content/live", {"revision": before}, {"revision": draft})
+    if problems:
+        return await _editor(request, viewer, status=422)
+    await console.services.reloader.follow()  # here at once; the other replicas within content_poll_seconds
+    return _back("/content", f"revision {draft}")
+
+
+@page("write")
+async def discard(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    console, call = request.app[CONSOLE], call_for(request, viewer)
+    draft, _ = await _draft_files(request)
+    async with console.services.sessions() as session, session.begin():
+        await discard_draft(session, draft)
+        audit_entry(session, call, f"content/drafts/{draft}", {"state": "draft"}, {"state": "discarded"})
+    return _back("/content")
+
+
+@page("admin")
+async def roll_back(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    console, call = request.app[CONSOLE], call_for(request, viewer)
+    form = await request.post()
+    raw = str(form.get("revision", ""))
+    try:
+        async with console.services.sessions() as session, session.begin():
+            before = await live_revision(session)
+            live = await rollback(
+                session, to=int(raw) if raw.isdigit() else None, who=call.caller.name, now=console.now()
+            )
+            audit_entry(session, call, "content/live", {"revision": before}, {"revision": live})
+    except RevisionError as exc:
+        return error_page(request, 409, str(exc), viewer)
+    await console.services.reloader.follow()
+    return _back("/content", f"revision {live}")

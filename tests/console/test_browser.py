@@ -20,6 +20,7 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.content.edit import fields
 from bot.rig import Rig
 from handlers.api.tables import AuditEntry
 from handlers.growth.synced import WECOM_TAG
@@ -28,6 +29,7 @@ from handlers.integrations.endpoints import add_endpoint
 from tests.console.support import PASSWORD, make_user
 from tests.growth.helpers import sync_content
 from tests.support.apps import rows, start_rig
+from tests.support.settings import SHIPPED_CONTENT
 
 PAGES = ("", "customers", "channels", "sop", "interactions", "events", "content", "audit")
 SIZES = {"laptop": (1280, 800), "phone": (390, 844)}
@@ -193,4 +195,73 @@ async def test_sign_in_is_throttled_in_the_browser(browser: Any, rig: Rig) -> No
         assert "不正确" in await page.inner_text("[role=alert]")
     await sign_in(page, rig.base_url, "op@example.com")
     assert "尝试次数过多" in await page.inner_text("[role=alert]")
+    await context.close()
+
+
+def _welcome_text_keys(code: str = "welcome_pkgcard") -> list[str]:
+    """The form keys of a message's variant texts in the shipped messages.toml."""
+    found = fields((SHIPPED_CONTENT / "messages.toml").read_text(encoding="utf-8"))
+    index = next(
+        f.key.split(".")[0] for f in found if f.key.endswith("].id") and f.value == code and "variants" not in f.key
+    )
+    return [f.key for f in found if f.key.startswith(f"{index}.variants[") and f.key.endswith("].text")]
+
+
+async def test_an_admin_edits_a_welcome_in_a_draft_publishes_it_and_the_next_friend_gets_it(
+    browser: Any, rig: Rig, tmp_path: Path
+) -> None:
+    await make_user(rig.services, "owner@example.com", "owner")
+    await make_user(rig.services, "op@example.com", "operator")
+    base, new_text = rig.base_url, "双12新版欢迎语：{nickname}，你好！"
+    keys = _welcome_text_keys()
+    assert len(keys) == 2  # the A/B variants of the 包裹卡 welcome
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    page = await context.new_page()
+    await sign_in(page, base, "owner@example.com")
+    await page.goto(f"{base}/console/content")
+    await page.get_by_role("button", name="把当前目录发布为第一个版本").click()
+    assert "已完成" in await page.inner_text("[role=status]")
+    await page.get_by_label("草稿说明").fill("双12 包裹卡欢迎语")
+    await page.get_by_role("button", name="新建草稿").click()
+    draft_url = page.url
+    await page.goto(f"{draft_url}?file=messages.toml")
+    weight = keys[0].replace(".text", ".weight")
+    await page.get_by_label(weight, exact=True).fill("half")  # a wrong value: refused, shown at its field
+    await page.get_by_role("button", name="保存到草稿").click()
+    error = page.locator(".has-error")
+    assert (
+        await error.count() == 1 and weight in await error.inner_text() and "whole number" in await error.inner_text()
+    )
+    await page.goto(f"{draft_url}?file=messages.toml")
+    for key in keys:
+        await page.get_by_label(key, exact=True).fill(new_text)
+    await page.get_by_role("button", name="保存到草稿").click()
+    assert "已保存" in await page.inner_text("[role=status]")
+    assert "双12新版欢迎语：朋友，你好！" in await page.inner_text("main")  # the preview, with the fallback
+    assert "+text = " in await page.inner_text("details")  # the diff against the live revision
+    out = shots_dir(tmp_path)
+    await page.screenshot(path=str(out / "content-draft-laptop.png"))  # the top: files, fields, problems
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.screenshot(path=str(out / "content-draft-phone.png"))
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    operator = await (await browser.new_context(locale="zh-CN")).new_page()
+    await sign_in(operator, base, "op@example.com")
+    await operator.goto(draft_url)
+    assert await operator.get_by_role("button", name="发布").count() == 0  # publishing needs the admin scope
+    token = await operator.locator("input[name=csrf]").first.get_attribute("value")
+    refused = await operator.request.post(f"{draft_url}/publish", form={"csrf": token})
+    assert refused.status == 403 and rig.services.reloader.revision != int(draft_url.rsplit("/", 1)[1])
+
+    await page.get_by_role("button", name="发布").click()
+    assert "已完成" in await page.inner_text("[role=status]")
+    assert rig.services.reloader.revision == int(draft_url.rsplit("/", 1)[1])
+    before = len(rig.state.calls_to("externalcontact/send_welcome_msg"))
+    added = await rig.sim.add_friend("lulu", state="pkgcard", name="陈小雨")
+    await rig.drain()
+    [welcome] = rig.state.calls_to("externalcontact/send_welcome_msg")[before:]
+    assert welcome.body["welcome_code"] == added.welcome_code
+    assert welcome.body["text"]["content"].startswith("双12新版欢迎语：")
+    resources = {a.resource for a in await rows(rig, AuditEntry) if a.key_name == "console:owner@example.com"}
+    assert {"content/live", f"content/drafts/{draft_url.rsplit('/', 1)[1]}/messages.toml"} <= resources
     await context.close()
