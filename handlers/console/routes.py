@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.services import Services
-from handlers.console import audit, channels, content, customers, events, interactions, overview, sop
+from handlers.console import audit, channels, content, customers, events, interactions, overview, sop, staff
 from handlers.console.auth import login, login_form, logout, see_other
 from handlers.console.core import CONSOLE, PREFIX, STATIC, Console, secure_console_responses
 
@@ -43,6 +43,7 @@ def add_console_routes(app: web.Application, services: Services) -> None:
     r.add_post(PREFIX + r"/webhooks/{id:\d+}/enable", events.enable)
     r.add_post(PREFIX + r"/webhooks/{id:\d+}/disable", events.disable)
     r.add_post(PREFIX + r"/webhooks/deliveries/{id:\d+}/replay", events.replay_delivery)
+    r.add_get(PREFIX + "/staff", staff.staff)
     r.add_get(PREFIX + "/content", content.content)
     r.add_post(PREFIX + "/content/push", content.push_directory)
     r.add_post(PREFIX + "/content/drafts", content.new_draft)

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, SystemClock
@@ -28,8 +27,9 @@ from bot.context import Context
 from bot.platform import PlatformError, WeComClient
 from handlers.staff import platform_reads as reads
 from handlers.staff.directory import departments, remember
+from handlers.staff.queries import audit_trail, group_counts, pending_transfers, transfer_counts
 from handlers.staff.successors import Rule, TransferInputError, assign, candidates, parse_rule
-from handlers.staff.tables import StaffAudit, StaffGroupTransfer, StaffTransfer
+from handlers.staff.tables import StaffAudit, StaffTransfer
 from handlers.staff.transfers import request_customers, request_groups
 
 T = TypeVar("T")
@@ -195,14 +195,8 @@ async def handover(
 
 async def show_transfers(t: Tools, pending: bool) -> int:
     async def read(ctx: Context) -> tuple[list[tuple[Any, ...]], list[StaffTransfer]]:
-        q = select(StaffTransfer.batch, StaffTransfer.kind, StaffTransfer.from_userid, StaffTransfer.to_userid,
-                   StaffTransfer.state, func.count()).group_by(StaffTransfer.batch, StaffTransfer.kind,
-                   StaffTransfer.from_userid, StaffTransfer.to_userid, StaffTransfer.state)  # fmt: skip
-        counts = [tuple(r) for r in (await ctx.session.execute(q.order_by(StaffTransfer.batch))).all()]
-        rows = await ctx.session.scalars(
-            select(StaffTransfer).where(StaffTransfer.state.in_(("requested", "waiting"))).order_by(StaffTransfer.id)
-        )
-        return counts, (list(rows.all()) if pending else [])
+        counts = await transfer_counts(ctx.session)
+        return counts, (await pending_transfers(ctx.session) if pending else [])
 
     counts, rows = await t.tx(read)
     if not counts:
@@ -213,31 +207,20 @@ async def show_transfers(t: Tools, pending: bool) -> int:
     for row in rows:
         due = row.takeover_at.isoformat() if row.takeover_at else "?"
         t.say(f"  pending {row.external_userid} ({row.state}, takeover {due})")
-    groups = await t.tx(lambda ctx: _group_counts(ctx))
+    groups = await t.tx(lambda ctx: group_counts(ctx.session))
     for (batch, state), n in sorted(groups.items()):
         t.say(f"{batch}  groups {state:<15} {n}")
     return 0
 
 
-async def _group_counts(ctx: Context) -> dict[tuple[str, str], int]:
-    q = select(StaffGroupTransfer.batch, StaffGroupTransfer.state, func.count()).group_by(
-        StaffGroupTransfer.batch, StaffGroupTransfer.state
-    )
-    return {(b, s): int(n) for b, s, n in (await ctx.session.execute(q)).all()}
-
-
 async def show_audit(t: Tools) -> int:
-    rows = await t.tx(lambda ctx: _audit(ctx))
+    rows = await t.tx(lambda ctx: audit_trail(ctx.session))
     if not rows:
         t.say("no transfer commands yet")
     for a in rows:
         t.say(f"{a.at:%Y-%m-%d %H:%M} {a.batch} {a.command} from {a.from_userid} ({a.rule}): "
               f"{a.customers} customers, {a.groups} groups {a.plan}")  # fmt: skip
     return 0
-
-
-async def _audit(ctx: Context) -> list[StaffAudit]:
-    return list((await ctx.session.scalars(select(StaffAudit).order_by(StaffAudit.id))).all())
 
 
 async def directory(t: Tools) -> int:

@@ -8,6 +8,7 @@ from bot.db.models import Customer
 from handlers.api.tables import AuditEntry
 from handlers.console.tables import ConsoleSession
 from handlers.growth.tables import CustomerTag
+from handlers.staff.tables import LossAlert, StaffAudit, StaffTransfer
 from tests.console.support import PASSWORD, make_user, page_csrf, sign_in
 from tests.support.apps import RunningBot, rows
 
@@ -34,6 +35,7 @@ async def test_pages_need_a_session_and_render_for_an_owner(bot: RunningBot) -> 
     for path in ("/console/", "/console/?period=today", "/console/?period=30", "/console/customers",
                  f"/console/customers/{cid}", "/console/channels", "/console/sop", "/console/interactions",
                  "/console/events", "/console/events?status=failed", "/console/audit", "/console/content",
+                 "/console/staff",
                  "/console/content?file=messages/drips.toml"):  # fmt: skip
         answer = await client.get(path)
         html = await answer.text()
@@ -42,10 +44,9 @@ async def test_pages_need_a_session_and_render_for_an_owner(bot: RunningBot) -> 
         assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert (await client.get("/console/customers/99999")).status == 404
-    shown = await (await client.get("/console/content?file=channels.toml")).text()
-    assert "pkgcard" in shown and "coupon_codes" not in shown  # TOML only: never the coupon-code lists
-    traversal = await (await client.get("/console/content?file=../pyproject.toml")).text()
-    assert "siyu-bot" not in traversal.split("</h2>", 1)[1]  # a name not in the listing opens nothing
+    shown = await (await client.get("/console/content")).text()
+    assert "暂无版本" in shown and "把当前目录发布为第一个版本" in shown  # nothing published yet: the directory runs
+    assert (await client.get("/console/content/drafts/999")).status == 404
     css = await client.get("/console/static/console.css")
     assert css.status == 200 and "Content-Security-Policy" in css.headers
 
@@ -116,3 +117,26 @@ async def test_the_login_form_needs_its_csrf_cookie(bot: RunningBot) -> None:
     assert forged.status == 403 and "siyu_console" not in forged.cookies
     offsite = await bot.client.post("/console/login", data={"email": "a@example.com", "password": PASSWORD})
     assert offsite.status == 403
+
+
+async def test_the_staff_page_shows_handovers_pending_customers_and_loss_alerts(bot: RunningBot) -> None:
+    now = bot.services.clock.now()
+    cid = await _customer(bot)
+    async with bot.services.sessions() as s, s.begin():
+        s.add_all([
+            StaffTransfer(batch="b1", kind="resigned", from_userid="zhang", to_userid="li", external_userid="wmA",
+                          customer_id=cid, state="waiting", requested_at=now, takeover_at=now + timedelta(hours=24)),
+            StaffTransfer(batch="b1", kind="resigned", from_userid="zhang", to_userid="li", external_userid="wmB",
+                          state="refused", requested_at=now, finished_at=now),
+            StaffAudit(batch="b1", command="transfer", from_userid="zhang", rule="to:li", customers=2, groups=0,
+                       plan={"li": 2}, at=now),
+            LossAlert(staff_userid="lulu", customer_id=cid, lost_at=now, state="pending"),
+        ])  # fmt: skip
+    await make_user(bot.services, "viewer@example.com", "viewer")
+    await sign_in(bot.client, "viewer@example.com")
+    answer = await bot.client.get("/console/staff")
+    html = await answer.text()
+    assert answer.status == 200
+    assert "离职继承" in html and "zhang → li" in html and "等待接替" in html and "客户拒绝" in html
+    assert f'href="/console/customers/{cid}">wmA</a>' in html  # the waiting customer, linked
+    assert "2 位客户，0 个群" in html and "lulu" in html

@@ -31,7 +31,7 @@ from tests.growth.helpers import sync_content
 from tests.support.apps import rows, start_rig
 from tests.support.settings import SHIPPED_CONTENT
 
-PAGES = ("", "customers", "channels", "sop", "interactions", "events", "content", "audit")
+PAGES = ("", "customers", "channels", "sop", "interactions", "events", "staff", "content", "audit")
 SIZES = {"laptop": (1280, 800), "phone": (390, 844)}
 
 
@@ -148,7 +148,10 @@ async def test_screenshots_of_every_page_at_laptop_and_phone_width(browser: Any,
         # Nothing is wider than the screen at phone width (tables scroll inside their own box).
         assert await page.evaluate("document.documentElement.scrollWidth") <= width
         await context.close()
-    assert len(list(out.glob("*.png"))) == 2 * (len(PAGES) + 2)
+    expected = [
+        f"{name}-{size}.png" for name in (*(p or "overview" for p in PAGES), "login", "customer") for size in SIZES
+    ]
+    assert all((out / name).stat().st_size > 0 for name in expected)
 
 
 async def test_a_viewer_is_refused_an_edit_and_a_post_without_csrf_is_refused(browser: Any, rig: Rig) -> None:
