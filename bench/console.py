@@ -35,22 +35,26 @@ PAGES = (
     "/console/", "/console/?period=today", "/console/?period=30", "/console/customers",
     "/console/customers?q=%E5%AE%A2%E6%88%B7123", "/console/customers?channel=pkgcard", "/console/customers/{cid}",
     "/console/channels", "/console/sop", "/console/interactions", "/console/events", "/console/audit",
+    "/console/staff", "/console/content", "/console/content/drafts/2?file=messages.toml",
 )  # fmt: skip
 
 
 async def seed(url: str, settings: Any, count: int) -> None:
     from sqlalchemy import insert
 
+    from bot.content_revisions import create_draft, publish_files, read_directory
     from bot.db.engine import make_engine
     from bot.db.models import Customer
     from handlers.console.users import add_user
+    from handlers.content import content_registry
+    from handlers.growth.content import channels_of
     from handlers.growth.tables import CustomerTag, Loss, Touch, Welcome
     from handlers.interactions.tables import Checkin
     from handlers.sop.tables import DripEnrolment, DripStepRun
 
     rng = random.Random(13)
     now = datetime.now(UTC)
-    channels = [c for c in settings_content(settings).channels]
+    channels = list(channels_of(settings_content(settings)).channels)
     engine = make_engine(settings.database)
     async with engine.begin() as conn:
         for start in range(1, count + 1, BATCH):
@@ -103,11 +107,14 @@ async def seed(url: str, settings: Any, count: int) -> None:
 
     async with sessionmaker(engine)() as session, session.begin():
         await add_user(session, "owner@bench.example", "owner", PASSWORD, now)
+        files = read_directory(settings.content_dir)  # revision 1 (live) and a draft of it (revision 2)
+        await publish_files(session, files, content_registry(), author="bench", message="", now=now)
+        await create_draft(session, author="bench", message="", now=now)
     await engine.dispose()
 
 
 def settings_content(settings: Any) -> Any:
-    from bot.content import load_content
+    from handlers.content import load_content
 
     return load_content(settings.content_dir)
 
