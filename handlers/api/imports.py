@@ -132,10 +132,14 @@ async def start_import(call: Call) -> web.Response:
     importer = _importer(call.services, out)
     if importer.wecom is None and importer.mp is None:
         raise Problem(409, "Nothing to import", "neither WeCom nor the Official Account is configured")
-    resumable = await unfinished(call.services.sessions)
     runs.count += 1
     run = ImportRun(runs.count, call.services.clock.now(), out, importer)
-    runs.latest = run
+    runs.latest = run  # before any await: a second POST meanwhile gets 409
+    try:
+        resumable = await unfinished(call.services.sessions)
+    except BaseException:
+        run.state, run.error, run.finished_at = "failed", "the database could not be read", run.started_at
+        raise
     async with call.services.sessions() as session, session.begin():
         audit_entry(session, call, f"import:{run.id}", None, {"resuming": resumable})
     run.task = asyncio.create_task(_run(call.services, run), name=f"import-{run.id}")
