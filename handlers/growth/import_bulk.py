@@ -30,15 +30,14 @@ async def insert_new(
     tbl = getattr(table, "__table__", table)
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     out: list[tuple[Any, ...]] = []
+    if not rows:
+        return out
+    # executemany with RETURNING: SQLAlchemy batches it into multi-row statements ("insertmanyvalues")
+    # from one cached compilation (a .values([...]) statement would be compiled anew for every page)
+    stmt = insert(tbl).on_conflict_do_nothing(index_elements=conflict).returning(*(tbl.c[c] for c in returning))
     for start in range(0, len(rows), MAX_ROWS_PER_STATEMENT):
         chunk = list(rows[start : start + MAX_ROWS_PER_STATEMENT])
-        stmt = (
-            insert(tbl)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=conflict)
-            .returning(*(tbl.c[c] for c in returning))
-        )
-        out += [tuple(r) for r in (await session.execute(stmt)).all()]
+        out += [tuple(r) for r in (await session.execute(stmt, chunk)).all()]
     return out
 
 
