@@ -8,8 +8,10 @@ The simulator (in this process) is seeded directly — ``--customers`` WeCom cus
 tenth with a ``unionid``) and ``--groups`` customer groups with ``--members`` customers each — and
 ``siyu-bot import`` runs against it in a **child process** on a fresh, migrated database, exactly as an
 operator runs it (the child wraps ``handlers.main(["import"])`` to print its own wall time and peak RSS,
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``). Each account size runs on each backend, so the peak RSS at
-two sizes says whether memory grows with the account.
+``VmHWM`` of ``/proc/self/status``; not ``getrusage(RUSAGE_SELF).ru_maxrss``, which Linux carries over
+``execve`` from the forked parent — this process, holding the seeded simulator — so it grew with the
+account without the import using any of it). The RSS is also sampled every 0.1 s. Each account size
+runs on each backend, so the peak RSS at two sizes says whether memory grows with the account.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from common import command_line, load_average, machine_lines, prepare_db, utc_st
 
 START, END = "<!-- bench:import:start -->", "<!-- bench:import:end -->"
 CHILD = """
-import os, resource, sys, time
+import os, sys, time
 from handlers import main
 t0 = time.perf_counter()
 if os.environ.get("BENCH_PROFILE"):
@@ -44,7 +46,9 @@ if os.environ.get("BENCH_PROFILE"):
 else:
     code = main(["import"])
 elapsed = time.perf_counter() - t0
-print(f"BENCH code={code} seconds={elapsed:.2f} peak_rss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+print(f"BENCH code={code} seconds={elapsed:.2f} peak_rss_kb={peak}")
 """
 KNOWN_STATES = ("pkgcard", "live_0611", "store_sh01")
 
@@ -90,6 +94,30 @@ def child_env(url: str, wecom_base: str) -> dict[str, str]:
     return env
 
 
+async def sample_rss(pid: int, every: float = 0.1) -> list[int]:
+    """The child's resident set (KiB, /proc/PID/status VmRSS) every ``every`` seconds until it exits."""
+    samples: list[int] = []
+    status = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            text = await asyncio.to_thread(status.read_text)
+        except OSError:
+            return samples
+        found = re.search(r"VmRSS:\s+(\d+) kB", text)
+        if found is None:  # a zombie: exited
+            return samples
+        samples.append(int(found.group(1)))
+        await asyncio.sleep(every)
+
+
+def rss_curve(samples: list[int]) -> str:
+    """RSS (MiB) at a quarter, half, three quarters and the end of the run."""
+    if not samples:
+        return "-"
+    picks = [samples[min(len(samples) - 1, int(len(samples) * q))] for q in (0.25, 0.5, 0.75)] + [samples[-1]]
+    return " / ".join(f"{kib / 1024:.0f}" for kib in picks)
+
+
 async def run_one(args: argparse.Namespace, backend: str, customers: int, workdir: Path) -> str:
     from bot.simulator import SimAccounts, SimState, start_simulator
 
@@ -105,7 +133,9 @@ async def run_one(args: argparse.Namespace, backend: str, customers: int, workdi
             sys.executable, "-c", CHILD, cwd=str(workdir), env=child_env(url, sim.wecom_api_base),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        sampler = asyncio.create_task(sample_rss(proc.pid))
         out, _ = await proc.communicate()
+        samples = await sampler
     finally:
         await sim.close()
     text = out.decode()
@@ -119,7 +149,7 @@ async def run_one(args: argparse.Namespace, backend: str, customers: int, workdi
     calls = len(state.calls)
     line = (
         f"| {backend} | {customers:,} customers, {args.groups:,} groups × {args.members} | {seconds:.1f} s | "
-        f"{customers / seconds:,.0f} customers/s | {rss_mb:.0f} MiB | "
+        f"{customers / seconds:,.0f} customers/s | {rss_mb:.0f} MiB | {rss_curve(samples)} | "
         f"{made.group(1) if made else '?'} customers, {groups.group(1) if groups else '?'} groups, "
         f"{groups.group(2) if groups else '?'} members; {calls:,} API calls | {load0} → {load_average()} |"
     )
@@ -159,8 +189,8 @@ def main() -> int:
                 "- `siyu-bot import` in a child process against the simulator (seeded in memory in the bench "
                 "process); time and peak RSS are the child's own",
                 "",
-                "| backend | account | time | throughput | peak RSS | imported | load |",
-                "|---|---|--:|--:|--:|---|---|",
+                "| backend | account | time | throughput | peak RSS | RSS at ¼ / ½ / ¾ / end (MiB) | imported | load |",
+                "|---|---|--:|--:|--:|--:|---|---|",
                 *lines,
                 END,
             ]
