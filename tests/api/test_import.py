@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from bot.clock import FrozenClock
+from bot.config import Settings
 from bot.db.models import Customer, OutboxCall
 from bot.simulator import SimAccounts, SimState, start_simulator
+from handlers.api.imports import IMPORTS
 from handlers.growth import importer
 from handlers.growth.tables import ImportCheckpoint, Touch
 from tests.api.support import Api, make_keys
@@ -19,13 +22,16 @@ from tests.support.apps import ClientFactory, rows, start_bot
 from tests.support.settings import make_settings
 
 
+@dataclass
+class World:
+    settings: Settings
+    state: SimState
+
+
 @pytest.fixture
-async def sim_api(
-    db_url: str, aiohttp_client: ClientFactory, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Api, SimState]]:
+async def world(db_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
     monkeypatch.setattr(importer, "CUSTOMERS_PER_PAGE", 2)  # several pages
-    base = make_settings(db_url)
-    state = SimState(accounts=SimAccounts.from_settings(base), seed=3)
+    state = SimState(accounts=SimAccounts.from_settings(make_settings(db_url)), seed=3)
     seed(state)
     sim = await start_simulator(state, "127.0.0.1", 0)
     settings = make_settings(
@@ -35,10 +41,15 @@ async def sim_api(
         api={"burst": 10_000},
     )
     try:
-        bot = await start_bot(aiohttp_client, settings, clock)
-        yield Api(bot, await make_keys(bot)), state
+        yield World(settings, state)
     finally:
         await sim.close()
+
+
+@pytest.fixture
+async def sim_api(world: World, aiohttp_client: ClientFactory, clock: FrozenClock) -> tuple[Api, SimState]:
+    bot = await start_bot(aiohttp_client, world.settings, clock)
+    return Api(bot, await make_keys(bot)), world.state
 
 
 async def finished(api: Api) -> dict[str, Any]:
@@ -85,3 +96,31 @@ async def test_a_failed_import_says_why_and_resumes(sim_api: tuple[Api, SimState
     done = await finished(api)
     assert done["state"] == "done" and done["summary"]["customers_new"] == 2  # wm9 (a group member), o2
     assert await api.bot.count(ImportCheckpoint) == 0
+
+
+async def test_a_server_stopped_mid_import_resumes_on_the_next_post(
+    world: World, aiohttp_client: ClientFactory, clock: FrozenClock
+) -> None:
+    """The server stops while the import waits on the platform (the customers read, the groups not): the
+    run is cancelled and says so; the next server's POST resumes from the checkpoints."""
+    world.state.faults.lose_answer("externalcontact/groupchat/list", mode="timeout", delay=2.0)
+    first = await start_bot(aiohttp_client, world.settings, clock)
+    api = Api(first, await make_keys(first))
+    assert (await api.post("/import")).status == 202
+    for _ in range(400):
+        if world.state.calls_to("externalcontact/groupchat/list"):
+            break
+        await asyncio.sleep(0.025)
+    runs = first.services.parts[IMPORTS]
+    await first.client.close()  # the server stops: its import is cancelled
+    assert runs.latest is not None and runs.latest.state == "failed"
+    assert "server stopped" in (runs.latest.error or "")
+
+    second = await start_bot(aiohttp_client, world.settings, clock)
+    assert await second.count(Customer) == 5  # wm0-wm4: the customers' pages were stored before the stop
+    again = Api(second, {"admin": api.keys["admin"], "read": api.keys["read"]})
+    resumed = await again.post("/import")
+    assert resumed.status == 202 and resumed.body["resumable"] == ["wecom_customers"]
+    done = await finished(again)
+    assert done["state"] == "done" and await second.count(Customer) == 7
+    assert await second.count(ImportCheckpoint) == 0
