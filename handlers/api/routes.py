@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from bot.services import Services
-from handlers.api import content, customers, interactions, operations, sop
+from handlers.api import content, customers, imports, interactions, operations, sop, webhooks
 from handlers.api.http import PREFIX, Gate, Route, serve
 from handlers.api.openapi import build_document
 
 PAGE = {"limit": "page size, 1-200 (default 50)", "cursor": "next_cursor of the previous page"}
 _CID = r"{id:\d+}"
 _CAMPAIGN = "/lottery/campaigns/{campaign_id}"
+_ENDPOINT = r"/webhooks/endpoints/{id:\d+}"
 
 
 async def openapi_document(_: web.Request) -> web.Response:
@@ -235,6 +236,85 @@ ROUTES: tuple[Route, ...] = (
         interactions.verify,
         "After the end: reveal the seed and recompute every draw (as `siyu-bot lottery verify`)",
         {200: "Verification", 404: "Problem", 409: "Problem"},
+    ),
+    Route(
+        "POST",
+        "/webhooks/endpoints",
+        "admin",
+        webhooks.create,
+        "Add an outbound webhook endpoint (SSRF-checked); the response holds its signing secret, shown this once",
+        {201: "WebhookEndpointCreated"},
+        body="WebhookEndpointRequest",
+    ),
+    Route(
+        "GET",
+        "/webhooks/endpoints",
+        "admin",
+        webhooks.endpoints,
+        "Outbound webhook endpoints with their deliveries per state (admin: a URL may carry a credential)",
+        {200: "WebhookEndpointPage"},
+        query=PAGE,
+        paginated=True,
+    ),
+    Route(
+        "GET",
+        _ENDPOINT,
+        "admin",
+        webhooks.get_endpoint,
+        "One webhook endpoint",
+        {200: "WebhookEndpoint", 304: None, 404: "Problem"},
+        etag=True,
+    ),
+    Route(
+        "PATCH",
+        _ENDPOINT,
+        "admin",
+        webhooks.change,
+        "Change its events, enable or disable it (deliveries wait while disabled), switch per-customer order",
+        {200: "WebhookEndpoint", 404: "Problem"},
+        body="WebhookEndpointChange",
+    ),
+    Route(
+        "DELETE",
+        _ENDPOINT,
+        "admin",
+        webhooks.remove,
+        "Delete an endpoint with its deliveries and their log",
+        {200: "WebhookEndpointRemoved", 404: "Problem"},
+    ),
+    Route(
+        "GET",
+        _ENDPOINT + "/deliveries",
+        "admin",
+        webhooks.deliveries,
+        "An endpoint's deliveries, newest first, each with every attempt",
+        {200: "WebhookDeliveryPage", 404: "Problem"},
+        query=PAGE,
+        paginated=True,
+    ),
+    Route(
+        "POST",
+        r"/webhooks/deliveries/{id:\d+}/replay",
+        "admin",
+        webhooks.replay_delivery,
+        "Send a delivery again now, with the same webhook-id",
+        {202: "WebhookDelivery", 404: "Problem", 409: "Problem"},
+    ),
+    Route(
+        "POST",
+        "/import",
+        "admin",
+        imports.start_import,
+        "Start `siyu-bot import` in the background (one at a time); resumes an interrupted one",
+        {202: "Import", 409: "Problem"},
+    ),
+    Route(
+        "GET",
+        "/import",
+        "read",
+        imports.import_status,
+        "The latest import's state, progress and summary",
+        {200: "Import", 404: "Problem"},
     ),
     Route(
         "GET",

@@ -70,6 +70,66 @@ CAMPAIGN_FIELDS: dict[str, Schema] = {
     "stock": {"type": "array", "items": _object({"prize_id": STR, "remaining": INT, "initial": INT})},
 }
 
+
+def _request(properties: dict[str, Schema], required: list[str]) -> Schema:
+    return {"type": "object", "required": required, "properties": properties, "additionalProperties": False}
+
+
+URL = {"type": "string", "minLength": 1, "maxLength": 2048}
+EVENTS: Schema = {
+    "description": "event names (customer.created), prefix.* patterns, or * for every event",
+    "oneOf": [{"type": "array", "minItems": 1, "items": STR}, {"type": "string", "minLength": 1}],
+}
+ENDPOINT_FIELDS: dict[str, Schema] = {
+    "id": INT,
+    "url": STR,
+    "events": {"type": "array", "items": STR},
+    "enabled": BOOL,
+    "ordered": BOOL,
+    "created_at": TIME,
+    "disabled_at": NTIME,
+    "disabled_reason": NSTR,
+    "failing_since": NTIME,
+    "deliveries": {**COUNTS, "description": "deliveries per state: pending, sending, delivered"},
+}
+DELIVERY_FIELDS: dict[str, Schema] = {
+    "id": INT,
+    "webhook_id": {"type": "string", "pattern": "^msg_[0-9]+$"},
+    "endpoint_id": INT,
+    "event_type": STR,
+    "customer_id": _nullable("integer"),
+    "state": {"enum": ["pending", "sending", "delivered"]},
+    "attempts": INT,
+    "created_at": TIME,
+    "next_attempt_at": TIME,
+    "delivered_at": NTIME,
+    "last_status": _nullable("integer"),
+    "last_error": NSTR,
+    "payload": _object({"type": STR, "timestamp": STR, "data": ANY_OBJECT}),
+}
+ATTEMPT = _object(
+    {
+        "attempt": INT,
+        "at": TIME,
+        "status_code": _nullable("integer"),
+        "latency_ms": INT,
+        "response_excerpt": NSTR,
+        "error": NSTR,
+    }
+)
+IMPORT = _object(
+    {
+        "id": INT,
+        "state": {"enum": ["running", "done", "failed"]},
+        "started_at": TIME,
+        "finished_at": NTIME,
+        "progress": {"type": "array", "items": STR, "description": "the importer's last progress lines"},
+        "summary": {**COUNTS, "description": "the import's tally (customers_new, groups_new, linked …)"},
+        "error": NSTR,
+        "resumable": {"type": "array", "items": STR, "description": "lists an interrupted import resumes"},
+    }
+)
+
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
         "type": "object",
@@ -356,6 +416,24 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "AuditPage": _page("AuditEntry"),
+    **{
+        name: schema
+        for name, schema in (
+            ("WebhookEndpoint", _object(ENDPOINT_FIELDS)),
+            (
+                "WebhookEndpointCreated",
+                _object({**ENDPOINT_FIELDS, "secret": {"type": "string", "pattern": "^whsec_"}}),
+            ),
+            ("WebhookEndpointPage", _page("WebhookEndpoint")),
+            ("WebhookEndpointRequest", _request({"url": URL, "events": EVENTS, "ordered": BOOL}, ["url", "events"])),
+            ("WebhookEndpointChange", _request({"events": EVENTS, "enabled": BOOL, "ordered": BOOL}, [])),
+            ("WebhookEndpointRemoved", _object({"id": INT, "deliveries_removed": INT})),
+            ("WebhookDelivery", _object(DELIVERY_FIELDS)),
+            ("WebhookDeliveryWithLog", _object({**DELIVERY_FIELDS, "log": {"type": "array", "items": ATTEMPT}})),
+            ("WebhookDeliveryPage", _page("WebhookDeliveryWithLog")),
+            ("Import", IMPORT),
+        )
+    },
 }
 
 # Public names for the schema helpers, for route modules that declare their own components.

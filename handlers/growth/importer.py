@@ -42,8 +42,10 @@ from bot.context import Context
 from bot.db.models import Customer
 from bot.db.upsert import insert_ignore
 from bot.platform import MpClient, PlatformError, WeComClient
+from handlers.customers.events import CustomerCreated
 from handlers.customers.identity import ensure_customer, find_customer, link_unionid
 from handlers.growth.attribution import Arrival, arrival_for
+from handlers.growth.import_bulk import CustomerCache, insert_new
 from handlers.growth.lister import CUSTOMERS_PER_PAGE, FOLLOWERS_PER_BATCH, Lister, at_of, text_of
 from handlers.growth.stats import IMPORTED
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, ImportCheckpoint, Touch, WeComRelation
@@ -94,6 +96,8 @@ class Importer:
         self.rng = random.Random()
         self.corp_tags: dict[str, str] = {}
         self.mp_tags: dict[int, str] = {}
+        self.cache = CustomerCache()  # the current page's customers (one transaction)
+        self.fresh: set[int] = set()  # customers created in bulk this page, counted new already
 
     async def run(self) -> Tally:
         if self.wecom is not None:
@@ -109,9 +113,15 @@ class Importer:
 
     async def _tx(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``fn(ctx, *args)`` in one transaction."""
-        async with self.sessions() as session, session.begin():
-            # services=None: no running app, so nothing hears the import (docstring)
-            return await fn(Context(session, self.settings, self.clock, self.rng, None, None, scope=IMPORTED), *args)
+        self.cache.clear()
+        self.fresh.clear()
+        try:
+            async with self.sessions() as session, session.begin():
+                # services=None: no running app, so nothing hears the import (docstring)
+                ctx = Context(session, self.settings, self.clock, self.rng, None, None, scope=IMPORTED)
+                return await fn(ctx, *args)
+        finally:
+            self.cache.clear()
 
     async def _position(self, name: str) -> str | None:
         """The stored position of list ``name``: ``None`` when it is done, ``""`` when not started."""
@@ -156,22 +166,35 @@ class Importer:
             self._progress("customers", read, started, share=page.share)
 
     async def _store_customers(self, ctx: Context, rows: list[dict[str, Any]], position: str, done: bool) -> None:
+        found: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for row in rows:
             contact, follow = row.get("external_contact") or {}, row.get("follow_info") or {}
-            if not contact.get("external_userid") or not follow.get("userid"):
-                continue
+            if contact.get("external_userid") and follow.get("userid"):
+                found.append((contact, follow))
+        await self._prepare(ctx, "external_userid", [(str(c["external_userid"]), c) for c, _ in found], True)
+        relations: list[dict[str, Any]] = []
+        facts: list[tuple[Customer, str, str | None, Arrival, datetime, list[str]]] = []
+        for contact, follow in found:
             customer = await self._customer(ctx, "external_userid", str(contact["external_userid"]), contact)
             customer.wecom_friend = True
             staff, state = str(follow["userid"]), text_of(follow.get("state"))
             arrival = arrival_for(self.content, state, Platform.WECOM_FRIEND)
             at = at_of(follow.get("createtime")) or ctx.now()
-            relation = {
+            relations.append({
                 "customer_id": customer.id, "staff_userid": staff, "channel_code": arrival.code, "added_at": at,
                 "removed_at": None, "active": True,
-            }  # fmt: skip
-            if await insert_ignore(ctx.session, WeComRelation, relation, ["customer_id", "staff_userid"]):
+            })  # fmt: skip
+            refs = [self.corp_tags.get(str(t), "") for t in follow.get("tag_id") or ()]
+            facts.append((customer, staff, state, arrival, at, refs))
+        keys = ["customer_id", "staff_userid"]
+        new = set(await insert_new(ctx.session, WeComRelation, relations, keys, keys))
+        tags: list[dict[str, Any]] = []
+        for customer, staff, state, arrival, at, refs in facts:
+            if (customer.id, staff) in new:
+                new.discard((customer.id, staff))  # the same pair twice in a page: one touch
                 self._touch(ctx, customer, arrival, state, Platform.WECOM_FRIEND, at, staff_userid=staff)
-            await self._tags(ctx, customer, [self.corp_tags.get(str(t), "") for t in follow.get("tag_id") or ()])
+            tags += self._tag_rows(ctx, customer, refs)
+        await self._insert_tags(ctx, tags)
         await self._save(ctx, "wecom_customers", position, done)
 
     async def _groups(self) -> None:
@@ -185,43 +208,53 @@ class Importer:
             self._progress("groups", read, started)
 
     async def _store_groups(self, ctx: Context, chats: list[dict[str, Any]], cursor: str, done: bool) -> None:
+        members = [
+            (str(chat["chat_id"]), m)
+            for chat in chats
+            for m in chat.get("member_list") or ()
+            if isinstance(m, dict) and m.get("userid")
+        ]
+        externals = [(str(m["userid"]), m) for _, m in members if m.get("type") == 2]
+        await self._prepare(ctx, "external_userid", externals, False)
         for chat in chats:
-            chat_id = str(chat["chat_id"])
             group = {
-                "chat_id": chat_id, "name": str(chat.get("name") or "")[:128], "owner": text_of(chat.get("owner")),
-                "notice": text_of(chat.get("notice")), "member_version": text_of(chat.get("member_version")),
-                "created_at": at_of(chat.get("create_time")), "updated_at": ctx.now(),
+                "chat_id": str(chat["chat_id"]), "name": str(chat.get("name") or "")[:128],
+                "owner": text_of(chat.get("owner")), "notice": text_of(chat.get("notice")),
+                "member_version": text_of(chat.get("member_version")), "created_at": at_of(chat.get("create_time")),
+                "updated_at": ctx.now(),
             }  # fmt: skip
             if await insert_ignore(ctx.session, GroupChat, group, ["chat_id"]):
                 self.tally.groups_new += 1
             else:
                 self.tally.groups_known += 1
-            for member in chat.get("member_list") or ():
-                await self._member(ctx, chat_id, member)
+        rows: list[dict[str, Any]] = []
+        facts: list[tuple[str, str, Customer | None, Arrival, str | None, datetime]] = []
+        for chat_id, member in members:
+            member_id, state = str(member["userid"]), text_of(member.get("state"))
+            customer = None
+            if member.get("type") == 2:
+                customer = await self._customer(ctx, "external_userid", member_id, member)
+            arrival = arrival_for(self.content, state, Platform.WECOM_GROUP)
+            at = at_of(member.get("join_time")) or ctx.now()
+            invitor = member.get("invitor")
+            rows.append({
+                "chat_id": chat_id, "member_id": member_id, "member_type": int(member.get("type") or 0),
+                "customer_id": customer.id if customer else None, "unionid": text_of(member.get("unionid")),
+                "state": state, "channel_code": arrival.code if customer else None,
+                "join_scene": member.get("join_scene") if isinstance(member.get("join_scene"), int) else None,
+                "invitor": text_of(invitor.get("userid")) if isinstance(invitor, dict) else None,
+                "joined_at": at, "left_at": None, "active": True,
+            })  # fmt: skip
+            facts.append((chat_id, member_id, customer, arrival, state, at))
+        keys = ["chat_id", "member_id"]
+        new = set(await insert_new(ctx.session, GroupMember, rows, keys, keys))
+        self.tally.members_new += len(new)
+        for chat_id, member_id, customer, arrival, state, at in facts:
+            if (chat_id, member_id) in new:
+                new.discard((chat_id, member_id))
+                if customer is not None:
+                    self._touch(ctx, customer, arrival, state, Platform.WECOM_GROUP, at, chat_id=chat_id)
         await self._save(ctx, "wecom_groups", cursor, done)
-
-    async def _member(self, ctx: Context, chat_id: str, member: dict[str, Any]) -> None:
-        member_id, state = str(member.get("userid") or ""), text_of(member.get("state"))
-        if not member_id:
-            return
-        customer = None
-        if member.get("type") == 2:
-            customer = await self._customer(ctx, "external_userid", member_id, member)
-        arrival = arrival_for(self.content, state, Platform.WECOM_GROUP)
-        at = at_of(member.get("join_time")) or ctx.now()
-        invitor = member.get("invitor")
-        values = {
-            "chat_id": chat_id, "member_id": member_id, "member_type": int(member.get("type") or 0),
-            "customer_id": customer.id if customer else None, "unionid": text_of(member.get("unionid")),
-            "state": state, "channel_code": arrival.code if customer else None,
-            "join_scene": member.get("join_scene") if isinstance(member.get("join_scene"), int) else None,
-            "invitor": text_of(invitor.get("userid")) if isinstance(invitor, dict) else None,
-            "joined_at": at, "left_at": None, "active": True,
-        }  # fmt: skip
-        if await insert_ignore(ctx.session, GroupMember, values, ["chat_id", "member_id"]):
-            self.tally.members_new += 1
-            if customer is not None:
-                self._touch(ctx, customer, arrival, state, Platform.WECOM_GROUP, at, chat_id=chat_id)
 
     # --- Official Account -----------------------------------------------------------------------
 
@@ -267,13 +300,62 @@ class Importer:
 
     # --- shared -----------------------------------------------------------------------------------
 
+    async def _prepare(
+        self, ctx: Context, column: str, entries: list[tuple[str, dict[str, Any]]], friend: bool
+    ) -> None:
+        """Load the page's customers (by ``column`` and by unionid) and create, in one statement, those
+        known by neither: what :meth:`_customer` would do row by row (the new ones counted here)."""
+        await self.cache.load(ctx.session, column, [value for value, _ in entries])
+        await self.cache.load(ctx.session, "unionid", [text_of(data.get("unionid")) for _, data in entries])
+        fresh: dict[str, dict[str, Any]] = {}
+        unionids: set[str] = set()
+        now = ctx.now()
+        for value, data in entries:
+            unionid = text_of(data.get("unionid"))
+            if value in fresh or not self._absent(column, value):
+                continue
+            if unionid and (unionid in unionids or not self._absent("unionid", unionid)):
+                continue  # joins another door's customer: row by row
+            if unionid:
+                unionids.add(unionid)
+            name = str(data["name"])[:128] if data.get("name") else None
+            fresh[value] = {
+                column: value, "unionid": unionid, "name": name, "wecom_friend": friend, "created_at": now,
+                "updated_at": now,
+            }  # fmt: skip
+        made = await insert_new(ctx.session, Customer, list(fresh.values()), [column], ["id", column, "unionid"])
+        if not made:
+            return
+        for customer in await ctx.session.scalars(select(Customer).where(Customer.id.in_([m[0] for m in made]))):
+            self.cache.put(customer)
+            self.fresh.add(customer.id)
+        for customer_id, value, unionid in made:
+            self.tally.customers_new += 1
+            self.tally.linked += 1 if unionid else 0
+            await ctx.emit(CustomerCreated(customer_id, column, value))
+
+    def _absent(self, column: str, value: str) -> bool:
+        return self.cache.known(column, value) and self.cache.get(column, value) is None
+
+    async def _find(self, ctx: Context, column: str, value: str) -> Customer | None:
+        if self.cache.known(column, value):
+            return self.cache.get(column, value)
+        found = await find_customer(ctx, column, value)
+        if found is not None:
+            self.cache.put(found)
+        return found
+
     async def _customer(self, ctx: Context, column: str, value: str, data: dict[str, Any]) -> Customer:
         unionid = text_of(data.get("unionid"))
-        customer = await find_customer(ctx, column, value)
+        customer = await self._find(ctx, column, value)
+        if customer is not None and customer.id in self.fresh:
+            self.fresh.discard(customer.id)  # made by _prepare for this row, and counted there
+            return customer
         if customer is None and unionid:  # known through another door: this one joins that customer
-            customer = await find_customer(ctx, "unionid", unionid)
+            customer = await self._find(ctx, "unionid", unionid)
             if customer is not None and getattr(customer, column) is None:
                 setattr(customer, column, value)
+                self.cache.put(customer)
                 self.tally.linked += 1
             else:
                 customer = None
@@ -283,8 +365,12 @@ class Importer:
         else:
             self.tally.customers_known += 1
         if unionid and customer.unionid != unionid:
+            merge = not self._absent("unionid", unionid)
             customer = await link_unionid(ctx, customer, unionid)
+            if merge:
+                self.cache.clear()  # a merged-away customer may be held under its other identifiers
             self.tally.linked += 1
+        self.cache.put(customer)
         if data.get("name") and not customer.name:
             customer.name = str(data["name"])[:128]
         return customer
@@ -317,10 +403,17 @@ class Importer:
             self.tally.unattributed += 1
 
     async def _tags(self, ctx: Context, customer: Customer, refs: list[str]) -> None:
-        for ref in dict.fromkeys(r for r in refs if r):
-            row = {"customer_id": customer.id, "tag": ref[:96], "source": IMPORTED, "created_at": ctx.now()}
-            if await insert_ignore(ctx.session, CustomerTag, row, ["customer_id", "tag"]):
-                self.tally.tags_new += 1
+        await self._insert_tags(ctx, self._tag_rows(ctx, customer, refs))
+
+    def _tag_rows(self, ctx: Context, customer: Customer, refs: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"customer_id": customer.id, "tag": ref[:96], "source": IMPORTED, "created_at": ctx.now()}
+            for ref in dict.fromkeys(r for r in refs if r)
+        ]
+
+    async def _insert_tags(self, ctx: Context, rows: list[dict[str, Any]]) -> None:
+        keys = ["customer_id", "tag"]
+        self.tally.tags_new += len(await insert_new(ctx.session, CustomerTag, rows, keys, keys))
 
 
 def summary(t: Tally) -> str:

@@ -138,3 +138,64 @@ async def replay(session: AsyncSession, delivery_id: int, now: datetime) -> Webh
         raise EndpointError(f"delivery {delivery_id} is being sent right now")
     row.state, row.next_attempt_at, row.owner = "pending", now, None
     return row
+
+
+async def update_endpoint(
+    session: AsyncSession,
+    endpoint_id: int,
+    now: datetime,
+    *,
+    events: str | None = None,
+    enabled: bool | None = None,
+    ordered: bool | None = None,
+) -> WebhookEndpoint:
+    """Change what an endpoint hears, whether it is on (as :func:`set_enabled`), and its ordering switch.
+    The new ordering applies to deliveries queued from now on."""
+    row = await endpoint(session, endpoint_id)
+    if events is not None:
+        try:
+            row.events = parse_events(events)
+        except ValueError as exc:
+            raise EndpointError(str(exc)) from None
+    if ordered is not None:
+        row.ordered = ordered
+    if enabled is not None and enabled != row.enabled:
+        await set_enabled(session, endpoint_id, enabled, now)
+    return row
+
+
+async def deliveries_page(
+    session: AsyncSession, endpoint_id: int, before_id: int | None, limit: int
+) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    """Up to ``limit`` deliveries of an endpoint, newest first (ids below ``before_id``), each with its
+    attempts in order: two queries, whatever the page size."""
+    await endpoint(session, endpoint_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if before_id is not None:
+        query = query.where(WebhookDelivery.id < before_id)
+    rows = list((await session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit))).all())
+    attempts: dict[int, list[WebhookAttempt]] = {row.id: [] for row in rows}
+    if rows:
+        found = await session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(list(attempts)))
+            .order_by(WebhookAttempt.delivery_id, WebhookAttempt.attempt, WebhookAttempt.id)
+        )
+        for attempt in found:
+            attempts[attempt.delivery_id].append(attempt)
+    return [(row, attempts[row.id]) for row in rows]
+
+
+async def delivery_counts(session: AsyncSession, endpoint_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per state of each of ``endpoint_ids``."""
+    if not endpoint_ids:
+        return {}
+    found = await session.execute(
+        select(WebhookDelivery.endpoint_id, WebhookDelivery.state, func.count())
+        .where(WebhookDelivery.endpoint_id.in_(endpoint_ids))
+        .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.state)
+    )
+    counts: dict[int, dict[str, int]] = {eid: {} for eid in endpoint_ids}
+    for eid, state, n in found.all():
+        counts[eid][state] = int(n)
+    return counts
