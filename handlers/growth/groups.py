@@ -31,7 +31,8 @@ from bot.events import GroupChanged, GroupCreated, GroupDismissed, GroupMembersJ
 from handlers.customers.identity import ensure_customer, link_unionid
 from handlers.growth.attribution import mark_wecom_tags, record_touch, resolve_channel, tag_locally
 from handlers.growth.content.model import Channel
-from handlers.growth.events import CustomerLost, GroupMemberJoined, GroupMemberLeft
+from handlers.growth.events import ArrivalDiscovered, CustomerLost, GroupMemberJoined, GroupMemberLeft
+from handlers.growth.stats import RECONCILED
 from handlers.growth.tables import GroupChat, GroupMember, Loss, WeComRelation
 
 router = Router("groups")
@@ -187,6 +188,8 @@ async def _admit(ctx: Context, chat_id: str, member: dict[str, Any], action: str
         at=joined or ctx.now(), chat_id=chat_id,
     )  # fmt: skip
     await _tag(ctx, customer, member_id, arrival.channel)
+    if action == RECONCILED:  # joined while no callback reached us: the drips that allow a late entry
+        await ctx.emit(ArrivalDiscovered(customer.id, arrival.code, Platform.WECOM_GROUP.value, ctx.now()))
     return True
 
 

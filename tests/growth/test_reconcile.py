@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +27,7 @@ from handlers.growth.stats import channel_stats
 from handlers.growth.tables import CustomerTag, GroupChat, GroupMember, Loss, Touch, WeComRelation, Welcome
 from handlers.sop.tables import DripEnrolment
 from tests.support.apps import drain, rows, start_rig
-from tests.support.settings import make_settings
+from tests.support.settings import SHIPPED_CONTENT, make_settings
 
 CHAT = "wrOgQhDgAAMYQiS5ol9G7gK9JVAAAA"  # a group_fans chat in content/channels.toml
 
@@ -243,3 +245,47 @@ async def test_the_command_and_its_history(rig: Rig, clock: FrozenClock) -> None
 
 async def _count(rig: Rig, model: type) -> int:
     return len(await rows(rig, model))
+
+
+GROUP_DRIP = """
+
+[[drips]]
+id = "fans_late"
+name = "福利群新人（补录也发）"
+trigger = { on = "joined_group", channels = ["group_fans"] }
+late_entry = true
+
+[[drips.steps]]
+id = "hello"
+delay = "1h"
+message = "drip_pkgcard_gift"
+delivery = "app_to_owner"
+category = "care"
+"""
+
+
+async def test_a_group_join_found_late_enters_the_group_drips_that_allow_it(
+    db_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(SHIPPED_CONTENT, content)
+    with (content / "drips.toml").open("a", encoding="utf-8") as drips:
+        drips.write(GROUP_DRIP)
+    rig = await start_rig(make_settings(db_url, content_dir=str(content)), clock, rng=5)
+    try:
+        await rig.sim.create_group("lulu", "老客群", chat_id=CHAT)
+        await drain(rig, clock)
+        await reconcile_once(rig.services, "command")
+        s = rig.state
+        group = s.groups[CHAT]
+        group.members["wmLATE"] = SimMember("wmLATE", 2, s.ts(), 3, state="group_fans")  # no callback sent
+        s.bump_member_version(group)
+        clock.advance(timedelta(hours=1))
+        found = await reconcile_once(rig.services, "command")
+        await drain(rig, clock)
+        assert found.members_joined == 1
+        late = await customer(rig, external_userid="wmLATE")
+        [enrolment] = await rows(rig, DripEnrolment, DripEnrolment.customer_id == late.id)
+        assert (enrolment.drip_id, enrolment.anchor_at) == ("fans_late", clock.now())
+    finally:
+        await rig.close()
