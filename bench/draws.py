@@ -3,7 +3,7 @@
 Every draw is a real request path. Targets per database, in the same run:
 
 - ``insert``: baseline — one transaction per draw holding a single plain INSERT (a ticket row);
-- ``draw-no-stock`` / ``draw-hot``: one transaction per draw (``handlers.interactions.transact.in_transaction`` running
+- ``draw-no-stock`` / ``draw-hot``: one transaction per draw (``bot.actions.run_action`` running
   ``handlers.interactions.lottery.draw.draw``, as a callback's receipt transaction runs it) on a campaign
   whose only outcome
   is "no prize" / with ONE stocked prize that every draw takes (stock = draws, one hot ``prize_stock`` row);
@@ -40,17 +40,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.interactions.transact import in_transaction
 from sqlalchemy import insert, select, text
 
+from bot.actions import run_action
 from bot.clock import SystemClock
 from bot.config import DatabaseConfig, build_settings
 from bot.content import Content
@@ -61,6 +60,7 @@ from bot.events import TextReceived
 from bot.metrics import Metrics
 from bot.replies import TextReply
 from bot.reply_slot import ReplySlot
+from bot.services import Services
 from handlers.content import load_content
 from handlers.interactions.content.keywords import KEYWORDS
 from handlers.interactions.content.lottery import CAMPAIGNS
@@ -74,7 +74,7 @@ from handlers.interactions.content.model import (
     PrizeKind,
 )
 from handlers.interactions.keywords import router as keywords_router
-from handlers.interactions.lottery.batch import MAX_BATCH, LotteryBatcher, batcher_for
+from handlers.interactions.lottery.batch import BATCHER, MAX_BATCH, LotteryBatcher, batcher_for
 from handlers.interactions.lottery.draw import draw
 from handlers.interactions.lottery.state import campaign_state
 from handlers.interactions.lottery.verifiable import DrawRecord, PrizeTable, replay
@@ -107,17 +107,6 @@ runs near one full core (`bench CPU`), so the machine's CPU, not the lock, is no
 a separate transaction would wait on the receipt's uncommitted new customer row on PostgreSQL and on
 the write lock on SQLite): its ceiling is one receipt transaction (~9 statements) at a time on SQLite and
 the campaign lock on PostgreSQL."""
-
-
-@dataclass
-class Services:
-    settings: Any
-    clock: SystemClock
-    rng: random.Random
-    sessions: Any
-    content: Content
-    outbox: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -311,12 +300,12 @@ async def measure(svc: Services, db: str, target: str, customers: list[int], arg
             sections = {**svc.content.sections, KEYWORDS.key: (rule,)}
             svc.content = Content(svc.content.root, MappingProxyType(sections), svc.content.files)
         elif "batched" in target:
-            svc.extras.clear()
+            svc.parts.pop(BATCHER)  # a new batcher per target (its counters)
             batcher = batcher_for(svc)
             batcher.max_batch = args.max_batch
             one = lambda i: batcher.draw(customers[i], campaign_id, "h5")  # noqa: E731
         else:
-            one = lambda i: in_transaction(svc, lambda ctx: draw(ctx, customers[i], campaign_id, "h5"))  # noqa: E731
+            one = lambda i: run_action(svc, lambda ctx: draw(ctx, customers[i], campaign_id, "h5"))  # noqa: E731
     replies: list[str] = []
     if target == "paced-keyword":
         one = await keyword_path(svc, campaign_id, n, replies)
@@ -342,7 +331,8 @@ async def run_db(db: str, url: str, args: argparse.Namespace) -> list[Row]:
         {"database": {"url": url, "pool_size": args.concurrency}, "content_dir": str(ROOT / "content")}, env={}
     )
     engine = make_engine(settings.database)
-    svc = Services(settings, SystemClock(), random.Random(1), sessionmaker(engine), load_content(ROOT / "content"))
+    svc = Services(settings, SystemClock(), random.Random(1), load_content(ROOT / "content"))
+    svc.sessions = sessionmaker(engine)
     rows: list[Row] = []
     try:
         now = svc.clock.now()
@@ -399,7 +389,7 @@ def section(rows: list[Row], argv: list[str], args: argparse.Namespace) -> str:
             f"- machine: {os.cpu_count()} CPUs, {platform.platform()}; Python {platform.python_version()}, "
             f"SQLAlchemy {sqlalchemy.__version__}, SQLite {sqlite3.sqlite_version}; one process, no CPU pinning; "
             f"load average at the end {os.getloadavg()[0]:.1f} (other work was running on the machine)",
-            "- one customer per draw; `draw-*`: a transaction per draw (`in_transaction` → `lottery.draw.draw`);"
+            "- one customer per draw; `draw-*`: a transaction per draw (`run_action` → `lottery.draw.draw`);"
             " `batched-*`: `handlers.interactions.lottery.batch`; closed-loop workers pull from one queue;"
             f" `paced-*`: open loop at {args.rate:.0f}/s; `bench CPU`: this process's CPU time / wall time",
             "",

@@ -87,16 +87,15 @@ PACKAGES = ("SQLAlchemy", "aiosqlite", "asyncpg")
 # --- small helpers -------------------------------------------------------------------------------
 
 
-def services_for(settings: Any, clock: Any, engine: Any, **extra: Any) -> Any:
+def services_for(settings: Any, clock: Any, engine: Any) -> Any:
     """The app's services without the app: what handlers reach through ``ctx.services``."""
     from bot.db.engine import sessionmaker
     from bot.services import Services
     from handlers.content import load_runtime_content
 
-    return Services(
-        settings=settings, clock=clock, rng=random.Random(7), engine=engine, sessions=sessionmaker(engine),
-        content=load_runtime_content(settings.content_dir), **extra,
-    )  # fmt: skip
+    services = Services(settings, clock, random.Random(7), load_runtime_content(settings.content_dir))
+    services.engine, services.sessions = engine, sessionmaker(engine)
+    return services
 
 
 class Timer:
