@@ -227,3 +227,21 @@ class WelcomeTemplate:
     notify: int
     create_time: int
     created_by_api: bool = True  # an app may edit/delete only the templates it created
+
+
+# transfer_result statuses (bot/simulator/wecom_transfers.py): 1 done, 2 waiting, 3 refused, 4 at the cap
+WAITING, DONE, REFUSED, LIMIT = 2, 1, 3, 4
+
+
+@dataclass
+class Handover:
+    """One customer's handover from ``handover`` to ``takeover`` (``kind`` resigned | onjob)."""
+
+    kind: str
+    handover: str
+    takeover: str
+    external_userid: str
+    started: int
+    takeover_time: int
+    status: int = WAITING
+    success_msg: str | None = None

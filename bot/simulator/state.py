@@ -42,8 +42,7 @@ from bot.simulator.token_store import TokenStore
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.simulator.models import Delivered
-    from bot.simulator.wecom_transfers import Handover
+    from bot.simulator.models import Delivered, Handover
 
 _ALNUM = string.ascii_letters + string.digits
 

@@ -29,7 +29,6 @@ to the successor without a callback (our choice: the pages do not promise one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +46,7 @@ from bot.simulator.api import (
     opt_str,
     str_list,
 )
-from bot.simulator.models import FollowUser
+from bot.simulator.models import DONE, LIMIT, REFUSED, WAITING, FollowUser, Handover
 from bot.simulator.wecom_lists import page
 
 if TYPE_CHECKING:
@@ -63,21 +62,6 @@ IN_TRANSFER = 40100  # 此用户的外部联系人已经在转移流程中
 TOO_FREQUENT = 40128  # 在职继承: at most twice in 90 days per customer
 CHAT_OWNER_NOT_RESIGNED = 90500
 ONJOB_WINDOW, ONJOB_MAX = timedelta(days=90), 2
-WAITING, DONE, REFUSED, LIMIT = 2, 1, 3, 4
-
-
-@dataclass
-class Handover:
-    """One customer's handover from ``handover`` to ``takeover`` (``kind`` resigned | onjob)."""
-
-    kind: str
-    handover: str
-    takeover: str
-    external_userid: str
-    started: int
-    takeover_time: int
-    status: int = WAITING
-    success_msg: str | None = None
 
 
 def transfers(state: SimState) -> list[Handover]:
