@@ -13,7 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import zoneinfo
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.content.registry import Registry
@@ -27,6 +31,9 @@ class NotMigrated(Exception):
 
     def __init__(self) -> None:
         super().__init__(NOT_MIGRATED)
+
+
+T = TypeVar("T")
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
@@ -78,3 +85,15 @@ def content_registry_from(args: argparse.Namespace) -> Registry:
     from bot.feature import content_registry_of
 
     return content_registry_of(args.features)
+
+
+async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``work(session)`` in one transaction on an engine of its own, disposed after (a command owns it)."""
+    from bot.db.engine import make_engine, sessionmaker
+
+    engine = make_engine(settings.database)
+    try:
+        async with sessionmaker(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import content_dir_of, content_registry_from, migrated_settings_of
+from bot.commands import content_dir_of, content_registry_from, in_transaction, migrated_settings_of
 from bot.config import Settings
 from bot.content import ContentError
 from bot.content_revisions import (
@@ -33,7 +33,6 @@ from bot.content_revisions import (
     rollback,
     write_directory,
 )
-from bot.db.engine import make_engine, sessionmaker
 
 T = TypeVar("T")
 
@@ -45,18 +44,9 @@ def _who() -> str:
         return "cli"
 
 
-async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = make_engine(settings.database)
-    try:
-        async with sessionmaker(engine)() as session, session.begin():
-            return await work(session)
-    finally:
-        await engine.dispose()
-
-
 def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[int]]) -> int:
     try:
-        return asyncio.run(_in_transaction(settings, work))
+        return asyncio.run(in_transaction(settings, work))
     except RevisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -12,9 +12,8 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import SubParsers, settings_of
+from bot.commands import SubParsers, in_transaction, settings_of
 from bot.config import Settings
-from bot.db.engine import make_engine, sessionmaker
 from handlers.console.users import ROLES, UserError, add_user, disable_user, list_users, reset_password
 
 T = TypeVar("T")
@@ -30,18 +29,9 @@ def read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-async def _in_transaction(settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = make_engine(settings.database)
-    try:
-        async with sessionmaker(engine)() as session, session.begin():
-            return await fn(session)
-    finally:
-        await engine.dispose()
-
-
 def _run(settings: Settings, fn: Callable[[AsyncSession], Awaitable[str]]) -> int:
     try:
-        print(asyncio.run(_in_transaction(settings, fn)))
+        print(asyncio.run(in_transaction(settings, fn)))
     except UserError as exc:
         print(f"error: {exc}")
         return 1

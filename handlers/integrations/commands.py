@@ -11,27 +11,16 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import SystemClock
-from bot.commands import SubParsers, settings_of
-from bot.config import Settings
-from bot.db.engine import make_engine, sessionmaker
+from bot.commands import SubParsers, in_transaction, settings_of
 
 T = TypeVar("T")
-
-
-async def _in_transaction(settings: Settings, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    engine = make_engine(settings.database)
-    try:
-        async with sessionmaker(engine)() as session, session.begin():
-            return await fn(session)
-    finally:
-        await engine.dispose()
 
 
 def _run(args: argparse.Namespace, fn: Callable[[AsyncSession], Awaitable[int]]) -> int:
     from handlers.integrations.endpoints import EndpointError
 
     try:
-        return asyncio.run(_in_transaction(settings_of(args), fn))
+        return asyncio.run(in_transaction(settings_of(args), fn))
     except EndpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
