@@ -150,4 +150,8 @@ async def import_status(call: Call) -> web.Response:
     run = call.services.parts[IMPORTS].latest
     if run is None:
         raise Problem(404, "Not found", "no import was started since the server started")
-    return json_response(run.body(await unfinished(call.services.sessions)))
+    while True:  # the lists left and the state from one moment: the run may finish during the read
+        state = run.state
+        resumable = await unfinished(call.services.sessions)
+        if run.state == state:
+            return json_response(run.body(resumable))
