@@ -156,6 +156,10 @@ async def workers_burst(
         await h.prepare()
         bot = await h.spawn("w", serve_args=["--workers", str(workers)])
         await workers_registered(bot, pg_url, workers)
+        # A worker registers its instance first and opens intake after the rest of its start-up (content,
+        # platform clients, outbox): give the last one that long before the burst, or on a loaded machine
+        # the first worker takes every connection and "both workers took callbacks" fails for no fault.
+        await asyncio.sleep(1.5)
         burst = await h.burst(h.simulator_for(bot), n, rate)
         name = f"PostgreSQL: serve --workers {workers}"
         killed_at = None
