@@ -19,6 +19,7 @@ from bot.content_revisions import (
     check_files,
     create_draft,
     diff_files,
+    discard_draft,
     live_revision,
     publish_draft,
     put_draft_file,
@@ -81,17 +82,76 @@ async def revision_file(call: Call) -> web.Response:
     return web.Response(body=data, content_type=kind, charset="utf-8" if kind == "text/plain" else None)
 
 
+# --- the writes, shared with the console (handlers/console/content.py): audited, then in force here ---
+
+
+def _who(call: Call) -> str:
+    return f"api:{call.caller.name}" if call.caller.via_key else call.caller.name
+
+
+async def start_draft(call: Call, message: str) -> int:
+    """A draft copied from the live revision; :class:`RevisionError` when nothing was published."""
+    async with call.services.sessions() as session, session.begin():
+        draft = await create_draft(session, author=_who(call), message=message, now=call.services.clock.now())
+        audit_entry(session, call, f"content/drafts/{draft}", None, {"draft": draft, "message": message})
+    return draft
+
+
+async def write_draft_file(call: Call, draft: int, path: str, data: bytes | None) -> None:
+    """Replace (``None``: remove) one file of a draft."""
+    async with call.services.sessions() as session, session.begin():
+        before = (await revision_files(session, draft)).get(path)
+        await put_draft_file(session, draft, path, data)
+        audit_entry(
+            session,
+            call,
+            f"content/drafts/{draft}/{path}"[:128],
+            None if before is None else {"bytes": len(before)},
+            None if data is None else {"bytes": len(data)},
+        )
+
+
+async def publish_as(call: Call, draft: int) -> list[ContentProblem]:
+    """Publish a draft that loads (its problems otherwise, and nothing changes); in force in this process at
+    once, on the other replicas within ``content_poll_seconds``."""
+    async with call.services.sessions() as session, session.begin():
+        before = await live_revision(session)
+        problems = await publish_draft(
+            session, draft, content_registry(), who=_who(call), now=call.services.clock.now()
+        )
+        if not problems:
+            audit_entry(session, call, "content/live", {"revision": before}, {"revision": draft})
+    if not problems:
+        await call.services.reloader.follow()
+    return problems
+
+
+async def roll_back_as(call: Call, to: int | None) -> int:
+    """Make ``to`` (default: the previous published revision) live again; the revision now live."""
+    async with call.services.sessions() as session, session.begin():
+        before = await live_revision(session)
+        live = await rollback(session, to=to, who=_who(call), now=call.services.clock.now())
+        audit_entry(session, call, "content/live", {"revision": before}, {"revision": live})
+    await call.services.reloader.follow()
+    return live
+
+
+async def discard_as(call: Call, draft: int) -> None:
+    async with call.services.sessions() as session, session.begin():
+        await discard_draft(session, draft)
+        audit_entry(session, call, f"content/drafts/{draft}", {"state": "draft"}, {"state": "discarded"})
+
+
+# --- the routes ---
+
+
 async def new_draft(call: Call) -> web.Response:
     body = await json_body(call.request) if call.request.can_read_body else {}
     message = body.get("message", "") if isinstance(body, dict) else ""
     if not isinstance(message, str) or len(message) > 500:
         raise invalid("message", "must be a string of at most 500 characters")
     try:
-        async with call.services.sessions() as session, session.begin():
-            draft = await create_draft(
-                session, author=f"api:{call.caller.name}", message=message, now=call.services.clock.now()
-            )
-            audit_entry(session, call, f"content/drafts/{draft}", None, {"draft": draft, "message": message})
+        draft = await start_draft(call, message)
     except RevisionError as exc:
         raise _refused(exc) from None
     return json_response(info_json(await _info(call, draft)), status=201)
@@ -111,16 +171,7 @@ async def delete_file(call: Call) -> web.Response:
 
 async def _write_file(call: Call, draft: int, path: str, data: bytes | None) -> web.Response:
     try:
-        async with call.services.sessions() as session, session.begin():
-            before = (await revision_files(session, draft)).get(path)
-            await put_draft_file(session, draft, path, data)
-            audit_entry(
-                session,
-                call,
-                f"content/drafts/{draft}/{path}"[:128],
-                None if before is None else {"bytes": len(before)},
-                None if data is None else {"bytes": len(data)},
-            )
+        await write_draft_file(call, draft, path, data)
     except RevisionError as exc:
         raise _refused(exc) from None
     return json_response(info_json(await _info(call, draft)))
@@ -151,19 +202,12 @@ async def draft_diff(call: Call) -> web.Response:
 async def publish(call: Call) -> web.Response:
     draft = call.int_param("id")
     try:
-        async with call.services.sessions() as session, session.begin():
-            before = await live_revision(session)
-            problems = await publish_draft(
-                session, draft, content_registry(), who=f"api:{call.caller.name}", now=call.services.clock.now()
-            )
-            if not problems:
-                audit_entry(session, call, "content/live", {"revision": before}, {"revision": draft})
+        problems = await publish_as(call, draft)
     except RevisionError as exc:
         raise _refused(exc) from None
     if problems:
         errors = [{"field": f"{p.file}:{p.key}" if p.key else p.file, "reason": p.reason} for p in problems]
         raise Problem(422, "Content problems", f"{len(problems)} problem(s): nothing was published", errors=errors)
-    await call.services.reloader.follow()  # this process now; the others within content_poll_seconds
     return json_response(info_json(await _info(call, draft)))
 
 
@@ -173,13 +217,9 @@ async def roll_back(call: Call) -> web.Response:
     if to is not None and (not isinstance(to, int) or isinstance(to, bool)):
         raise invalid("revision", "must be a revision id or null")
     try:
-        async with call.services.sessions() as session, session.begin():
-            before = await live_revision(session)
-            live = await rollback(session, to=to, who=f"api:{call.caller.name}", now=call.services.clock.now())
-            audit_entry(session, call, "content/live", {"revision": before}, {"revision": live})
+        live = await roll_back_as(call, to)
     except RevisionError as exc:
         raise _refused(exc) from None
-    await call.services.reloader.follow()
     return json_response(info_json(await _info(call, live)))
 
 

@@ -25,20 +25,16 @@ from bot.content.render import render
 from bot.content_revisions import (
     RevisionError,
     check_files,
-    create_draft,
     diff_files,
-    discard_draft,
     live_revision,
-    publish_draft,
     publish_files,
-    put_draft_file,
     read_directory,
     revision_files,
     revision_info,
     revisions,
-    rollback,
 )
 from bot.scheduler import due_fires
+from handlers.api.content import discard_as, publish_as, roll_back_as, start_draft, write_draft_file
 from handlers.api.http import audit_entry
 from handlers.console.apicall import call_for
 from handlers.console.auth import Viewer, error_page, page, see_other
@@ -151,13 +147,9 @@ async def push_directory(request: web.Request, viewer: Viewer) -> web.StreamResp
 
 @page("write")
 async def new_draft(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    console, call = request.app[CONSOLE], call_for(request, viewer)
     form = await request.post()
-    message = str(form.get("message", ""))[:500]
     try:
-        async with console.services.sessions() as session, session.begin():
-            draft = await create_draft(session, author=call.caller.name, message=message, now=console.now())
-            audit_entry(session, call, f"content/drafts/{draft}", None, {"draft": draft, "message": message})
+        draft = await start_draft(call_for(request, viewer), str(form.get("message", ""))[:500])
     except RevisionError as exc:
         return error_page(request, 409, str(exc), viewer)
     return _back(f"/content/drafts/{draft}")
@@ -231,7 +223,6 @@ async def draft_page(request: web.Request, viewer: Viewer) -> web.StreamResponse
 
 @page("write")
 async def save_fields(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    console, call = request.app[CONSOLE], call_for(request, viewer)
     draft, files = await _draft_files(request)
     chosen = request.query.get("file", "")
     if chosen not in _toml_files(files):
@@ -243,56 +234,30 @@ async def save_fields(request: web.Request, viewer: Viewer) -> web.StreamRespons
     except EditError as exc:
         return await _editor(request, viewer, status=422, field_errors={exc.key: exc.reason})
     if text.encode() != files[chosen]:
-        async with console.services.sessions() as session, session.begin():
-            await put_draft_file(session, draft, chosen, text.encode())
-            audit_entry(
-                session,
-                call,
-                f"content/drafts/{draft}/{chosen}"[:128],
-                {"bytes": len(files[chosen])},
-                {"bytes": len(text.encode())},
-            )
+        await write_draft_file(call_for(request, viewer), draft, chosen, text.encode())
     return _back(f"/content/drafts/{draft}?file={quote(chosen)}&done=saved")
 
 
 @page("admin")
 async def publish(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    console, call = request.app[CONSOLE], call_for(request, viewer)
     draft, _ = await _draft_files(request)
-    async with console.services.sessions() as session, session.begin():
-        before = await live_revision(session)
-        problems = await publish_draft(session, draft, content_registry(), who=call.caller.name, now=console.now())
-        if not problems:
-            audit_entry(session, call, "content/live", {"revision": before}, {"revision": draft})
-    if problems:
-        return await _editor(request, viewer, status=422)
-    await console.services.reloader.follow()  # here at once; the other replicas within content_poll_seconds
+    if await publish_as(call_for(request, viewer), draft):
+        return await _editor(request, viewer, status=422)  # the problems, next to their fields
     return _back("/content", f"revision {draft}")
 
 
 @page("write")
 async def discard(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    console, call = request.app[CONSOLE], call_for(request, viewer)
     draft, _ = await _draft_files(request)
-    async with console.services.sessions() as session, session.begin():
-        await discard_draft(session, draft)
-        audit_entry(session, call, f"content/drafts/{draft}", {"state": "draft"}, {"state": "discarded"})
+    await discard_as(call_for(request, viewer), draft)
     return _back("/content")
 
 
 @page("admin")
 async def roll_back(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    console, call = request.app[CONSOLE], call_for(request, viewer)
-    form = await request.post()
-    raw = str(form.get("revision", ""))
+    raw = str((await request.post()).get("revision", ""))
     try:
-        async with console.services.sessions() as session, session.begin():
-            before = await live_revision(session)
-            live = await rollback(
-                session, to=int(raw) if raw.isdigit() else None, who=call.caller.name, now=console.now()
-            )
-            audit_entry(session, call, "content/live", {"revision": before}, {"revision": live})
+        live = await roll_back_as(call_for(request, viewer), int(raw) if raw.isdigit() else None)
     except RevisionError as exc:
         return error_page(request, 409, str(exc), viewer)
-    await console.services.reloader.follow()
     return _back("/content", f"revision {live}")
