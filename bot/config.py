@@ -276,6 +276,10 @@ class InboxConfig(_Section):
     # so a new friend's receipt still welcomes inside the 20-second welcome_code window.
     retry_base_seconds: Float = Field(default=1.0, ge=0.1, le=10)
     batch_max: Int = Field(default=32, ge=1, le=1000)
+    # Handler runs: receipts per transaction at most, and how long a transaction keeps taking more
+    # (on SQLite the inbox writer — every callback's ack — waits for it to commit).
+    handler_batch_max: Int = Field(default=64, ge=1, le=1000)
+    handler_batch_ms: Float = Field(default=20.0, ge=1, le=500)
 
 
 class OutboxConfig(_Section):

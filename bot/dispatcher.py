@@ -1,9 +1,16 @@
 """Routes typed events to handler functions and runs them exactly once per receipt.
 
-One receipt = one database transaction: the receipt is flipped ``pending → done`` first (a
-conditional UPDATE, so a second runner of the same receipt — a sweeper on another replica — finds
-nothing to do and rolls back), then the handlers run and write business state and outbox rows in
-the same transaction. Platform calls happen only after the commit, from the outbox.
+A receipt's handlers run inside a database transaction that first flips the receipt ``pending → done``
+(a conditional UPDATE, so a second runner of the same receipt — a sweeper on another replica — finds
+nothing to do), then write business state and outbox rows. Platform calls happen only after the
+commit, from the outbox.
+
+Under load several receipts share one transaction (group commit, :mod:`bot.batches`): one claim
+statement for all of them, then each receipt's handlers in arrival order, one commit. A batch stops
+taking receipts once it has run ``inbox.handler_batch_ms`` (on SQLite the transaction holds the one
+write lock the inbox writer — every callback's ack — waits for); the rest go into the next one. If any
+handler raises, the whole batch rolls back and its receipts run again one transaction each, so one bad
+receipt costs the others a retry, never their work: only its own failure is recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.alerts import report_receipt_failed
 from bot.background import Background
+from bot.batches import BatchQueue, Job
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content_runtime import empty_content
@@ -51,6 +59,21 @@ class PlatformResult:
 
 Handler = Callable[[Any, Context], Awaitable[Reply | None]]
 ResultHandler = Callable[[PlatformResult, Context], Awaitable[None]]
+
+
+class _Receipt(Job):
+    """One receipt's handler run, as queued for a batch; what it produced waits here until the commit."""
+
+    __slots__ = ("calls", "ctx", "event", "inline", "receipt_id", "slot")
+
+    def __init__(self, receipt_id: int, event: Event, slot: ReplySlot | None) -> None:
+        super().__init__()
+        self.receipt_id = receipt_id
+        self.event = event
+        self.slot = slot
+        self.inline: Reply | None = None
+        self.ctx: Context | None = None
+        self.calls: list[tuple[int, int]] = []  # (outbox id, priority) of the calls it queued
 
 
 @dataclass
@@ -137,9 +160,11 @@ class Dispatcher:
         self._runs = Background("dispatch")  # handler runs, keyed by receipt id
         self._people: dict[str, _Turn] = {}  # per-person order (_in_order)
         # SQLite has one writer at a time: running handler transactions one by one avoids lock waits
-        # (and keeps the inbox writer's commits flowing); PostgreSQL takes the pool's width.
+        # (and keeps the inbox writer's commits flowing); PostgreSQL runs a few batches side by side.
         sqlite = settings.database.url.get().startswith("sqlite")
-        self._limit = asyncio.Semaphore(1 if sqlite else max(2, settings.database.pool_size))
+        width = 1 if sqlite else max(2, settings.database.pool_size // 2)
+        self._batches = BatchQueue[_Receipt](width, settings.inbox.handler_batch_max, self._run_batch)
+        self._batch_seconds = settings.inbox.handler_batch_ms / 1000
 
     def handlers_for(self, event: Event | DomainEvent) -> list[Handler]:
         return [h for r in self._routers for h in r.handlers_for(event)]
@@ -188,8 +213,8 @@ class Dispatcher:
         started = time.perf_counter()
         outcome = "done"
         try:
-            async with self._in_order(event), self._limit:
-                outcome = await self._run_once(receipt_id, event, slot)
+            async with self._in_order(event):
+                outcome = await self._batches.through(_Receipt(receipt_id, event, slot))
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
@@ -222,29 +247,110 @@ class Dispatcher:
             if entry.users == 0:
                 del self._people[who]
 
-    async def _run_once(self, receipt_id: int, event: Event, slot: ReplySlot | None) -> str:
-        now = self._clock.now()
-        inline: Reply | None = None
-        async with self._sessions() as session, session.begin():
-            claimed = await session.execute(
+    async def _run_batch(self, jobs: list[_Receipt]) -> int:
+        """Run ``jobs`` in one transaction, in order, until all ran or the time budget is spent; returns how
+        many ran. Never raises for a handler's failure: the batch is then run again one receipt at a time."""
+        started = time.perf_counter()
+        ran: list[_Receipt] = []
+        try:
+            async with self._sessions() as session, session.begin():
+                claimed = await self._claim(session, [j.receipt_id for j in jobs])
+                for job in jobs:
+                    ran.append(job)
+                    if job.receipt_id in claimed:
+                        claimed.discard(job.receipt_id)  # the same receipt queued twice runs once
+                        await self._handle(session, job)
+                    if time.perf_counter() - started >= self._batch_seconds:
+                        break
+                await self._release(session, claimed)
+                for job in ran:
+                    if job.ctx is not None:
+                        job.calls = await job.ctx.flush_outbox()
+        except asyncio.CancelledError:
+            self._untake(ran)
+            raise
+        except Exception as exc:
+            self._untake(ran)
+            if len(jobs) == 1:  # alone already: its failure is its own
+                jobs[0].fail(exc)
+                return 1
+            log.warning("a handler batch failed; running its receipts one at a time", extra={"receipts": len(ran)})
+            for job in ran:
+                await self._run_alone(job)
+            return len(ran)
+        self._committed(ran)
+        return len(ran)
+
+    async def _run_alone(self, job: _Receipt) -> None:
+        try:
+            async with self._sessions() as session, session.begin():
+                if await self._claim(session, [job.receipt_id]):
+                    await self._handle(session, job)
+                    assert job.ctx is not None
+                    job.calls = await job.ctx.flush_outbox()
+        except asyncio.CancelledError:
+            self._untake([job])
+            raise
+        except Exception as exc:
+            self._untake([job])
+            job.fail(exc)
+            return
+        self._committed([job])
+
+    async def _claim(self, session: AsyncSession, ids: list[int]) -> set[int]:
+        """Flip the pending ones of ``ids`` to done in one statement; the ids it flipped."""
+        result = await session.execute(
+            update(Receipt)
+            .where(Receipt.id.in_(set(ids)), Receipt.status == "pending")
+            .values(status="done", finished_at=self._clock.now(), attempts=Receipt.attempts + 1, error=None)
+            .returning(Receipt.id)
+            .execution_options(synchronize_session=False)
+        )
+        return set(result.scalars())
+
+    async def _release(self, session: AsyncSession, ids: set[int]) -> None:
+        """Receipts claimed but not reached before the budget ran out: pending again, as they were (the claim
+        is undone in the same transaction, so nobody ever sees them done)."""
+        if ids:
+            await session.execute(
                 update(Receipt)
-                .where(Receipt.id == receipt_id, Receipt.status == "pending")
-                .values(status="done", finished_at=now, attempts=Receipt.attempts + 1, error=None)
+                .where(Receipt.id.in_(ids))
+                .values(status="pending", finished_at=None, attempts=Receipt.attempts - 1)
+                .execution_options(synchronize_session=False)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return "already_done"
-            ctx = Context(session, self._settings, self._clock, self._rng, receipt_id, self._services)
-            reply = await self._call_handlers(event, ctx)
-            if reply is not None:
-                inline = self._place_reply(reply, event, ctx, slot)
-            new_calls = await ctx.flush_outbox()
-        if inline is not None and slot is not None:
-            slot.deliver(inline)
-            self._metrics.inc("siyu_passive_replies_total", outcome="inline")
-        if new_calls:
-            self._on_outbox(new_calls)
-        ctx.committed()
-        return "done"
+
+    async def _handle(self, session: AsyncSession, job: _Receipt) -> None:
+        ctx = Context(session, self._settings, self._clock, self._rng, job.receipt_id, self._services)
+        job.ctx = ctx
+        reply = await self._call_handlers(job.event, ctx)
+        if reply is not None:
+            job.inline = self._place_reply(reply, job.event, ctx, job.slot)
+
+    def _committed(self, jobs: list[_Receipt]) -> None:
+        self._metrics.inc("siyu_handler_batches_total")
+        self._metrics.inc("siyu_handler_batched_receipts_total", len(jobs))
+        calls: list[tuple[int, int]] = []
+        for job in jobs:
+            if job.inline is not None and job.slot is not None:
+                job.slot.deliver(job.inline)
+                self._metrics.inc("siyu_passive_replies_total", outcome="inline")
+            calls.extend(job.calls)
+        if calls:
+            self._on_outbox(calls)
+        for job in jobs:
+            if job.ctx is not None:
+                job.ctx.committed()
+                job.finish("done")
+            else:
+                job.finish("already_done")
+
+    @staticmethod
+    def _untake(jobs: list[_Receipt]) -> None:
+        """A rolled-back run's reply never goes out: its request may still get the next run's."""
+        for job in jobs:
+            if job.inline is not None and job.slot is not None:
+                job.slot.untake()
+            job.inline, job.ctx = None, None
 
     async def _call_handlers(self, event: Event, ctx: Context) -> Reply | None:
         reply: Reply | None = None

@@ -23,6 +23,8 @@ _HELP = {
     "siyu_dedup_hits_total": "Callbacks whose receipt already existed (WeChat retries, duplicates).",
     "siyu_handler_seconds": "Time to run an event's handlers and commit, by event kind.",
     "siyu_handler_runs_total": "Handler transactions, by event kind and outcome.",
+    "siyu_handler_batches_total": "Handler transactions committed (one or more receipts each).",
+    "siyu_handler_batched_receipts_total": "Receipts run in those transactions (÷ batches = mean batch size).",
     "siyu_outbox_calls_total": "Platform calls made from the outbox, by api and outcome.",
     "siyu_receipts_failed_total": "Receipts that ended failed after their delivery was accepted, by event kind.",
     "siyu_passive_replies_total": "Official Account passive replies, by outcome (inline, late).",

@@ -23,6 +23,11 @@ class ReplySlot:
             return True
         return False
 
+    def untake(self) -> None:
+        """The run that took the slot rolled back: open again for the run that follows (if still waiting)."""
+        if self._state == "taken" and not self._future.done():
+            self._state = "open"
+
     def expire(self) -> bool:
         """Called by the transport when the budget ran out; False if a reply is already on its way."""
         if self._state == "open":
