@@ -59,6 +59,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bot.content.templates import fill
 from bot.context import Context
 from bot.db.models import Customer
+from bot.db.upsert import with_rows
 from handlers.growth.tables import CustomerTag, Touch
 from handlers.interactions.content import interactions_of
 from handlers.interactions.content.model import (
@@ -304,8 +305,7 @@ async def _insert_tickets(
     ]
     insert_: Any = pg_insert if ctx.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        insert_(LotteryTicket)
-        .values(rows)
+        with_rows(insert_(LotteryTicket), rows)
         .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "ref"])
         .returning(LotteryTicket.id, LotteryTicket.customer_id, LotteryTicket.ref)
     )
@@ -418,7 +418,7 @@ async def _settle(
     ]
     ids = {
         int(seq): int(i)
-        for i, seq in (await ctx.session.execute(insert(Draw).values(rows).returning(Draw.id, Draw.seq))).all()
+        for i, seq in (await ctx.session.execute(with_rows(insert(Draw), rows).returning(Draw.id, Draw.seq))).all()
     }
     for p in drawing:
         if p.prize is not None and p.prize.kind is PrizeKind.POINTS and p.prize.points:
