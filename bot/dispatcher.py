@@ -165,6 +165,9 @@ class Dispatcher:
         width = 1 if sqlite else max(2, settings.database.pool_size // 2)
         self._batches = BatchQueue[_Receipt](width, settings.inbox.handler_batch_max, self._run_batch)
         self._batch_seconds = settings.inbox.handler_batch_ms / 1000
+        # Recent seconds per receipt (moving average): a batch claims only as many receipts as should fit in
+        # its budget, so a cut batch rarely has claims to undo.
+        self._per_receipt = 0.002
 
     def handlers_for(self, event: Event | DomainEvent) -> list[Handler]:
         return [h for r in self._routers for h in r.handlers_for(event)]
@@ -252,6 +255,7 @@ class Dispatcher:
         many ran. Never raises for a handler's failure: the batch is then run again one receipt at a time."""
         started = time.perf_counter()
         ran: list[_Receipt] = []
+        jobs = jobs[: max(1, int(self._batch_seconds / self._per_receipt) + 1)]
         try:
             async with self._sessions() as session, session.begin():
                 claimed = await self._claim(session, [j.receipt_id for j in jobs])
@@ -278,6 +282,7 @@ class Dispatcher:
             for job in ran:
                 await self._run_alone(job)
             return len(ran)
+        self._per_receipt = 0.8 * self._per_receipt + 0.2 * max((time.perf_counter() - started) / len(ran), 1e-4)
         self._committed(ran)
         return len(ran)
 
